@@ -1,0 +1,118 @@
+import "server-only";
+import { getServerSession, type NextAuthOptions } from "next-auth";
+import CredentialsProvider from "next-auth/providers/credentials";
+import { connection } from "next/server";
+import { redirect, forbidden as forbiddenPage } from "next/navigation";
+import { headers } from "next/headers";
+import { getInstance, isSetupComplete, type Instance } from "@/lib/instance";
+import { getUser, verifyLogin, type User } from "@/lib/auth/users";
+import { unauthorized, forbidden } from "@/lib/errors";
+import { clientIp } from "./http";
+
+declare module "next-auth" {
+  interface Session {
+    user: { id: number; name: string; role: string; sv: number };
+  }
+}
+
+/**
+ * Built per request from the instance's own keys/secret.key, so no
+ * NEXTAUTH_SECRET is needed and a restore that brings other keys takes effect at once.
+ */
+export function authOptions(): NextAuthOptions {
+  // Derive URLs from the request's Host; an operator's NEXTAUTH_URL still wins.
+  process.env.AUTH_TRUST_HOST ??= "1";
+  const inst = getInstance();
+  return {
+    secret: inst.secretKey.toString("hex"),
+    session: { strategy: "jwt", maxAge: 30 * 24 * 3600 },
+    pages: { signIn: "/login", error: "/login" },
+    providers: [
+      CredentialsProvider({
+        name: "Coffer",
+        credentials: { username: { label: "Username", type: "text" }, password: { label: "Password", type: "password" } },
+        async authorize(credentials, req) {
+          const username = String(credentials?.username ?? "");
+          const password = String(credentials?.password ?? "");
+          const h = new Headers();
+          for (const [k, v] of Object.entries(req?.headers ?? {})) if (typeof v === "string") h.set(k, v);
+          const result = await verifyLogin(getInstance(), username, password, clientIp(h));
+          // next-auth hands a thrown message to the client as `error`.
+          if (!result.ok) throw new Error(result.message);
+          const u = result.user;
+          return { id: String(u.id), name: u.username, role: u.role, sv: u.session_version } as never;
+        },
+      }),
+    ],
+    callbacks: {
+      async jwt({ token, user }) {
+        if (user) {
+          const u = user as unknown as { id: string; role: string; sv: number };
+          token.uid = Number(u.id);
+          token.role = u.role;
+          token.sv = u.sv;
+        }
+        return token;
+      },
+      async session({ session, token }) {
+        session.user = { id: token.uid as number, name: token.name as string, role: token.role as string, sv: token.sv as number };
+        return session;
+      },
+    },
+    logger: {
+      error: (code, meta) => {
+        // A wrong password is not a server error; everything else is worth a line.
+        if (code !== "CREDENTIALS_SIGNIN_ERROR" && code !== "JWT_SESSION_ERROR") console.error("next-auth:", code, meta);
+      },
+      warn: () => {},
+      debug: () => {},
+    },
+  };
+}
+
+/**
+ * The signed-in user, re-read from the database on every request: a removed
+ * user, a reset password or a restore (session_version) ends old sessions.
+ */
+export async function sessionUser(inst: Instance = getInstance()): Promise<User | null> {
+  const session = await getServerSession(authOptions()).catch(() => null);
+  const id = session?.user?.id;
+  if (!id) return null;
+  const user = getUser(inst, id);
+  if (!user || user.session_version !== session.user.sv) return null;
+  return user;
+}
+
+/** For route handlers and server actions: 401 unless signed in. */
+export async function requireUser(): Promise<{ inst: Instance; user: User }> {
+  const inst = getInstance();
+  const user = await sessionUser(inst);
+  if (!user) throw unauthorized();
+  return { inst, user };
+}
+
+export async function requireAdmin(): Promise<{ inst: Instance; user: User }> {
+  const r = await requireUser();
+  if (r.user.role !== "admin") throw forbidden("Only an admin can do that.");
+  return r;
+}
+
+export async function requestIp(): Promise<string | null> {
+  return clientIp(await headers());
+}
+
+/** For pages: setup first, then sign-in; layouts call it for comfort, pages for safety. */
+export async function pageUser(): Promise<{ inst: Instance; user: User }> {
+  await connection();
+  const inst = getInstance();
+  if (!isSetupComplete(inst)) redirect("/setup");
+  const user = await sessionUser(inst);
+  if (!user) redirect("/login");
+  return { inst, user };
+}
+
+export async function pageAdmin(): Promise<{ inst: Instance; user: User }> {
+  const r = await pageUser();
+  if (r.user.role !== "admin") forbiddenPage();
+  return r;
+}

@@ -1,0 +1,77 @@
+import "server-only";
+import { ZodError } from "zod";
+import { AppError } from "@/lib/errors";
+
+/** The client address as Next saw it (Next fills X-Forwarded-For from the socket when absent). */
+export function clientIp(headers: Headers): string | null {
+  const xff = headers.get("x-forwarded-for");
+  if (xff) return xff.split(",").pop()!.trim() || null;
+  return headers.get("x-real-ip");
+}
+
+export function jsonError(status: number, code: string, message: string, fields?: Record<string, string>): Response {
+  return Response.json({ error: { code, message, ...(fields ? { fields } : {}) } }, { status });
+}
+
+export function errorResponse(err: unknown): Response {
+  if (err instanceof AppError) {
+    const res = jsonError(err.status, err.code, err.message, err.fields);
+    if (err.status === 503) res.headers.set("Retry-After", "10");
+    return res;
+  }
+  if (err instanceof ZodError) {
+    const fields: Record<string, string> = {};
+    for (const issue of err.issues) fields[issue.path.join(".") || "_"] ??= issue.message;
+    const first = err.issues[0];
+    const where = first?.path.length ? `${first.path.join(".")}: ` : "";
+    return jsonError(400, "BAD_INPUT", `${where}${first?.message ?? "The request is not valid."}`, fields);
+  }
+  console.error("Coffer: unexpected error", err);
+  return jsonError(500, "INTERNAL", "Something went wrong on the server. The details are in the server log.");
+}
+
+/**
+ * Browsers send Origin on cross-site POST/DELETE; a mismatch is a forged
+ * request. Scripts (curl) send none and are authorized by credentials alone.
+ */
+export function checkOrigin(req: Request): void {
+  const origin = req.headers.get("origin");
+  const site = req.headers.get("sec-fetch-site");
+  if (site === "cross-site") throw new AppError(403, "BAD_ORIGIN", "Cross-site requests are not allowed.");
+  if (!origin) return;
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    throw new AppError(403, "BAD_ORIGIN", "The request's Origin header is not valid.");
+  }
+  const expected = req.headers.get("x-forwarded-host") ?? req.headers.get("host");
+  if (host !== expected) throw new AppError(403, "BAD_ORIGIN", "Cross-site requests are not allowed.");
+}
+
+type Handler<C> = (req: Request, ctx: C) => Promise<Response>;
+
+/** Wraps a route handler: Origin check for unsafe methods, errors mapped to JSON, never a stack trace. */
+export function route<C = unknown>(fn: Handler<C>): Handler<C> {
+  return async (req, ctx) => {
+    try {
+      if (req.method !== "GET" && req.method !== "HEAD") checkOrigin(req);
+      return await fn(req, ctx);
+    } catch (err) {
+      return errorResponse(err);
+    }
+  };
+}
+
+/** Parse a JSON body; malformed JSON is a 400, not a 500. */
+export async function readJson(req: Request, maxBytes = 64 * 1024): Promise<unknown> {
+  const len = Number(req.headers.get("content-length") ?? "0");
+  if (len > maxBytes) throw new AppError(413, "TOO_LARGE", "The request body is too large.");
+  const text = await req.text();
+  if (text.length > maxBytes) throw new AppError(413, "TOO_LARGE", "The request body is too large.");
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new AppError(400, "BAD_JSON", "The request body must be JSON.");
+  }
+}

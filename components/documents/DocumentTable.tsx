@@ -1,0 +1,93 @@
+"use client";
+
+import { useState } from "react";
+import { useRouter } from "next/navigation";
+import { Alert, Button } from "@/components/ui";
+import { formatBytes } from "@/lib/format";
+
+export interface DocumentItem {
+  id: number;
+  name: string;
+  size: number;
+  contentType: string;
+  createdAt: string;
+  owner: string;
+}
+
+export function DocumentTable({ documents, showOwner }: { documents: DocumentItem[]; showOwner: boolean }) {
+  const router = useRouter();
+  const [deleting, setDeleting] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  async function remove(doc: DocumentItem) {
+    if (!window.confirm(`Delete “${doc.name}”? This cannot be undone (except by restoring a backup).`)) return;
+    setDeleting(doc.id);
+    setError(null);
+    const res = await fetch(`/api/documents/${doc.id}`, { method: "DELETE" });
+    setDeleting(null);
+    if (!res.ok) {
+      const data = await res.json().catch(() => null);
+      setError(data?.error?.message ?? `Delete failed (HTTP ${res.status}).`);
+    }
+    router.refresh();
+  }
+
+  if (documents.length === 0) {
+    return <p className="py-10 text-center text-sm text-zinc-600 dark:text-zinc-400">No documents yet. Upload one above.</p>;
+  }
+  return (
+    <>
+      {error && <Alert>{error}</Alert>}
+      <div className="overflow-x-auto rounded-lg border border-zinc-200 bg-white dark:border-zinc-800 dark:bg-zinc-900">
+        <table className="w-full text-left text-sm">
+          <thead className="border-b border-zinc-200 text-xs uppercase text-zinc-500 dark:border-zinc-800 dark:text-zinc-400">
+            <tr>
+              <th className="px-4 py-2 font-medium">Name</th>
+              <th className="px-4 py-2 font-medium">Size</th>
+              <th className="hidden px-4 py-2 font-medium md:table-cell">Type</th>
+              <th className="hidden px-4 py-2 font-medium sm:table-cell">Added</th>
+              {showOwner && <th className="hidden px-4 py-2 font-medium sm:table-cell">Owner</th>}
+              <th className="px-4 py-2">
+                <span className="sr-only">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody className="divide-y divide-zinc-100 dark:divide-zinc-800">
+            {documents.map((d) => (
+              <tr key={d.id}>
+                <td className="max-w-[12rem] truncate px-4 py-2 font-medium sm:max-w-xs" title={d.name}>
+                  {d.name}
+                </td>
+                <td className="whitespace-nowrap px-4 py-2 tabular-nums">{formatBytes(d.size)}</td>
+                <td className="hidden max-w-[10rem] truncate px-4 py-2 text-zinc-600 md:table-cell dark:text-zinc-400">{d.contentType.split(";")[0]}</td>
+                <td className="hidden whitespace-nowrap px-4 py-2 text-zinc-600 sm:table-cell dark:text-zinc-400">
+                  <time dateTime={d.createdAt}>{d.createdAt.slice(0, 10)}</time>
+                </td>
+                {showOwner && <td className="hidden px-4 py-2 sm:table-cell">{d.owner}</td>}
+                <td className="whitespace-nowrap px-4 py-2 text-right">
+                  <a
+                    href={`/api/documents/${d.id}`}
+                    download={d.name}
+                    className="mr-1 inline-block rounded-md px-2 py-1 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
+                    aria-label={`Download ${d.name}`}
+                  >
+                    Download
+                  </a>
+                  <Button
+                    variant="ghost"
+                    className="text-red-700 dark:text-red-400"
+                    busy={deleting === d.id}
+                    onClick={() => remove(d)}
+                    aria-label={`Delete ${d.name}`}
+                  >
+                    Delete
+                  </Button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+    </>
+  );
+}

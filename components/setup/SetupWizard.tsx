@@ -1,0 +1,187 @@
+"use client";
+
+import { useState, type FormEvent } from "react";
+import { useRouter } from "next/navigation";
+import { signIn } from "next-auth/react";
+import { Alert, Button, Card, Field, Input } from "@/components/ui";
+
+type Step = "code" | "choose" | "new" | "restore";
+type Errors = Record<string, string>;
+
+async function postJson(url: string, body: unknown): Promise<{ ok: boolean; data: any }> {
+  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  let data: any = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = { error: { message: `The server answered ${res.status}.` } };
+  }
+  return { ok: res.ok, data };
+}
+
+export function SetupWizard() {
+  const router = useRouter();
+  const [step, setStep] = useState<Step>("code");
+  const [token, setToken] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [fields, setFields] = useState<Errors>({});
+
+  async function submitCode(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setFields({});
+    const { ok, data } = await postJson("/api/setup/verify", { token });
+    setBusy(false);
+    if (ok) setStep("choose");
+    else setFields({ token: data?.error?.message ?? "That setup code is not right." });
+  }
+
+  async function submitNew(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    const input = {
+      token,
+      instance_name: String(form.get("instance_name") ?? ""),
+      username: String(form.get("username") ?? ""),
+      password: String(form.get("password") ?? ""),
+    };
+    const errs: Errors = {};
+    if (input.password !== String(form.get("password2") ?? "")) errs.password2 = "The two passwords are not the same.";
+    if (input.password.length < 10) errs.password = "Use at least 10 characters.";
+    if (Object.keys(errs).length) {
+      setFields(errs);
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    setFields({});
+    const { ok, data } = await postJson("/api/setup", input);
+    if (!ok) {
+      setBusy(false);
+      setFields(data?.error?.fields ?? {});
+      setError(data?.error?.fields ? null : (data?.error?.message ?? "Setup failed."));
+      return;
+    }
+    const res = await signIn("credentials", { redirect: false, username: input.username, password: input.password });
+    if (res?.error) {
+      router.push("/login");
+      return;
+    }
+    router.push("/documents");
+    router.refresh();
+  }
+
+  if (step === "code") {
+    return (
+      <Card>
+        <form onSubmit={submitCode} className="space-y-4" noValidate>
+          <p className="text-sm text-zinc-600 dark:text-zinc-400">
+            Step 1 of 2. Only the person who started the server should set it up, so Coffer asks for the one-time setup
+            code it printed in the server log.
+          </p>
+          <Field
+            label="Setup code"
+            htmlFor="token"
+            error={fields.token}
+            hint={
+              <>
+                Look for the line <q>Coffer is not set up yet</q> in the server log, or read it from{" "}
+                <code>data/setup-token</code>.
+              </>
+            }
+          >
+            <Input
+              id="token"
+              name="token"
+              autoComplete="off"
+              autoFocus
+              placeholder="XXXX-XXXX-XXXX"
+              value={token}
+              onChange={(e) => setToken(e.target.value)}
+              invalid={!!fields.token}
+              aria-describedby={fields.token ? "token-error" : undefined}
+              className="font-mono tracking-wider"
+            />
+          </Field>
+          <Button type="submit" busy={busy} busyLabel="Checking…" className="w-full">
+            Continue
+          </Button>
+        </form>
+      </Card>
+    );
+  }
+
+  if (step === "choose") {
+    return (
+      <div className="space-y-3">
+        <p className="text-sm text-zinc-600 dark:text-zinc-400">Step 2 of 2. How do you want to start?</p>
+        <button
+          type="button"
+          onClick={() => setStep("new")}
+          className="block w-full rounded-lg border border-zinc-200 bg-white p-5 text-left shadow-sm hover:border-emerald-600 focus-visible:outline-2 focus-visible:outline-emerald-600 dark:border-zinc-800 dark:bg-zinc-900"
+        >
+          <span className="block font-semibold">New setup</span>
+          <span className="mt-1 block text-sm text-zinc-600 dark:text-zinc-400">
+            Start with an empty vault and create the first admin account.
+          </span>
+        </button>
+        <button
+          type="button"
+          onClick={() => setStep("restore")}
+          className="block w-full rounded-lg border border-zinc-200 bg-white p-5 text-left shadow-sm hover:border-emerald-600 focus-visible:outline-2 focus-visible:outline-emerald-600 dark:border-zinc-800 dark:bg-zinc-900"
+        >
+          <span className="block font-semibold">Restore from backup</span>
+          <span className="mt-1 block text-sm text-zinc-600 dark:text-zinc-400">
+            Moving to a new server? Upload a Coffer backup (.tar.gz) to bring back its documents, accounts and settings.
+          </span>
+        </button>
+      </div>
+    );
+  }
+
+  if (step === "restore") {
+    return (
+      <Card className="space-y-4">
+        <h2 className="font-semibold">Restore from backup</h2>
+        <Alert tone="info">
+          Restoring from a backup is not available in this version of Coffer yet. Choose New setup, or update Coffer and
+          come back to this page.
+        </Alert>
+        <Button variant="secondary" onClick={() => setStep("choose")}>
+          Back
+        </Button>
+      </Card>
+    );
+  }
+
+  return (
+    <Card>
+      <form onSubmit={submitNew} className="space-y-4" noValidate>
+        <h2 className="font-semibold">New setup</h2>
+        {error && <Alert>{error}</Alert>}
+        <Field label="Instance name" htmlFor="instance_name" error={fields.instance_name} hint="Shown in the header, e.g. “Family documents”.">
+          <Input id="instance_name" name="instance_name" required defaultValue="Coffer" invalid={!!fields.instance_name} />
+        </Field>
+        <Field label="Admin username" htmlFor="username" error={fields.username} hint="Letters, digits and . _ @ -">
+          <Input id="username" name="username" required autoComplete="username" invalid={!!fields.username} />
+        </Field>
+        <Field label="Password" htmlFor="password" error={fields.password} hint="At least 10 characters.">
+          <Input id="password" name="password" type="password" required autoComplete="new-password" invalid={!!fields.password} />
+        </Field>
+        <Field label="Password again" htmlFor="password2" error={fields.password2}>
+          <Input id="password2" name="password2" type="password" required autoComplete="new-password" invalid={!!fields.password2} />
+        </Field>
+        <div className="flex gap-2">
+          <Button type="button" variant="secondary" onClick={() => setStep("choose")} disabled={busy}>
+            Back
+          </Button>
+          <Button type="submit" busy={busy} busyLabel="Creating…" className="flex-1">
+            Create admin and finish
+          </Button>
+        </div>
+      </form>
+    </Card>
+  );
+}

@@ -1,0 +1,106 @@
+import fs from "node:fs";
+import crypto from "node:crypto";
+import { z } from "zod";
+import { isSetupComplete, type Instance } from "../instance";
+import { setMeta } from "../db/connection";
+import { writeFileAtomic } from "../util/fsatomic";
+import { AppError } from "../errors";
+import { audit } from "../audit/log";
+import { hashPassword } from "./password";
+import { usernameSchema, passwordSchema, getUser, type User } from "./users";
+import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit";
+
+// No 0/O, 1/I/L, U: a code read aloud or off a log is typed right the first time.
+const ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789";
+
+export function generateSetupCode(): string {
+  const bytes = crypto.randomBytes(12);
+  const chars = Array.from(bytes, (b) => ALPHABET[b % ALPHABET.length]).join("");
+  return `${chars.slice(0, 4)}-${chars.slice(4, 8)}-${chars.slice(8, 12)}`;
+}
+
+function normalizeCode(code: string): string {
+  return code.toUpperCase().replace(/[^A-Z0-9]/g, "");
+}
+
+/**
+ * The pending setup code: COFFER_SETUP_TOKEN if set, else the stored one,
+ * else a new one. Null once setup is complete (and the file is removed).
+ */
+export function ensureSetupCode(inst: Instance, env: NodeJS.ProcessEnv = process.env): string | null {
+  if (isSetupComplete(inst)) {
+    fs.rmSync(inst.paths.setupToken, { force: true });
+    return null;
+  }
+  const preset = env.COFFER_SETUP_TOKEN?.trim();
+  if (preset) {
+    if (!fs.existsSync(inst.paths.setupToken) || fs.readFileSync(inst.paths.setupToken, "utf8").trim() !== preset) {
+      writeFileAtomic(inst.paths.setupToken, preset + "\n", 0o600);
+    }
+    return preset;
+  }
+  if (fs.existsSync(inst.paths.setupToken)) {
+    const stored = fs.readFileSync(inst.paths.setupToken, "utf8").trim();
+    if (stored) return stored;
+  }
+  const code = generateSetupCode();
+  writeFileAtomic(inst.paths.setupToken, code + "\n", 0o600);
+  return code;
+}
+
+export const SETUP_CODE_LIMIT: Limit = { max: 10, windowMs: 10 * 60 * 1000 };
+
+/**
+ * Throws unless `candidate` is the pending setup code. 403 once setup is
+ * complete; 429 after too many wrong codes from one address.
+ */
+export function requireSetupCode(inst: Instance, candidate: string | null | undefined, ip: string | null): void {
+  if (isSetupComplete(inst)) throw new AppError(403, "SETUP_COMPLETE", "Setup is already complete. Sign in instead.");
+  const key = `setup:${ip ?? "?"}`;
+  const wait = retryAfter(key, SETUP_CODE_LIMIT);
+  if (wait > 0) throw new AppError(429, "RATE_LIMITED", `Too many wrong setup codes. Try again in ${minutesText(wait)}.`);
+  let stored = "";
+  try {
+    stored = fs.readFileSync(inst.paths.setupToken, "utf8").trim();
+  } catch {
+    /* no code on disk: nothing can match */
+  }
+  const a = crypto.createHash("sha256").update(normalizeCode(candidate ?? "")).digest();
+  const b = crypto.createHash("sha256").update(normalizeCode(stored)).digest();
+  if (!stored || !candidate || !crypto.timingSafeEqual(a, b)) {
+    recordAttempt(key, SETUP_CODE_LIMIT);
+    throw new AppError(401, "BAD_SETUP_CODE", "That setup code is not right. It is in the server log and in data/setup-token.", {
+      token: "That setup code is not right.",
+    });
+  }
+}
+
+export const newSetupSchema = z.object({
+  token: z.string().min(1, "Enter the setup code."),
+  instance_name: z.string().trim().min(1, "Give this instance a name.").max(80, "Use at most 80 characters."),
+  username: usernameSchema,
+  password: passwordSchema,
+});
+export type NewSetupInput = z.infer<typeof newSetupSchema>;
+
+/** New setup: the first admin, the instance name, and the setup code retired, all at once. */
+export async function completeNewSetup(inst: Instance, input: NewSetupInput, ip: string | null): Promise<User> {
+  requireSetupCode(inst, input.token, ip);
+  const hash = await hashPassword(input.password);
+  const user = inst.db.transaction(() => {
+    // Checked again inside the transaction: two wizards racing must not both win.
+    if (isSetupComplete(inst)) throw new AppError(403, "SETUP_COMPLETE", "Setup is already complete. Sign in instead.");
+    const now = new Date().toISOString();
+    const info = inst.db
+      .prepare("INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, 'admin', ?)")
+      .run(input.username, hash, now);
+    setMeta(inst.db, "instance_name", input.instance_name);
+    setMeta(inst.db, "setup_completed_at", now);
+    const actor = { id: Number(info.lastInsertRowid), name: input.username, ip };
+    audit(inst.db, actor, "setup.complete", input.instance_name, { mode: "new" });
+    audit(inst.db, actor, "user.create", input.username, { role: "admin" });
+    return getUser(inst, Number(info.lastInsertRowid))!;
+  })();
+  fs.rmSync(inst.paths.setupToken, { force: true });
+  return user;
+}

@@ -1,0 +1,47 @@
+/**
+ * Numbered schema migrations. user_version holds the number of the last one
+ * applied; a database newer than this list is opened as-is (restore keeps
+ * tables it does not know) and reported by schemaStatus().
+ */
+export const MIGRATIONS: readonly string[] = [
+  // 1: foundation
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  CREATE TABLE users (
+    id              INTEGER PRIMARY KEY,
+    username        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    password_hash   TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+    session_version INTEGER NOT NULL DEFAULT 1,
+    used_bytes      INTEGER NOT NULL DEFAULT 0,
+    created_at      TEXT NOT NULL
+  );
+  CREATE TABLE documents (
+    id           INTEGER PRIMARY KEY,
+    owner_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+    name         TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    sha256       TEXT NOT NULL,
+    created_at   TEXT NOT NULL
+  );
+  CREATE INDEX documents_owner ON documents(owner_id);
+  CREATE INDEX documents_sha256 ON documents(sha256);
+  CREATE TABLE audit_log (
+    id       INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,
+    actor_id INTEGER,
+    actor    TEXT,
+    action   TEXT NOT NULL,
+    target   TEXT,
+    ip       TEXT,
+    detail   TEXT
+  );
+  CREATE INDEX audit_log_at ON audit_log(at);
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,115 @@
+import fs from "node:fs";
+import crypto from "node:crypto";
+import { dataPaths, resolveDataDir, type DataPaths } from "./paths";
+import { openDatabase, migrate, getMeta, type DB } from "./db/connection";
+import { readSettingsFile, writeSettingsFile, defaultSettings, SettingsError } from "./settings/store";
+import { writeFileAtomic } from "./util/fsatomic";
+
+export interface Instance {
+  paths: DataPaths;
+  db: DB;
+  secretKey: Buffer;
+  configKey: Buffer;
+}
+
+/** A start-up problem a person can fix; printed as one line, no stack trace. */
+export class InstanceError extends Error {}
+
+export const KEY_BYTES = 32;
+
+function ensureDir(dir: string, mode = 0o755): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw new InstanceError(`cannot create directory ${dir}: ${e.code === "EACCES" ? "permission denied" : e.message}`);
+  }
+}
+
+function ensureKey(file: string): Buffer {
+  if (fs.existsSync(file)) {
+    const key = fs.readFileSync(file);
+    if (key.length !== KEY_BYTES) throw new InstanceError(`key file ${file} is ${key.length} bytes, expected ${KEY_BYTES}`);
+    return key;
+  }
+  const key = crypto.randomBytes(KEY_BYTES);
+  writeFileAtomic(file, key, 0o600);
+  return key;
+}
+
+/**
+ * Open (creating on first use) the instance in `root`: directories, keys,
+ * settings, database migrated forward. Changes nothing else on an existing
+ * instance. Throws InstanceError/SettingsError with a sentence for the operator.
+ */
+export function openInstance(root: string): Instance {
+  const paths = dataPaths(root);
+  ensureDir(paths.root);
+  try {
+    fs.accessSync(paths.root, fs.constants.W_OK);
+  } catch {
+    throw new InstanceError(`data directory ${paths.root} is not writable by this user`);
+  }
+  ensureDir(paths.keysDir, 0o700);
+  for (const d of [paths.vault, paths.backups, paths.staging, paths.tmp]) ensureDir(d);
+
+  const secretKey = ensureKey(paths.secretKey);
+  const configKey = ensureKey(paths.configKey);
+
+  if (!fs.existsSync(paths.settings)) writeSettingsFile(paths.settings, defaultSettings());
+  else readSettingsFile(paths.settings); // throws SettingsError naming the file and the field
+
+  let db: DB;
+  try {
+    db = openDatabase(paths.db);
+    migrate(db);
+  } catch (err) {
+    throw new InstanceError(`cannot open database ${paths.db}: ${(err as Error).message}`);
+  }
+  return { paths, db, secretKey, configKey };
+}
+
+export function closeInstance(inst: Instance): void {
+  if (inst.db.open) inst.db.close();
+}
+
+export function isSetupComplete(inst: Instance): boolean {
+  return getMeta(inst.db, "setup_completed_at") !== null;
+}
+
+export function instanceName(inst: Instance): string {
+  return getMeta(inst.db, "instance_name") ?? "Coffer";
+}
+
+/** Remove temp files of jobs that died with the previous process. */
+export function sweepTemp(inst: Instance): number {
+  let n = 0;
+  for (const name of fs.readdirSync(inst.paths.tmp)) {
+    fs.rmSync(`${inst.paths.tmp}/${name}`, { recursive: true, force: true });
+    n++;
+  }
+  return n;
+}
+
+// ---- process-wide state, shared by instrumentation.ts and route modules ----
+
+export interface ProcessState {
+  instance?: Instance;
+  startedAt?: string;
+}
+
+const stateKey = Symbol.for("coffer.process");
+
+export function processState(): ProcessState {
+  const g = globalThis as unknown as Record<symbol, ProcessState>;
+  return (g[stateKey] ??= {});
+}
+
+/** The instance this process serves (COFFER_DATA_DIR), opened on first use. */
+export function getInstance(): Instance {
+  const s = processState();
+  if (!s.instance || !s.instance.db.open) s.instance = openInstance(resolveDataDir());
+  return s.instance;
+}
+
+export { SettingsError };

@@ -1,0 +1,105 @@
+import fs from "node:fs";
+import YAML from "yaml";
+import { z } from "zod";
+import { settingsSchema, type Settings } from "./schema";
+import { writeFileAtomic } from "../util/fsatomic";
+
+export class SettingsError extends Error {
+  constructor(
+    readonly file: string,
+    detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+  }
+}
+
+const HEADER =
+  "# Coffer settings. Edit by hand or in Settings; changes are picked up without a restart.\n" +
+  "# Secrets are stored as enc:v1:… (encrypted with keys/config.key), never in clear.\n";
+
+export function defaultSettings(): Settings {
+  return settingsSchema.parse({});
+}
+
+/** Parse settings text; errors name the file, the line where YAML knows it, and the field. */
+export function parseSettings(file: string, text: string): Settings {
+  let raw: unknown;
+  try {
+    const doc = YAML.parseDocument(text, { prettyErrors: true });
+    if (doc.errors.length > 0) {
+      const e = doc.errors[0];
+      const where = e.linePos ? ` (line ${e.linePos[0].line})` : "";
+      throw new SettingsError(file, `not valid YAML${where}: ${e.message.split("\n")[0]}`);
+    }
+    raw = doc.toJS() ?? {};
+  } catch (err) {
+    if (err instanceof SettingsError) throw err;
+    throw new SettingsError(file, `not valid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const result = settingsSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const at = issue.path.length ? issue.path.join(".") : "(top level)";
+    throw new SettingsError(file, `${at}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+export function readSettingsFile(file: string): Settings {
+  return parseSettings(file, fs.readFileSync(file, "utf8"));
+}
+
+export function writeSettingsFile(file: string, settings: Settings): void {
+  const checked = settingsSchema.parse(settings);
+  writeFileAtomic(file, HEADER + YAML.stringify(checked), 0o600);
+}
+
+interface Cached {
+  mtimeMs: number;
+  size: number;
+  settings: Settings;
+  error: string | null;
+}
+
+const cacheKey = Symbol.for("coffer.settingsCache");
+type CacheMap = Map<string, Cached>;
+function cache(): CacheMap {
+  const g = globalThis as unknown as Record<symbol, CacheMap>;
+  return (g[cacheKey] ??= new Map());
+}
+
+/**
+ * The settings in force. Re-reads the file when it changed on disk, so hand
+ * edits take effect without a restart; a broken edit keeps the last good
+ * settings and reports the error (settingsProblem).
+ */
+export function currentSettings(file: string): Settings {
+  const c = cache();
+  const st = fs.statSync(file);
+  const hit = c.get(file);
+  if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.settings;
+  try {
+    const settings = readSettingsFile(file);
+    c.set(file, { mtimeMs: st.mtimeMs, size: st.size, settings, error: null });
+    return settings;
+  } catch (err) {
+    if (!hit) throw err;
+    const error = (err as Error).message;
+    if (hit.error !== error) console.error(`Coffer: settings not reloaded, keeping the previous ones: ${error}`);
+    c.set(file, { ...hit, mtimeMs: st.mtimeMs, size: st.size, error });
+    return hit.settings;
+  }
+}
+
+/** The error of the last reload attempt, if the file on disk is broken. */
+export function settingsProblem(file: string): string | null {
+  currentSettings(file);
+  return cache().get(file)?.error ?? null;
+}
+
+export function saveSettings(file: string, settings: Settings): void {
+  writeSettingsFile(file, settings);
+  cache().delete(file);
+}
+
+export type { Settings };

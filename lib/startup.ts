@@ -1,0 +1,36 @@
+import { openInstance, processState, sweepTemp, InstanceError } from "./instance";
+import { SettingsError } from "./settings/store";
+import { ensureSetupCode } from "./auth/setup";
+import { resolveDataDir } from "./paths";
+
+export function publicUrl(env: NodeJS.ProcessEnv = process.env): string {
+  const host = env.HOST && env.HOST !== "0.0.0.0" && env.HOST !== "::" ? env.HOST : "localhost";
+  return `http://${host}:${env.PORT || "3000"}`;
+}
+
+/**
+ * Runs once when the server starts (instrumentation.ts): open or create the
+ * instance, sweep leftovers, and tell the operator what to do next in one line.
+ * A problem the operator must fix ends the process with one line, no stack.
+ */
+export function startCoffer(env: NodeJS.ProcessEnv = process.env): void {
+  const dir = resolveDataDir(env);
+  try {
+    const inst = openInstance(dir);
+    processState().instance = inst;
+    processState().startedAt = new Date().toISOString();
+    sweepTemp(inst);
+    const code = ensureSetupCode(inst, env);
+    if (code) {
+      console.log(`Coffer is not set up yet. Open ${publicUrl(env)}/setup and enter the setup code ${code}`);
+    } else {
+      console.log(`Coffer is running at ${publicUrl(env)} with its data in ${dir}`);
+    }
+  } catch (err) {
+    if (err instanceof InstanceError || err instanceof SettingsError) {
+      console.error(`Coffer cannot start: ${err.message}`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,118 @@
+import fs from "node:fs";
+import path from "node:path";
+import type { Readable } from "node:stream";
+import type { Instance } from "../instance";
+import { AppError, forbidden, notFound } from "../errors";
+import { audit, type Actor } from "../audit/log";
+import type { User } from "../auth/users";
+import { stageBlob, commitBlobSync, discardStagedBlob, blobPath } from "./blobs";
+
+export interface DocumentRow {
+  id: number;
+  owner_id: number;
+  owner: string;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  created_at: string;
+}
+
+const TYPES: Record<string, string> = {
+  ".pdf": "application/pdf",
+  ".txt": "text/plain; charset=utf-8",
+  ".md": "text/markdown; charset=utf-8",
+  ".csv": "text/csv; charset=utf-8",
+  ".json": "application/json",
+  ".png": "image/png",
+  ".jpg": "image/jpeg",
+  ".jpeg": "image/jpeg",
+  ".gif": "image/gif",
+  ".webp": "image/webp",
+  ".svg": "image/svg+xml",
+  ".zip": "application/zip",
+  ".gz": "application/gzip",
+  ".doc": "application/msword",
+  ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+  ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+  ".odt": "application/vnd.oasis.opendocument.text",
+  ".mp3": "audio/mpeg",
+  ".mp4": "video/mp4",
+};
+
+/** A file name safe to store and echo back: no directories, no control characters. */
+export function cleanDocumentName(raw: string | null | undefined): string {
+  const base = (raw ?? "").replace(/\\/g, "/").split("/").pop() ?? "";
+  // eslint-disable-next-line no-control-regex
+  const name = base.replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 255);
+  if (!name || name === "." || name === "..") {
+    throw new AppError(400, "BAD_NAME", "Give the file a name (the ?name= query parameter).", { name: "A file name is required." });
+  }
+  return name;
+}
+
+export function contentTypeFor(name: string, declared: string | null | undefined): string {
+  const d = (declared ?? "").split(";")[0].trim().toLowerCase();
+  if (d && d !== "application/octet-stream" && /^[a-z0-9.+-]+\/[a-z0-9.+-]+$/.test(d)) return declared!.trim().slice(0, 128);
+  return TYPES[path.extname(name).toLowerCase()] ?? "application/octet-stream";
+}
+
+const SELECT = `SELECT d.*, u.username AS owner FROM documents d JOIN users u ON u.id = d.owner_id`;
+
+export function listDocuments(inst: Instance, viewer: User): DocumentRow[] {
+  if (viewer.role === "admin") return inst.db.prepare(`${SELECT} ORDER BY d.id DESC`).all() as DocumentRow[];
+  return inst.db.prepare(`${SELECT} WHERE d.owner_id = ? ORDER BY d.id DESC`).all(viewer.id) as DocumentRow[];
+}
+
+/** The document if `viewer` may see it; 404 (not 403) for others' documents so ids leak nothing. */
+export function getDocumentFor(inst: Instance, viewer: User, id: number): DocumentRow {
+  const doc = inst.db.prepare(`${SELECT} WHERE d.id = ?`).get(id) as DocumentRow | undefined;
+  if (!doc || (viewer.role !== "admin" && doc.owner_id !== viewer.id)) throw notFound("That document");
+  return doc;
+}
+
+export function openDocumentStream(inst: Instance, doc: DocumentRow): fs.ReadStream {
+  return fs.createReadStream(blobPath(inst.paths, doc.sha256));
+}
+
+export async function createDocument(
+  inst: Instance,
+  owner: User,
+  ip: string | null,
+  input: { name: string; contentType?: string | null; body: Readable; maxBytes: number },
+): Promise<DocumentRow> {
+  const name = cleanDocumentName(input.name);
+  const staged = await stageBlob(inst.paths, input.body, input.maxBytes);
+  try {
+    commitBlobSync(inst.paths, staged);
+    const id = inst.db.transaction(() => {
+      const info = inst.db
+        .prepare("INSERT INTO documents (owner_id, name, content_type, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        .run(owner.id, name, contentTypeFor(name, input.contentType), staged.size, staged.sha256, new Date().toISOString());
+      inst.db.prepare("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?").run(staged.size, owner.id);
+      audit(inst.db, { id: owner.id, name: owner.username, ip }, "document.upload", name, {
+        id: Number(info.lastInsertRowid),
+        size: staged.size,
+        sha256: staged.sha256,
+      });
+      return Number(info.lastInsertRowid);
+    })();
+    return getDocumentFor(inst, owner, id);
+  } catch (err) {
+    discardStagedBlob(staged);
+    throw err;
+  }
+}
+
+/** Deletes a document; its blob goes when no other document references it. */
+export function deleteDocument(inst: Instance, viewer: User, ip: string | null, id: number): void {
+  const doc = getDocumentFor(inst, viewer, id);
+  if (viewer.role !== "admin" && doc.owner_id !== viewer.id) throw forbidden();
+  const orphan = inst.db.transaction(() => {
+    inst.db.prepare("DELETE FROM documents WHERE id = ?").run(id);
+    inst.db.prepare("UPDATE users SET used_bytes = max(0, used_bytes - ?) WHERE id = ?").run(doc.size, doc.owner_id);
+    audit(inst.db, { id: viewer.id, name: viewer.username, ip } as Actor, "document.delete", doc.name, { id, owner: doc.owner });
+    return !inst.db.prepare("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1").get(doc.sha256);
+  })();
+  if (orphan) fs.rmSync(blobPath(inst.paths, doc.sha256), { force: true });
+}
