@@ -1,5 +1,8 @@
 import path from "node:path";
 
+/** Environment variables as lib/ reads them (process.env, or a test's own). */
+export type Env = Record<string, string | undefined>;
+
 /** Where every piece of instance state lives (DESIGN section 1). */
 export interface DataPaths {
   root: string;
@@ -15,7 +18,7 @@ export interface DataPaths {
   tmp: string;
 }
 
-export function resolveDataDir(env: NodeJS.ProcessEnv = process.env): string {
+export function resolveDataDir(env: Env = process.env): string {
   return path.resolve(/*turbopackIgnore: true*/ env.COFFER_DATA_DIR || "./data");
 }
 

@@ -1,9 +1,9 @@
 import { openInstance, processState, sweepTemp, InstanceError } from "./instance";
 import { SettingsError } from "./settings/store";
 import { ensureSetupCode } from "./auth/setup";
-import { resolveDataDir } from "./paths";
+import { resolveDataDir, type Env } from "./paths";
 
-export function publicUrl(env: NodeJS.ProcessEnv = process.env): string {
+export function publicUrl(env: Env = process.env): string {
   const host = env.HOST && env.HOST !== "0.0.0.0" && env.HOST !== "::" ? env.HOST : "localhost";
   return `http://${host}:${env.PORT || "3000"}`;
 }
@@ -13,7 +13,7 @@ export function publicUrl(env: NodeJS.ProcessEnv = process.env): string {
  * instance, sweep leftovers, and tell the operator what to do next in one line.
  * A problem the operator must fix ends the process with one line, no stack.
  */
-export function startCoffer(env: NodeJS.ProcessEnv = process.env): void {
+export function startCoffer(env: Env = process.env): void {
   const dir = resolveDataDir(env);
   try {
     const inst = openInstance(dir);

@@ -5,7 +5,20 @@ import type { Instance } from "@/lib/instance";
 import type { User } from "@/lib/auth/users";
 import { requireAdmin, requestIp } from "./auth";
 
-export type ActionState = { ok?: boolean; message?: string; error?: string; fields?: Record<string, string> };
+export type ActionState = {
+  ok?: boolean;
+  message?: string;
+  error?: string;
+  fields?: Record<string, string>;
+  /** What was submitted (never passwords), so a form that failed keeps its input. */
+  values?: Record<string, string>;
+};
+
+function echoValues(formData: FormData): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const [k, v] of formData) if (typeof v === "string" && !/password|secret|token|\$/i.test(k)) values[k] = v;
+  return values;
+}
 
 export interface ActionContext {
   inst: Instance;
@@ -29,17 +42,18 @@ export function adminAction<S extends z.ZodType>(
     } catch (err) {
       return { error: err instanceof AppError ? err.message : "Sign in again." };
     }
+    const values = echoValues(formData);
     const parsed = schema.safeParse(Object.fromEntries(formData));
     if (!parsed.success) {
       const fields: Record<string, string> = {};
       for (const issue of parsed.error.issues) fields[issue.path.join(".")] ??= issue.message;
-      return { error: "Check the highlighted fields.", fields };
+      return { error: "Check the highlighted fields.", fields, values };
     }
     try {
       return (await fn(parsed.data, ctx)) ?? { ok: true };
     } catch (err) {
-      if (err instanceof AppError) return { error: err.message, fields: err.fields };
-      if (err instanceof z.ZodError) return { error: err.issues[0]?.message ?? "Invalid input." };
+      if (err instanceof AppError) return { error: err.message, fields: err.fields, values };
+      if (err instanceof z.ZodError) return { error: err.issues[0]?.message ?? "Invalid input.", values };
       console.error("Coffer: server action failed", err);
       return { error: "Something went wrong on the server. The details are in the server log." };
     }

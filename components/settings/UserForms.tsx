@@ -14,13 +14,13 @@ export function AddMemberForm() {
       {state.ok && state.message && <Alert tone="success">{state.message}</Alert>}
       <div className="grid gap-4 sm:grid-cols-3">
         <Field label="Username" htmlFor="new-username" error={state.fields?.username}>
-          <Input id="new-username" name="username" required autoComplete="off" invalid={!!state.fields?.username} />
+          <Input id="new-username" name="username" required autoComplete="off" defaultValue={state.values?.username} invalid={!!state.fields?.username} />
         </Field>
         <Field label="Password" htmlFor="new-password" error={state.fields?.password} hint="At least 10 characters.">
           <Input id="new-password" name="password" type="password" required autoComplete="new-password" invalid={!!state.fields?.password} />
         </Field>
         <Field label="Role" htmlFor="new-role">
-          <Select id="new-role" name="role" defaultValue="member">
+          <Select id="new-role" name="role" defaultValue={state.values?.role ?? "member"}>
             <option value="member">Member</option>
             <option value="admin">Admin</option>
           </Select>

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { isSetupComplete, type Instance } from "../instance";
 import { setMeta } from "../db/connection";
 import { writeFileAtomic } from "../util/fsatomic";
+import type { Env } from "../paths";
 import { AppError } from "../errors";
 import { audit } from "../audit/log";
 import { hashPassword } from "./password";
@@ -27,7 +28,7 @@ function normalizeCode(code: string): string {
  * The pending setup code: COFFER_SETUP_TOKEN if set, else the stored one,
  * else a new one. Null once setup is complete (and the file is removed).
  */
-export function ensureSetupCode(inst: Instance, env: NodeJS.ProcessEnv = process.env): string | null {
+export function ensureSetupCode(inst: Instance, env: Env = process.env): string | null {
   if (isSetupComplete(inst)) {
     fs.rmSync(inst.paths.setupToken, { force: true });
     return null;

@@ -4,9 +4,9 @@ import path from "node:path";
 export default defineConfig({
   resolve: {
     alias: {
-      "@": path.resolve(__dirname),
+      "@": path.resolve(import.meta.dirname),
       // lib/ is marked server-only for Next; under Vitest it is plain Node.
-      "server-only": path.resolve(__dirname, "test/support/empty.ts"),
+      "server-only": path.resolve(import.meta.dirname, "test/support/empty.ts"),
     },
   },
   test: {

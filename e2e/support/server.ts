@@ -1,0 +1,118 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import net from "node:net";
+
+export const SETUP_CODE = "TEST-CODE-2026";
+
+export interface Server {
+  url: string;
+  port: number;
+  dataDir: string;
+  proc: ChildProcess;
+  logs: () => string;
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+export function tempDataDir(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), "coffer-e2e-")), "data");
+}
+
+/**
+ * The production build (`next build` ran before the tests) on a port of its
+ * own, with its own data dir. Resolves once /api/health answers.
+ */
+export async function startServer(opts: { dataDir?: string; env?: Record<string, string>; waitForHealth?: boolean } = {}): Promise<Server> {
+  const port = await freePort();
+  const dataDir = opts.dataDir ?? tempDataDir();
+  let out = "";
+  const proc = spawn(process.execPath, [require.resolve("next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], {
+    cwd: path.resolve(__dirname, "../.."),
+    env: {
+      ...process.env,
+      NODE_ENV: "production",
+      NEXT_TELEMETRY_DISABLED: "1",
+      COFFER_DATA_DIR: dataDir,
+      COFFER_SETUP_TOKEN: SETUP_CODE,
+      PORT: String(port),
+      ...opts.env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const server: Server = {
+    url,
+    port,
+    dataDir,
+    proc,
+    logs: () => out,
+    stop: async (signal = "SIGTERM") => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      await exited;
+    },
+  };
+  if (opts.waitForHealth === false) return server;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`server exited (${proc.exitCode}):\n${out}`);
+    try {
+      const res = await fetch(`${url}/api/health`);
+      if (res.ok) return server;
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  await server.stop();
+  throw new Error(`server did not come up:\n${out}`);
+}
+
+/** New setup over the API, as an unattended install would do it. */
+export async function setupInstance(server: Server, admin = { username: "admin", password: "admin-password-1" }) {
+  const res = await fetch(`${server.url}/api/setup`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ token: SETUP_CODE, instance_name: "E2E", ...admin }),
+  });
+  if (res.status !== 201) throw new Error(`setup failed: ${res.status} ${await res.text()}`);
+}
+
+/** Signs in the way a script would (next-auth's csrf + credentials callback); returns the Cookie header. */
+export async function signInCookie(server: Server, username: string, password: string): Promise<string> {
+  const csrfRes = await fetch(`${server.url}/api/auth/csrf`);
+  const jar = new Map<string, string>();
+  const keep = (res: Response) => {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(";");
+      const i = pair.indexOf("=");
+      jar.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+  };
+  keep(csrfRes);
+  const { csrfToken } = (await csrfRes.json()) as { csrfToken: string };
+  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
+  const res = await fetch(`${server.url}/api/auth/callback/credentials`, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded", cookie: cookie() },
+    body: new URLSearchParams({ csrfToken, username, password, json: "true" }),
+  });
+  keep(res);
+  if (![...jar.keys()].some((k) => k.endsWith("next-auth.session-token"))) throw new Error(`sign-in failed for ${username}`);
+  return cookie();
+}

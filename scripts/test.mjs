@@ -1,0 +1,7 @@
+// npm test: everything CI runs, in order. The production build is what the e2e tests start.
+import { run, bin } from "./run.mjs";
+
+run(process.execPath, ["scripts/ensure-chromium.mjs"]);
+run(bin("next"), ["build"]);
+run(bin("vitest"), ["run"]);
+run(bin("playwright"), ["test"]);
