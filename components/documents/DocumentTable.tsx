@@ -43,7 +43,7 @@ export function DocumentTable({ documents, showOwner }: { documents: DocumentIte
           <thead className="border-b border-zinc-200 text-xs uppercase text-zinc-500 dark:border-zinc-800 dark:text-zinc-400">
             <tr>
               <th className="px-4 py-2 font-medium">Name</th>
-              <th className="px-4 py-2 font-medium">Size</th>
+              <th className="hidden px-4 py-2 font-medium sm:table-cell">Size</th>
               <th className="hidden px-4 py-2 font-medium md:table-cell">Type</th>
               <th className="hidden px-4 py-2 font-medium sm:table-cell">Added</th>
               {showOwner && <th className="hidden px-4 py-2 font-medium sm:table-cell">Owner</th>}
@@ -55,20 +55,25 @@ export function DocumentTable({ documents, showOwner }: { documents: DocumentIte
           <tbody className="divide-y divide-zinc-100 dark:divide-zinc-800">
             {documents.map((d) => (
               <tr key={d.id}>
-                <td className="max-w-[12rem] truncate px-4 py-2 font-medium sm:max-w-xs" title={d.name}>
-                  {d.name}
+                <td className="max-w-[11rem] px-4 py-2 sm:max-w-xs" title={d.name}>
+                  <span className="block truncate font-medium">{d.name}</span>
+                  <span className="block text-xs text-zinc-600 sm:hidden dark:text-zinc-400">
+                    {formatBytes(d.size)} · {d.createdAt.slice(0, 10)}
+                    {showOwner ? ` · ${d.owner}` : ""}
+                  </span>
                 </td>
-                <td className="whitespace-nowrap px-4 py-2 tabular-nums">{formatBytes(d.size)}</td>
+                <td className="hidden whitespace-nowrap px-4 py-2 tabular-nums sm:table-cell">{formatBytes(d.size)}</td>
                 <td className="hidden max-w-[10rem] truncate px-4 py-2 text-zinc-600 md:table-cell dark:text-zinc-400">{d.contentType.split(";")[0]}</td>
                 <td className="hidden whitespace-nowrap px-4 py-2 text-zinc-600 sm:table-cell dark:text-zinc-400">
                   <time dateTime={d.createdAt}>{d.createdAt.slice(0, 10)}</time>
                 </td>
                 {showOwner && <td className="hidden px-4 py-2 sm:table-cell">{d.owner}</td>}
-                <td className="whitespace-nowrap px-4 py-2 text-right">
+                <td className="px-2 py-2 text-right sm:px-4">
+                  <div className="flex flex-col items-end sm:flex-row sm:items-center sm:justify-end">
                   <a
                     href={`/api/documents/${d.id}`}
                     download={d.name}
-                    className="mr-1 inline-block rounded-md px-2 py-1 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
+                    className="inline-block rounded-md px-3 py-2 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
                     aria-label={`Download ${d.name}`}
                   >
                     Download
@@ -82,6 +87,7 @@ export function DocumentTable({ documents, showOwner }: { documents: DocumentIte
                   >
                     Delete
                   </Button>
+                  </div>
                 </td>
               </tr>
             ))}
