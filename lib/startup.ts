@@ -2,6 +2,7 @@ import { openInstance, processState, sweepTemp, InstanceError } from "./instance
 import { SettingsError } from "./settings/store";
 import { ensureSetupCode } from "./auth/setup";
 import { resolveDataDir, type Env } from "./paths";
+import { currentBackupDir, sweepPartialArchives } from "./backup/store";
 
 export function publicUrl(env: Env = process.env): string {
   const host = env.HOST && env.HOST !== "0.0.0.0" && env.HOST !== "::" ? env.HOST : "localhost";
@@ -20,6 +21,14 @@ export function startCoffer(env: Env = process.env): void {
     processState().instance = inst;
     processState().startedAt = new Date().toISOString();
     sweepTemp(inst);
+    try {
+      const removed = sweepPartialArchives(currentBackupDir(inst));
+      if (removed.length) console.log(`Coffer: removed ${removed.length} unfinished backup file(s) left by an earlier run`);
+    } catch (err) {
+      console.error(`Coffer: could not check the backup directory: ${(err as Error).message}`);
+    }
+    // A run recorded as running belongs to a process that is gone.
+    inst.db.prepare("UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'Coffer stopped while this backup was running' WHERE status = 'running'").run(new Date().toISOString());
     const code = ensureSetupCode(inst, env);
     if (code) {
       console.log(`Coffer is not set up yet. Open ${publicUrl(env)}/setup and enter the setup code ${code}`);

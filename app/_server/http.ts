@@ -75,3 +75,35 @@ export async function readJson(req: Request, maxBytes = 64 * 1024): Promise<unkn
     throw new AppError(400, "BAD_JSON", "The request body must be JSON.");
   }
 }
+
+/**
+ * A web ReadableStream that pulls from a Node stream one chunk at a time, so
+ * a slow client slows the producer (backpressure) instead of growing a buffer;
+ * cancel (the client went away) destroys the Node stream.
+ */
+export function toWebStream(node: import("node:stream").Readable, onCancel?: () => void): ReadableStream<Uint8Array> {
+  const it = node[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { value, done } = await it.next();
+          if (done) controller.close();
+          else controller.enqueue(new Uint8Array(value as Buffer));
+        } catch (err) {
+          controller.error(err);
+        }
+      },
+      cancel() {
+        onCancel?.();
+        node.destroy();
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+export function attachmentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}

@@ -42,6 +42,28 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX audit_log_at ON audit_log(at);
   `,
+  // 2: backups
+  `
+  CREATE TABLE backup_runs (
+    id          INTEGER PRIMARY KEY,
+    trigger     TEXT NOT NULL,
+    scope       TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL CHECK (status IN ('running', 'success', 'failed')),
+    file        TEXT,
+    bytes       INTEGER,
+    verified    INTEGER NOT NULL DEFAULT 0,
+    error       TEXT
+  );
+  CREATE INDEX backup_runs_started ON backup_runs(started_at);
+  CREATE INDEX backup_runs_file ON backup_runs(file);
+  CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,6 +6,7 @@ import { AppError, forbidden, notFound } from "../errors";
 import { audit, type Actor } from "../audit/log";
 import type { User } from "../auth/users";
 import { stageBlob, commitBlobSync, discardStagedBlob, blobPath } from "./blobs";
+import { unlinkBlobWhenFree } from "./pins";
 
 export interface DocumentRow {
   id: number;
@@ -72,7 +73,11 @@ export function getDocumentFor(inst: Instance, viewer: User, id: number): Docume
 }
 
 export function openDocumentStream(inst: Instance, doc: DocumentRow): fs.ReadStream {
-  return fs.createReadStream(blobPath(inst.paths, doc.sha256));
+  const file = blobPath(inst.paths, doc.sha256);
+  if (!fs.existsSync(file)) {
+    throw new AppError(404, "BLOB_MISSING", "This document's data is missing from the vault. An admin can check the instance with the doctor or restore a backup.");
+  }
+  return fs.createReadStream(file);
 }
 
 export async function createDocument(
@@ -114,5 +119,7 @@ export function deleteDocument(inst: Instance, viewer: User, ip: string | null, 
     audit(inst.db, { id: viewer.id, name: viewer.username, ip } as Actor, "document.delete", doc.name, { id, owner: doc.owner });
     return !inst.db.prepare("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1").get(doc.sha256);
   })();
-  if (orphan) fs.rmSync(blobPath(inst.paths, doc.sha256), { force: true });
+  if (orphan) {
+    unlinkBlobWhenFree(blobPath(inst.paths, doc.sha256), () => !inst.db.prepare("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1").get(doc.sha256));
+  }
 }

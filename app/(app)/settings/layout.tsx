@@ -6,6 +6,7 @@ export default async function SettingsLayout({ children }: { children: React.Rea
   return (
     <div className="grid gap-6 md:grid-cols-[11rem_1fr]">
       <nav aria-label="Settings" className="flex gap-1 overflow-x-auto md:flex-col">
+        <NavLink href="/settings/backup">Backup</NavLink>
         <NavLink href="/settings/users">Users</NavLink>
         <NavLink href="/settings/audit">Audit log</NavLink>
       </nav>

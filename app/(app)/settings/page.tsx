@@ -3,5 +3,5 @@ import { pageAdmin } from "@/app/_server/auth";
 
 export default async function SettingsIndex() {
   await pageAdmin();
-  redirect("/settings/users");
+  redirect("/settings/backup");
 }

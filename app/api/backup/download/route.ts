@@ -1,0 +1,20 @@
+import { z } from "zod";
+import { requireAdmin } from "@/app/_server/auth";
+import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
+import { streamDownload } from "@/lib/backup/download";
+
+const query = z.object({ scope: z.enum(["full", "db", "vault"]).default("full") });
+
+export const GET = route(async (req) => {
+  const { inst, user } = await requireAdmin();
+  const { scope } = query.parse(Object.fromEntries(new URL(req.url).searchParams));
+  const { name, stream, abort } = streamDownload(inst, { id: user.id, name: user.username, ip: clientIp(req.headers) }, scope);
+  return new Response(toWebStream(stream, abort), {
+    headers: {
+      "Content-Type": "application/gzip",
+      "Content-Disposition": attachmentDisposition(name),
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+    },
+  });
+});

@@ -1,0 +1,172 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import zlib from "node:zlib";
+import { once } from "node:events";
+import type { Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Instance } from "../instance";
+import { APP_VERSION } from "../version";
+import { SCHEMA_VERSION } from "../db/migrations";
+import { blobPath } from "../vault/blobs";
+import { pinBlobs } from "../vault/pins";
+import { FORMAT_VERSION, MAGIC, META_NAME, scopeHasDb, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
+import { snapshotDatabase, sha256File } from "./snapshot";
+import { tarHeader, tarPadding, TAR_END } from "./tar";
+
+export interface WriteArchiveOptions {
+  scope: Scope;
+  trigger: Trigger;
+  /** Aborts the work (client went away, lease lost); temp files are removed. */
+  signal?: AbortSignal;
+  /** Called as bytes of input are packed, for progress. */
+  onProgress?: (done: number, total: number) => void;
+  now?: Date;
+}
+
+export interface WrittenArchive {
+  meta: BackupMeta;
+  /** Compressed bytes written to `out`. */
+  bytes: number;
+}
+
+const PROBE_BYTES = 64 * 1024;
+const READ_CHUNK = 1024 * 1024;
+
+/** Already-compressed data (JPEG, ZIP, video…) is stored at level 0: recompressing it only costs time. */
+function looksCompressed(file: string): boolean {
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(PROBE_BYTES);
+    const n = fs.readSync(fd, buf, 0, PROBE_BYTES, 0);
+    if (n < 512) return false;
+    const packed = zlib.deflateRawSync(buf.subarray(0, n), { level: 1 });
+    return packed.length > n * 0.93;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Stream a format-v1 archive of the instance into `out`. The database is
+ * snapshotted into data/.tmp first; blobs are read from the vault one chunk
+ * at a time. Nothing of the archive, or of any blob, is held in memory.
+ */
+export async function writeArchive(inst: Instance, out: Writable, opts: WriteArchiveOptions): Promise<WrittenArchive> {
+  const { scope, trigger, signal } = opts;
+  const workDir = fs.mkdtempSync(path.join(inst.paths.tmp, "backup-"));
+  const unpin = pinBlobs();
+  try {
+    const members: BackupMeta["members"] = {};
+    const memberFiles: { name: string; file?: string; data?: Buffer }[] = [];
+    let tables: Record<string, number> = {};
+    let schemaVersion = SCHEMA_VERSION;
+    let blobs: string[] = [];
+
+    if (scopeHasDb(scope)) {
+      const snap = await snapshotDatabase(inst, workDir);
+      signal?.throwIfAborted();
+      tables = snap.tables;
+      schemaVersion = snap.schemaVersion;
+      blobs = snap.referencedBlobs;
+      members["coffer.db"] = await sha256File(snap.file);
+      memberFiles.push({ name: "coffer.db", file: snap.file });
+      for (const [name, file] of [
+        ["settings.yaml", inst.paths.settings],
+        ["keys/secret.key", inst.paths.secretKey],
+        ["keys/config.key", inst.paths.configKey],
+      ] as const) {
+        const data = fs.readFileSync(file); // small files: settings and two 32-byte keys
+        members[name] = { size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex") };
+        memberFiles.push({ name, data });
+      }
+    } else {
+      blobs = inst.db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[];
+    }
+    if (!scopeHasVault(scope)) blobs = [];
+
+    const blobSizes = blobs.map((sha) => {
+      try {
+        return fs.statSync(blobPath(inst.paths, sha)).size;
+      } catch {
+        throw new Error(`blob ${sha} is referenced by a document but missing from the vault`);
+      }
+    });
+    const vaultBytes = blobSizes.reduce((a, b) => a + b, 0);
+
+    const meta: BackupMeta = {
+      magic: MAGIC,
+      format_version: FORMAT_VERSION,
+      app_version: APP_VERSION,
+      schema_version: schemaVersion,
+      created_at: (opts.now ?? new Date()).toISOString(),
+      scope,
+      trigger,
+      members,
+      vault: { objects: blobs.length, bytes: vaultBytes },
+      tables,
+    };
+
+    const gzip = zlib.createGzip({ level: 1, chunkSize: 256 * 1024 });
+    let bytes = 0;
+    gzip.on("data", (c: Buffer) => (bytes += c.length));
+    const piping = pipeline(gzip, out);
+    const failed = new Promise<never>((_, reject) => {
+      piping.catch(reject);
+      signal?.addEventListener("abort", () => reject(signal.reason ?? new Error("aborted")), { once: true });
+    });
+    failed.catch(() => {});
+
+    const write = async (chunk: Buffer) => {
+      if (!gzip.write(chunk)) await Promise.race([once(gzip, "drain"), failed]);
+    };
+    let level = 1;
+    const setLevel = async (l: number) => {
+      if (l === level) return;
+      level = l;
+      await Promise.race([new Promise<void>((r) => (gzip as unknown as zlib.ZlibParams).params(l, zlib.constants.Z_DEFAULT_STRATEGY, () => r())), failed]);
+    };
+
+    const total = Object.values(members).reduce((a, m) => a + m.size, 0) + vaultBytes;
+    let done = 0;
+    const mtime = new Date(meta.created_at);
+    const addFile = async (name: string, file: string, size: number) => {
+      await write(tarHeader(name, size, mtime));
+      let n = 0;
+      for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
+        n += (chunk as Buffer).length;
+        if (n > size) throw new Error(`${name} grew while being backed up`);
+        await write(chunk as Buffer);
+        done += (chunk as Buffer).length;
+        opts.onProgress?.(done, total);
+      }
+      if (n !== size) throw new Error(`${name} changed size while being backed up`);
+      await write(tarPadding(size));
+    };
+
+    const metaBytes = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
+    await write(tarHeader(META_NAME, metaBytes.length, mtime));
+    await write(metaBytes);
+    await write(tarPadding(metaBytes.length));
+    for (const m of memberFiles) {
+      if (m.file) await addFile(m.name, m.file, members[m.name].size);
+      else {
+        await write(tarHeader(m.name, m.data!.length, mtime, 0o600));
+        await write(m.data!);
+        await write(tarPadding(m.data!.length));
+      }
+    }
+    for (let i = 0; i < blobs.length; i++) {
+      const file = blobPath(inst.paths, blobs[i]);
+      await setLevel(looksCompressed(file) ? 0 : 1);
+      await addFile(`vault/${blobs[i].slice(0, 2)}/${blobs[i]}`, file, blobSizes[i]);
+    }
+    await write(TAR_END);
+    gzip.end();
+    await Promise.race([piping, failed]);
+    return { meta, bytes };
+  } finally {
+    unpin();
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,234 @@
+import crypto from "node:crypto";
+import zlib from "node:zlib";
+import { Transform, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import tar from "tar-stream";
+import { AppError } from "../errors";
+import { SCHEMA_VERSION } from "../db/migrations";
+import {
+  BLOB_MEMBER_RE,
+  DB_MEMBERS,
+  DIR_MEMBERS,
+  FORMAT_VERSION,
+  MAGIC,
+  META_NAME,
+  SCOPES,
+  TRIGGERS,
+  VAULT_DIR_RE,
+  metaSchema,
+  scopeHasDb,
+  scopeHasVault,
+  type BackupMeta,
+} from "./format";
+
+/** A rejected archive: a stable code and a sentence for the person who chose the file. */
+export class ArchiveError extends AppError {
+  constructor(code: string, message: string, status: 400 | 413 | 422 = 422) {
+    super(status, code, message);
+  }
+}
+
+export interface ReadArchiveOptions {
+  /** Cap on unpacked bytes. */
+  maxBytes?: number;
+  maxEntries?: number;
+  /**
+   * Receives each regular-file member's content as it streams by (restore
+   * staging writes it to disk). The archive is validated either way.
+   */
+  onMember?: (name: string, content: Readable) => Promise<void>;
+}
+
+export interface ArchiveSummary {
+  meta: BackupMeta;
+  warnings: string[];
+  /** Compressed bytes read. */
+  compressedBytes: number;
+  /** Unpacked bytes of all members. */
+  unpackedBytes: number;
+}
+
+const MAX_META_BYTES = 1024 * 1024;
+const DEFAULT_MAX_ENTRIES = 2_000_000;
+
+// eslint-disable-next-line no-control-regex
+const BAD_CHARS = /[\u0000-\u001f\u007f\\]/;
+
+function checkName(name: string): void {
+  if (BAD_CHARS.test(name)) throw new ArchiveError("ARCHIVE_BAD_PATH", `The archive contains a file name with a backslash or control character: ${JSON.stringify(name)}.`);
+  if (name.startsWith("/") || name.split("/").some((p) => p === ".." || p === ".")) {
+    throw new ArchiveError("ARCHIVE_BAD_PATH", `The archive contains a path that points outside where it would be unpacked: ${JSON.stringify(name)}.`);
+  }
+}
+
+function allowedFile(name: string, meta: BackupMeta): boolean {
+  if ((DB_MEMBERS as readonly string[]).includes(name)) return scopeHasDb(meta.scope);
+  if (BLOB_MEMBER_RE.test(name)) return scopeHasVault(meta.scope);
+  return false;
+}
+
+function parseMeta(raw: Buffer): { meta: BackupMeta; warnings: string[] } {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw.toString("utf8"));
+  } catch {
+    throw new ArchiveError("META_INVALID", "The archive's backup_meta.json is not valid JSON.");
+  }
+  if (!json || typeof json !== "object" || (json as { magic?: unknown }).magic !== MAGIC) {
+    throw new ArchiveError("META_BAD_MAGIC", "This is not a Coffer backup (backup_meta.json does not say coffer-backup).");
+  }
+  const fv = (json as { format_version?: unknown }).format_version;
+  if (typeof fv === "number" && fv > FORMAT_VERSION) {
+    throw new ArchiveError("FORMAT_TOO_NEW", `This backup was made by a newer Coffer (format ${fv}; this one reads up to ${FORMAT_VERSION}). Upgrade Coffer first, then restore.`);
+  }
+  const parsed = metaSchema.safeParse(json);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new ArchiveError("META_INVALID", `The archive's backup_meta.json is not valid: ${i.path.join(".") || "(top)"}: ${i.message}.`);
+  }
+  const meta = parsed.data as BackupMeta;
+  if (!(SCOPES as readonly string[]).includes(meta.scope)) throw new ArchiveError("META_INVALID", `The archive has an unknown scope "${meta.scope}".`);
+  if (!(TRIGGERS as readonly string[]).includes(meta.trigger)) throw new ArchiveError("META_INVALID", `The archive has an unknown trigger "${meta.trigger}".`);
+  for (const name of Object.keys(meta.members)) {
+    if (!(DB_MEMBERS as readonly string[]).includes(name) || !scopeHasDb(meta.scope)) {
+      throw new ArchiveError("META_INVALID", `backup_meta.json lists a member that a ${meta.scope} backup cannot have: ${name}.`);
+    }
+  }
+  if (scopeHasDb(meta.scope)) {
+    for (const m of DB_MEMBERS) if (!meta.members[m]) throw new ArchiveError("META_INVALID", `backup_meta.json does not list ${m}.`);
+  }
+  const warnings: string[] = [];
+  if (meta.schema_version > SCHEMA_VERSION) {
+    warnings.push(`The backup's database schema (version ${meta.schema_version}) is newer than this Coffer knows (${SCHEMA_VERSION}). It will be restored as it is; tables this version does not know are kept.`);
+  }
+  return { meta, warnings };
+}
+
+function gzipError(err: Error & { code?: string }, sawBytes: number): ArchiveError {
+  if (err instanceof AppError) return err as ArchiveError;
+  if (err.code === "Z_DATA_ERROR" && sawBytes <= 10) return new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
+  if (err.code === "Z_DATA_ERROR" && /header/i.test(err.message)) return new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
+  if (err.code === "Z_BUF_ERROR" || /unexpected end/i.test(err.message)) return new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: it is truncated (an incomplete download or copy?).");
+  if (err.code === "Z_DATA_ERROR") return new ArchiveError("ARCHIVE_CORRUPT", "The archive's compressed data is damaged.");
+  if (/tar|header|checksum|invalid/i.test(err.message)) return new ArchiveError("ARCHIVE_CORRUPT", `The archive's tar structure is damaged (${err.message}).`);
+  return new ArchiveError("ARCHIVE_CORRUPT", `The archive cannot be read: ${err.message}.`);
+}
+
+/**
+ * Read a .tar.gz stream and check it against archive format v1 as it goes:
+ * entry types, names, order, duplicates, sizes and SHA-256 of every member,
+ * blob names against their content, counts against the meta, caps.
+ * The single validator behind verify, restore staging and the CLI.
+ */
+export async function readArchive(source: Readable, opts: ReadArchiveOptions = {}): Promise<ArchiveSummary> {
+  const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+  const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  let compressedBytes = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      compressedBytes += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
+  const extract = tar.extract();
+
+  let meta: BackupMeta | null = null;
+  let warnings: string[] = [];
+  let entries = 0;
+  let unpacked = 0;
+  let blobs = 0;
+  let blobBytes = 0;
+  const seen = new Set<string>();
+
+  const consume = (async () => {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const name = h.name;
+      entries++;
+      if (entries > maxEntries) throw new ArchiveError("TOO_MANY_ENTRIES", `The archive has more than ${maxEntries} entries.`, 413);
+      checkName(name);
+      if (seen.has(name)) throw new ArchiveError("ARCHIVE_DUPLICATE_MEMBER", `The archive contains ${name} twice.`);
+      seen.add(name);
+
+      if (h.type === "directory") {
+        if (!meta) throw new ArchiveError("META_MISSING", "The archive does not start with backup_meta.json, so it is not a Coffer backup.");
+        if (!DIR_MEMBERS.has(name) && !VAULT_DIR_RE.test(name)) throw new ArchiveError("ARCHIVE_BAD_MEMBER", `The archive contains a directory Coffer does not know: ${name}.`);
+        entry.resume();
+        continue;
+      }
+      if (h.type !== "file") {
+        throw new ArchiveError("ARCHIVE_BAD_ENTRY_TYPE", `The archive contains ${name}, which is a ${h.type ?? "special"} entry; only regular files are allowed.`);
+      }
+      const size = h.size ?? 0;
+      unpacked += size;
+      if (unpacked > maxBytes) throw new ArchiveError("TOO_LARGE", "The archive unpacks to more than this server allows (COFFER_RESTORE_MAX_BYTES or free disk).", 413);
+
+      if (!meta) {
+        if (name !== META_NAME) throw new ArchiveError("META_MISSING", "The archive does not start with backup_meta.json, so it is not a Coffer backup.");
+        if (size > MAX_META_BYTES) throw new ArchiveError("META_INVALID", "The archive's backup_meta.json is too large.");
+        const chunks: Buffer[] = [];
+        for await (const c of entry) chunks.push(c as Buffer);
+        ({ meta, warnings } = parseMeta(Buffer.concat(chunks)));
+        continue;
+      }
+      if (name === META_NAME || !allowedFile(name, meta)) {
+        throw new ArchiveError("ARCHIVE_BAD_MEMBER", `The archive contains ${name}, which does not belong in a ${meta.scope} backup.`);
+      }
+      const blob = BLOB_MEMBER_RE.exec(name);
+      if (blob && blob[1] !== blob[2].slice(0, 2)) throw new ArchiveError("ARCHIVE_BAD_MEMBER", `The archive contains a blob in the wrong folder: ${name}.`);
+
+      const hash = crypto.createHash("sha256");
+      let n = 0;
+      const hasher = new Transform({
+        transform(chunk: Buffer, _e, cb) {
+          hash.update(chunk);
+          n += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      if (opts.onMember) await Promise.all([opts.onMember(name, hasher), pipeline(entry, hasher)]);
+      else {
+        entry.pipe(hasher);
+        hasher.resume();
+        await new Promise<void>((resolve, reject) => {
+          hasher.on("end", resolve);
+          hasher.on("error", reject);
+          entry.on("error", reject);
+        });
+      }
+      const digest = hash.digest("hex");
+      if (n !== size) throw new ArchiveError("ARCHIVE_TRUNCATED", `The archive ends in the middle of ${name}.`);
+      if (blob) {
+        if (digest !== blob[2]) throw new ArchiveError("CHECKSUM_MISMATCH", `A document blob is damaged: its content does not match its name (${name}).`);
+        blobs++;
+        blobBytes += size;
+      } else {
+        const want = meta.members[name];
+        if (!want || want.size !== size || want.sha256 !== digest) {
+          throw new ArchiveError("CHECKSUM_MISMATCH", `${name} in the archive does not match the size or checksum recorded in backup_meta.json: the archive is damaged.`);
+        }
+      }
+    }
+  })();
+
+  try {
+    await Promise.all([pipeline(source, counter, gunzip, extract), consume]);
+  } catch (err) {
+    source.destroy();
+    extract.destroy();
+    throw gzipError(err as Error, compressedBytes);
+  }
+  if (!meta) throw new ArchiveError("META_MISSING", "The archive is empty or does not contain backup_meta.json.");
+  const m = meta as BackupMeta;
+  if (gunzip.bytesWritten < compressedBytes) {
+    throw new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra bytes after its end: it may be damaged or two files joined together.");
+  }
+  for (const name of Object.keys(m.members)) {
+    if (!seen.has(name)) throw new ArchiveError("ARCHIVE_MISSING_MEMBER", `The archive is missing ${name}, which backup_meta.json lists.`);
+  }
+  if (blobs !== m.vault.objects || blobBytes !== m.vault.bytes) {
+    throw new ArchiveError("VAULT_INCOMPLETE", `The archive holds ${blobs} document blobs (${blobBytes} bytes) but backup_meta.json says ${m.vault.objects} (${m.vault.bytes} bytes).`);
+  }
+  return { meta: m, warnings, compressedBytes, unpackedBytes: unpacked };
+}
