@@ -1,0 +1,246 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { Readable, Writable } from "node:stream";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { writeArchive } from "@/lib/backup/archive";
+import { readArchive } from "@/lib/backup/reader";
+import { writeStoredBackup, listStoredBackups, storedBackupFile, deleteStoredBackup, sweepPartialArchives, resolveBackupDir, acquireBackupLease } from "@/lib/backup/store";
+import { archiveBaseName, isArchiveName, type Scope } from "@/lib/backup/format";
+import { createDocument, deleteDocument } from "@/lib/vault/documents";
+import { currentSettings, saveSettings } from "@/lib/settings/store";
+import { encryptSecret, decryptSecret } from "@/lib/settings/secrets";
+import { blobPath } from "@/lib/vault/blobs";
+import { makeSetUpInstance } from "./support/instance";
+import { unpackToMemory } from "./support/archive";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+
+const sha = (b: Buffer | string) => crypto.createHash("sha256").update(b).digest("hex");
+
+/** An instance with users, compressible and incompressible documents, a duplicate, and an encrypted secret. */
+async function richInstance() {
+  const t = await makeSetUpInstance();
+  cleanups.push(t.cleanup);
+  const { inst, admin, member } = t;
+  const text = Buffer.from("Lorem ipsum dolor sit amet. ".repeat(20000));
+  const random = crypto.randomBytes(300_000);
+  await createDocument(inst, admin, null, { name: "notes.txt", body: Readable.from([text]), maxBytes: 1e9 });
+  await createDocument(inst, member, null, { name: "photo.jpg", body: Readable.from([random]), maxBytes: 1e9 });
+  await createDocument(inst, member, null, { name: "notes-copy.txt", body: Readable.from([text]), maxBytes: 1e9 });
+  const s = currentSettings(inst.paths.settings);
+  saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, notify: { webhook_url: encryptSecret(inst.configKey, "https://hooks.example/secret") } } });
+  return { ...t, text, random };
+}
+
+async function archiveTo(inst: Parameters<typeof writeArchive>[0], file: string, scope: Scope) {
+  return writeArchive(inst, fs.createWriteStream(file), { scope, trigger: "manual" });
+}
+
+describe("archive round trip", () => {
+  it.each(["full", "db", "vault"] as const)("%s: every member matches the meta and the live data", async (scope) => {
+    const { inst, dir, text, random } = await richInstance();
+    const file = path.join(dir, `x-${scope}.tar.gz`);
+    const written = await archiveTo(inst, file, scope);
+    const summary = await readArchive(fs.createReadStream(file));
+    expect(summary.meta).toEqual(written.meta);
+    expect(summary.meta).toMatchObject({ magic: "coffer-backup", format_version: 1, app_version: "0.1.0", scope, trigger: "manual" });
+
+    const members = await unpackToMemory(file);
+    const names = [...members.keys()];
+    expect(names[0]).toBe("backup_meta.json");
+    expect(JSON.parse(members.get("backup_meta.json")!.toString())).toEqual(written.meta);
+    const blobNames = names.filter((n) => n.startsWith("vault/"));
+    if (scope === "db") {
+      expect(blobNames).toEqual([]);
+      expect(written.meta.vault).toEqual({ objects: 0, bytes: 0 });
+    } else {
+      // Two distinct contents (the duplicate is stored once).
+      expect(blobNames.sort()).toEqual([sha(text), sha(random)].map((h) => `vault/${h.slice(0, 2)}/${h}`).sort());
+      for (const n of blobNames) expect(sha(members.get(n)!)).toBe(path.basename(n));
+      expect(written.meta.vault).toEqual({ objects: 2, bytes: text.length + random.length });
+    }
+    if (scope === "vault") {
+      expect(names.filter((n) => !n.startsWith("vault/"))).toEqual(["backup_meta.json"]);
+      return;
+    }
+    expect(names.slice(0, 5)).toEqual(["backup_meta.json", "coffer.db", "settings.yaml", "keys/secret.key", "keys/config.key"]);
+    for (const n of ["coffer.db", "settings.yaml", "keys/secret.key", "keys/config.key"]) {
+      expect(written.meta.members[n]).toEqual({ size: members.get(n)!.length, sha256: sha(members.get(n)!) });
+    }
+    expect(members.get("settings.yaml")).toEqual(fs.readFileSync(inst.paths.settings));
+    expect(members.get("keys/secret.key")).toEqual(inst.secretKey);
+    expect(members.get("keys/config.key")).toEqual(inst.configKey);
+    // The encrypted secret decrypts with the archived key.
+    const yaml = members.get("settings.yaml")!.toString();
+    const enc = /webhook_url: (enc:v1:\S+)/.exec(yaml)![1];
+    expect(decryptSecret(members.get("keys/config.key")!, enc)).toBe("https://hooks.example/secret");
+    // The database snapshot: a standalone, intact Coffer database with the live rows.
+    const dbFile = path.join(dir, `snap-${scope}.db`);
+    fs.writeFileSync(dbFile, members.get("coffer.db")!);
+    const snap = new Database(dbFile, { readonly: true });
+    expect(snap.pragma("integrity_check", { simple: true })).toBe("ok");
+    for (const t of ["users", "documents", "audit_log"]) {
+      const live = inst.db.prepare(`SELECT count(*) FROM ${t}`).pluck().get();
+      expect(snap.prepare(`SELECT count(*) FROM ${t}`).pluck().get()).toBe(live);
+      expect(written.meta.tables[t]).toBe(live);
+    }
+    snap.close();
+  });
+
+  it("stores already-compressed blobs at level 0 and compresses text", async () => {
+    const { inst, dir, text, random } = await richInstance();
+    const file = path.join(dir, "v.tar.gz");
+    const { bytes } = await archiveTo(inst, file, "vault");
+    // Text shrinks a lot; random data cannot; the total shows both happened and nothing blew up.
+    expect(bytes).toBeLessThan(random.length + text.length / 5);
+    expect(bytes).toBeGreaterThan(random.length);
+  });
+});
+
+describe("consistency under writes", () => {
+  it("the snapshot satisfies an invariant the app keeps while it commits during the backup", async () => {
+    const { inst, dir } = await richInstance();
+    inst.db.exec("CREATE TABLE t_counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL); CREATE TABLE t_log (id INTEGER PRIMARY KEY, pad BLOB);");
+    inst.db.prepare("INSERT INTO t_counter VALUES (1, 0)").run();
+    // Enough data that the online backup takes several steps.
+    const fill = inst.db.prepare("INSERT INTO t_log (pad) VALUES (randomblob(4000))");
+    inst.db.transaction(() => {
+      for (let i = 0; i < 15000; i++) fill.run();
+    })();
+    inst.db.prepare("UPDATE t_counter SET n = (SELECT count(*) FROM t_log)").run();
+    const tick = inst.db.transaction(() => {
+      inst.db.prepare("INSERT INTO t_log (pad) VALUES (randomblob(100))").run();
+      inst.db.prepare("UPDATE t_counter SET n = n + 1").run();
+    });
+    let running = true;
+    let commits = 0;
+    const writer = (async () => {
+      while (running) {
+        tick();
+        commits++;
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const file = path.join(dir, "c.tar.gz");
+    await archiveTo(inst, file, "db");
+    running = false;
+    await writer;
+    expect(commits).toBeGreaterThan(5);
+    const members = await unpackToMemory(file);
+    const dbFile = path.join(dir, "c.db");
+    fs.writeFileSync(dbFile, members.get("coffer.db")!);
+    const snap = new Database(dbFile, { readonly: true });
+    expect(snap.pragma("integrity_check", { simple: true })).toBe("ok");
+    const n = snap.prepare("SELECT n FROM t_counter").pluck().get() as number;
+    expect(snap.prepare("SELECT count(*) FROM t_log").pluck().get()).toBe(n);
+    expect(n).toBeGreaterThanOrEqual(15000);
+    snap.close();
+  });
+
+  it("a document deleted during a backup keeps its blob until the backup is done", async () => {
+    const { inst, dir, admin, random } = await richInstance();
+    const photo = inst.db.prepare("SELECT id FROM documents WHERE name = 'photo.jpg'").pluck().get() as number;
+    const file = path.join(dir, "d.tar.gz");
+    let deleted = false;
+    // A slow sink: delete the only document of a blob while the archive is being written.
+    const slow = new Writable({
+      write(chunk, _e, cb) {
+        if (!deleted) {
+          deleted = true;
+          deleteDocument(inst, admin, null, photo);
+        }
+        fs.appendFileSync(file, chunk);
+        setTimeout(cb, 1);
+      },
+    });
+    const written = await writeArchive(inst, slow, { scope: "full", trigger: "manual" });
+    expect(deleted).toBe(true);
+    expect((await readArchive(fs.createReadStream(file))).meta).toEqual(written.meta);
+    expect(fs.existsSync(blobPath(inst.paths, sha(random)))).toBe(false); // released after the backup
+  });
+});
+
+describe("interoperability", () => {
+  it("GNU tar lists and extracts the archive; blobs hash to their names; the database opens", async () => {
+    const { inst, dir } = await richInstance();
+    const file = path.join(dir, "g.tar.gz");
+    await archiveTo(inst, file, "full");
+    const listed = execFileSync("tar", ["tzf", file]).toString().trim().split("\n");
+    expect(listed.slice(0, 5)).toEqual(["backup_meta.json", "coffer.db", "settings.yaml", "keys/secret.key", "keys/config.key"]);
+    const out = path.join(dir, "x");
+    fs.mkdirSync(out);
+    execFileSync("tar", ["xzf", file, "-C", out]);
+    for (const n of listed.filter((l) => l.startsWith("vault/"))) {
+      const sum = execFileSync("sha256sum", [path.join(out, n)]).toString().split(" ")[0];
+      expect(sum).toBe(path.basename(n));
+    }
+    const db = new Database(path.join(out, "coffer.db"), { readonly: true });
+    expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
+    expect(db.prepare("SELECT count(*) FROM documents").pluck().get()).toBe(3);
+    db.close();
+    expect(execFileSync("gzip", ["-t", file]).toString()).toBe("");
+  });
+});
+
+describe("stored backups", () => {
+  it("Backup now writes an archive atomically, verifies it, records the run, lists, serves and deletes it", async () => {
+    const { inst, admin } = await richInstance();
+    const r = await writeStoredBackup(inst, { scope: "full", trigger: "manual", actor: { id: admin.id, name: "admin" } });
+    expect(isArchiveName(r.name)).toBe(true);
+    expect(r.verified).toBe(true);
+    const dir = path.dirname(r.file);
+    expect(dir).toBe(fs.realpathSync(inst.paths.backups));
+    expect(fs.readdirSync(dir)).toEqual([r.name]); // no .partial left
+    const run = inst.db.prepare("SELECT * FROM backup_runs WHERE id = ?").get(r.runId) as Record<string, unknown>;
+    expect(run).toMatchObject({ status: "success", file: r.name, bytes: fs.statSync(r.file).size, verified: 1, trigger: "manual" });
+    const list = await listStoredBackups(inst);
+    expect(list).toEqual([{ name: r.name, size: fs.statSync(r.file).size, created_at: r.meta.created_at, scope: "full", trigger: "manual", verified: true }]);
+    deleteStoredBackup(inst, { id: admin.id, name: "admin" }, r.name);
+    expect(fs.existsSync(r.file)).toBe(false);
+    expect(inst.db.prepare("SELECT count(*) FROM audit_log WHERE action = 'backup.delete'").pluck().get()).toBe(1);
+  });
+
+  it("only archive names are listed or served; traversal and non-archives are 404", async () => {
+    const { inst } = await richInstance();
+    const dir = fs.realpathSync(inst.paths.backups);
+    fs.writeFileSync(path.join(dir, "notes.txt"), "not a backup");
+    fs.writeFileSync(path.join(dir, ".coffer_full_20260101_000000Z.tar.gz.partial"), "half");
+    fs.symlinkSync("/etc/passwd", path.join(dir, "coffer_full_20260102_000000Z.tar.gz"));
+    expect(await listStoredBackups(inst)).toEqual([]);
+    for (const bad of ["../x", "coffer_full_x.tar.gz/../../etc/passwd", "notes.txt", "coffer_full_20260102_000000Z.tar.gz", ".coffer_full_20260101_000000Z.tar.gz.partial", "../coffer.db"]) {
+      expect(() => storedBackupFile(inst, bad), bad).toThrow(expect.objectContaining({ status: 404 }));
+    }
+    expect(sweepPartialArchives(dir)).toEqual([".coffer_full_20260101_000000Z.tar.gz.partial"]);
+    expect(fs.existsSync(path.join(dir, "notes.txt"))).toBe(true);
+  });
+
+  it("names collide into a suffix, never overwrite", () => {
+    const at = new Date("2026-11-22T14:30:22.123Z");
+    expect(archiveBaseName("full", at)).toBe("coffer_full_20261122_143022Z.tar.gz");
+    expect(archiveBaseName("full", at, 2)).toBe("coffer_full_20261122_143022Z_2.tar.gz");
+    expect(isArchiveName("coffer_full_20261122_143022Z_2.tar.gz")).toBe(true);
+    expect(isArchiveName("coffer_full_20261122_143022Z.tar.gz.partial")).toBe(false);
+  });
+
+  it("a second run while one holds the lease is refused with 409", async () => {
+    const { inst } = await richInstance();
+    const lease = acquireBackupLease(inst);
+    await expect(writeStoredBackup(inst, { scope: "db", trigger: "manual" })).rejects.toMatchObject({ status: 409, code: "BACKUP_RUNNING" });
+    lease.release();
+    await expect(writeStoredBackup(inst, { scope: "db", trigger: "manual" })).resolves.toMatchObject({ verified: true });
+  });
+
+  it("the backup directory must be inside the data dir or COFFER_BACKUP_ROOTS", async () => {
+    const { inst, dir } = await richInstance();
+    expect(resolveBackupDir(inst, "data/backups", {})).toBe(fs.realpathSync(inst.paths.backups));
+    expect(() => resolveBackupDir(inst, path.join(dir, "elsewhere"), {})).toThrow(expect.objectContaining({ code: "BACKUP_DIR_NOT_ALLOWED" }));
+    expect(resolveBackupDir(inst, path.join(dir, "elsewhere"), { COFFER_BACKUP_ROOTS: dir })).toBe(fs.realpathSync(path.join(dir, "elsewhere")));
+    // A symlink inside the data dir that points out is judged by where it points.
+    fs.symlinkSync(path.join(dir, "elsewhere"), path.join(inst.paths.root, "sneaky"));
+    expect(() => resolveBackupDir(inst, "data/sneaky", {})).toThrow(expect.objectContaining({ code: "BACKUP_DIR_NOT_ALLOWED" }));
+  });
+});
