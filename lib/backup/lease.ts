@@ -16,6 +16,22 @@ export interface Lease {
   release(): void;
 }
 
+/**
+ * Every process on a data dir runs on the same host (SQLite is a local
+ * file), so a holder whose process is gone (killed, crashed) cannot be
+ * working any more: its lease is taken over at once instead of at expiry.
+ */
+function holderAlive(holder: string): boolean {
+  const pid = Number(holder.split(":")[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export function tryAcquireLease(db: DB, name: string, ttlMs: number, now: () => number = Date.now): Lease | null {
   const holder = `${process.pid}:${crypto.randomBytes(6).toString("hex")}`;
   const got = db.transaction(() => {
@@ -23,7 +39,7 @@ export function tryAcquireLease(db: DB, name: string, ttlMs: number, now: () => 
     const row = db.prepare("SELECT holder, expires_at FROM leases WHERE name = ?").get(name) as
       | { holder: string; expires_at: number }
       | undefined;
-    if (row && row.expires_at > t) return false;
+    if (row && row.expires_at > t && holderAlive(row.holder)) return false;
     db.prepare(
       "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at",
     ).run(name, holder, t + ttlMs);

@@ -100,7 +100,7 @@ export async function writeStoredBackup(
     const now = new Date();
     const name = uniqueArchiveName(dir, opts.scope, now);
     partial = path.join(dir, `.${name}.partial`);
-    const file = path.join(dir, name);
+    const file = path.join(/*turbopackIgnore: true*/ dir, name);
     const fd = fs.openSync(partial, "wx", 0o600);
     const out = fs.createWriteStream("", { fd, autoClose: false, highWaterMark: 1024 * 1024 });
     const abort = new AbortController();
