@@ -2,9 +2,8 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import zlib from "node:zlib";
-import { once } from "node:events";
+import os from "node:os";
 import type { Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import type { Instance } from "../instance";
 import { APP_VERSION } from "../version";
 import { SCHEMA_VERSION } from "../db/migrations";
@@ -13,6 +12,25 @@ import { pinBlobs } from "../vault/pins";
 import { FORMAT_VERSION, MAGIC, META_NAME, scopeHasDb, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
 import { snapshotDatabase, sha256File } from "./snapshot";
 import { tarHeader, tarPadding, TAR_END } from "./tar";
+import { BlockGzipWriter } from "./pgzip";
+
+/** End `out` and wait until everything written has been flushed (or it failed). */
+function endStream(out: Writable, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      out.off("finish", ok);
+      reject(err);
+    };
+    const ok = () => {
+      out.off("error", fail);
+      resolve();
+    };
+    if (signal?.aborted) return reject(signal.reason);
+    out.once("error", fail);
+    out.once("finish", ok);
+    out.end();
+  });
+}
 
 export interface WriteArchiveOptions {
   scope: Scope;
@@ -31,7 +49,6 @@ export interface WrittenArchive {
 }
 
 const PROBE_BYTES = 64 * 1024;
-const READ_CHUNK = 1024 * 1024;
 
 /** Already-compressed data (JPEG, ZIP, video…) is stored at level 0: recompressing it only costs time. */
 function looksCompressed(file: string): boolean {
@@ -107,63 +124,53 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
       tables,
     };
 
-    const gzip = zlib.createGzip({ level: 1, chunkSize: 256 * 1024 });
-    let bytes = 0;
-    gzip.on("data", (c: Buffer) => (bytes += c.length));
-    const piping = pipeline(gzip, out);
-    const failed = new Promise<never>((_, reject) => {
-      piping.catch(reject);
-      signal?.addEventListener("abort", () => reject(signal.reason ?? new Error("aborted")), { once: true });
-    });
-    failed.catch(() => {});
+    const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
+    try {
+      await gz.start();
 
-    const write = async (chunk: Buffer) => {
-      if (!gzip.write(chunk)) await Promise.race([once(gzip, "drain"), failed]);
-    };
-    let level = 1;
-    const setLevel = async (l: number) => {
-      if (l === level) return;
-      level = l;
-      await Promise.race([new Promise<void>((r) => (gzip as unknown as zlib.ZlibParams).params(l, zlib.constants.Z_DEFAULT_STRATEGY, () => r())), failed]);
-    };
+      const total = Object.values(members).reduce((a, m) => a + m.size, 0) + vaultBytes;
+      let done = 0;
+      const mtime = new Date(meta.created_at);
+      const addFile = async (name: string, file: string, size: number) => {
+        await gz.write(tarHeader(name, size, mtime));
+        const fh = await fs.promises.open(file, "r");
+        try {
+          const n = await gz.writeFile(fh, size, (k) => {
+            done += k;
+            opts.onProgress?.(done, total);
+          });
+          if (n !== size || (await fh.stat()).size !== size) throw new Error(`${name} changed size while being backed up`);
+        } finally {
+          await fh.close();
+        }
+        await gz.write(tarPadding(size));
+      };
 
-    const total = Object.values(members).reduce((a, m) => a + m.size, 0) + vaultBytes;
-    let done = 0;
-    const mtime = new Date(meta.created_at);
-    const addFile = async (name: string, file: string, size: number) => {
-      await write(tarHeader(name, size, mtime));
-      let n = 0;
-      for await (const chunk of fs.createReadStream(file, { highWaterMark: READ_CHUNK })) {
-        n += (chunk as Buffer).length;
-        if (n > size) throw new Error(`${name} grew while being backed up`);
-        await write(chunk as Buffer);
-        done += (chunk as Buffer).length;
-        opts.onProgress?.(done, total);
+      const metaBytes = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
+      await gz.write(tarHeader(META_NAME, metaBytes.length, mtime));
+      await gz.write(metaBytes);
+      await gz.write(tarPadding(metaBytes.length));
+      for (const m of memberFiles) {
+        if (m.file) await addFile(m.name, m.file, members[m.name].size);
+        else {
+          await gz.write(tarHeader(m.name, m.data!.length, mtime, 0o600));
+          await gz.write(m.data!);
+          await gz.write(tarPadding(m.data!.length));
+        }
       }
-      if (n !== size) throw new Error(`${name} changed size while being backed up`);
-      await write(tarPadding(size));
-    };
-
-    const metaBytes = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
-    await write(tarHeader(META_NAME, metaBytes.length, mtime));
-    await write(metaBytes);
-    await write(tarPadding(metaBytes.length));
-    for (const m of memberFiles) {
-      if (m.file) await addFile(m.name, m.file, members[m.name].size);
-      else {
-        await write(tarHeader(m.name, m.data!.length, mtime, 0o600));
-        await write(m.data!);
-        await write(tarPadding(m.data!.length));
+      for (let i = 0; i < blobs.length; i++) {
+        const file = blobPath(inst.paths, blobs[i]);
+        await gz.setLevel(looksCompressed(file) ? 0 : 1);
+        await addFile(`vault/${blobs[i].slice(0, 2)}/${blobs[i]}`, file, blobSizes[i]);
       }
+      await gz.setLevel(1);
+      await gz.write(TAR_END);
+      await gz.finish();
+      await endStream(out, signal);
+    } finally {
+      gz.close();
     }
-    for (let i = 0; i < blobs.length; i++) {
-      const file = blobPath(inst.paths, blobs[i]);
-      await setLevel(looksCompressed(file) ? 0 : 1);
-      await addFile(`vault/${blobs[i].slice(0, 2)}/${blobs[i]}`, file, blobSizes[i]);
-    }
-    await write(TAR_END);
-    gzip.end();
-    await Promise.race([piping, failed]);
+    const bytes = gz.bytesOut;
     return { meta, bytes };
   } finally {
     unpin();

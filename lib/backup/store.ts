@@ -75,6 +75,8 @@ export interface StoredBackupResult {
   bytes: number;
   meta: BackupMeta;
   verified: boolean;
+  /** Milliseconds spent writing the archive and reading it back. */
+  timings: { writeMs: number; verifyMs: number };
 }
 
 export function acquireBackupLease(inst: Instance): Lease {
@@ -106,6 +108,7 @@ export async function writeStoredBackup(
     const abort = new AbortController();
     let lastRenew = Date.now();
     let written;
+    const t0 = performance.now();
     try {
       written = await writeArchive(inst, out, {
         scope: opts.scope,
@@ -128,7 +131,9 @@ export async function writeStoredBackup(
     fs.renameSync(partial, file);
     partial = null;
     fsyncDir(dir);
-    const summary = await readArchive(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }));
+    const t1 = performance.now();
+    const summary = await readArchive(fs.createReadStream(file, { highWaterMark: 256 * 1024 }));
+    const timings = { writeMs: Math.round(t1 - t0), verifyMs: Math.round(performance.now() - t1) };
     const verified = summary.meta.created_at === written.meta.created_at;
     finishRun(inst.db, runId, { status: "success", file: name, bytes: written.bytes, verified });
     audit(inst.db, opts.actor ?? { id: null, name: opts.trigger === "schedule" ? "scheduler" : "system" }, "backup.create", name, {
@@ -136,7 +141,7 @@ export async function writeStoredBackup(
       trigger: opts.trigger,
       bytes: written.bytes,
     });
-    return { runId, name, file, bytes: written.bytes, meta: written.meta, verified };
+    return { runId, name, file, bytes: written.bytes, meta: written.meta, verified, timings };
   } catch (err) {
     if (partial) fs.rmSync(partial, { force: true });
     const message = err instanceof Error ? err.message : String(err);

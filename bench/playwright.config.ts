@@ -1,0 +1,10 @@
+import { defineConfig } from "@playwright/test";
+
+// Benchmarks are Playwright "tests" so they share e2e/support (server start-up, sign-in); not part of npm test.
+export default defineConfig({
+  testDir: ".",
+  testMatch: /.*\.bench\.ts$/,
+  timeout: 60 * 60 * 1000,
+  workers: 1,
+  reporter: [["list"]],
+});
