@@ -2,7 +2,9 @@ import { openInstance, processState, sweepTemp, InstanceError } from "./instance
 import { SettingsError } from "./settings/store";
 import { ensureSetupCode } from "./auth/setup";
 import { resolveDataDir, type Env } from "./paths";
+import fs from "node:fs";
 import { currentBackupDir, sweepPartialArchives } from "./backup/store";
+import { recoverRestore, sweepStaging } from "./backup/restore";
 
 export function publicUrl(env: Env = process.env): string {
   const host = env.HOST && env.HOST !== "0.0.0.0" && env.HOST !== "::" ? env.HOST : "localhost";
@@ -17,10 +19,14 @@ export function publicUrl(env: Env = process.env): string {
 export function startCoffer(env: Env = process.env): void {
   const dir = resolveDataDir(env);
   try {
+    const recovered = fs.existsSync(dir) ? recoverRestore(dir) : "none";
+    if (recovered === "forward") console.log("Coffer: finished a restore that was interrupted; the instance is now the restored one");
+    if (recovered === "back") console.log("Coffer: undid a restore that was interrupted; the instance is as it was before");
     const inst = openInstance(dir);
     processState().instance = inst;
     processState().startedAt = new Date().toISOString();
     sweepTemp(inst);
+    sweepStaging(inst);
     try {
       const removed = sweepPartialArchives(currentBackupDir(inst));
       if (removed.length) console.log(`Coffer: removed ${removed.length} unfinished backup file(s) left by an earlier run`);

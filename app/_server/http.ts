@@ -1,6 +1,7 @@
 import "server-only";
 import { ZodError } from "zod";
 import { AppError } from "@/lib/errors";
+import { processState } from "@/lib/instance";
 
 /** The client address as Next saw it (Next fills X-Forwarded-For from the socket when absent). */
 export function clientIp(headers: Headers): string | null {
@@ -25,6 +26,10 @@ export function errorResponse(err: unknown): Response {
     const first = err.issues[0];
     const where = first?.path.length ? `${first.path.join(".")}: ` : "";
     return jsonError(400, "BAD_INPUT", `${where}${first?.message ?? "The request is not valid."}`, fields);
+  }
+  // A request that was already running when a restore closed the database.
+  if (err instanceof Error && /database connection is not open/i.test(err.message)) {
+    return jsonError(503, "MAINTENANCE", "A restore is running. Try again in a moment.");
   }
   console.error("Coffer: unexpected error", err);
   return jsonError(500, "INTERNAL", "Something went wrong on the server. The details are in the server log.");
@@ -55,6 +60,7 @@ type Handler<C> = (req: Request, ctx: C) => Promise<Response>;
 export function route<C = unknown>(fn: Handler<C>): Handler<C> {
   return async (req, ctx) => {
     try {
+      if (processState().maintenance) throw new AppError(503, "MAINTENANCE", "A restore is running. Try again in a moment.");
       if (req.method !== "GET" && req.method !== "HEAD") checkOrigin(req);
       return await fn(req, ctx);
     } catch (err) {

@@ -134,3 +134,19 @@ export async function verifyLogin(inst: Instance, username: string, password: st
   const { password_hash: _omit, ...user } = row;
   return { ok: true, user };
 }
+
+export const CONFIRM_LIMIT: Limit = { max: 5, windowMs: 15 * 60 * 1000 };
+
+/** Re-entering one's password before something drastic (a restore). Rate-limited and audited. */
+export async function confirmPassword(inst: Instance, user: User, password: string, ip: string | null): Promise<void> {
+  const key = `confirm:${user.id}`;
+  const wait = retryAfter(key, CONFIRM_LIMIT);
+  if (wait > 0) throw new AppError(429, "RATE_LIMITED", `Too many wrong passwords. Try again in ${minutesText(wait)}.`);
+  const row = inst.db.prepare("SELECT password_hash FROM users WHERE id = ?").get(user.id) as { password_hash: string } | undefined;
+  if (!row || !(await verifyPassword(password, row.password_hash))) {
+    recordAttempt(key, CONFIRM_LIMIT);
+    audit(inst.db, { id: user.id, name: user.username, ip }, "auth.confirm_failed", user.username);
+    throw new AppError(401, "BAD_PASSWORD", "That password is not right.", { password: "That password is not right." });
+  }
+  clearAttempts(key);
+}

@@ -46,11 +46,16 @@ export function tryAcquireLease(db: DB, name: string, ttlMs: number, now: () => 
     return true;
   }).immediate();
   if (!got) return null;
+  let released = false;
   return {
     name,
     holder,
     renew: () => db.prepare("UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ? AND expires_at > ?").run(now() + ttlMs, name, holder, now()).changes === 1,
     held: () => !!db.prepare("SELECT 1 FROM leases WHERE name = ? AND holder = ? AND expires_at > ?").get(name, holder, now()),
-    release: () => void db.prepare("DELETE FROM leases WHERE name = ? AND holder = ?").run(name, holder),
+    release: () => {
+      if (released || !db.open) return;
+      released = true;
+      db.prepare("DELETE FROM leases WHERE name = ? AND holder = ?").run(name, holder);
+    },
   };
 }

@@ -104,8 +104,69 @@ function parseMeta(raw: Buffer): { meta: BackupMeta; warnings: string[] } {
   return { meta, warnings };
 }
 
-function gzipError(err: Error & { code?: string }, sawBytes: number): ArchiveError {
+function tarSize(h: Buffer): number {
+  if (h[124] & 0x80) {
+    let v = 0;
+    for (let i = 125; i < 136; i++) v = v * 256 + h[i];
+    return v;
+  }
+  const text = h.toString("latin1", 124, 136).replace(/\0.*$/, "").trim();
+  const n = text ? parseInt(text, 8) : 0;
+  if (!Number.isFinite(n) || n < 0) throw new ArchiveError("ARCHIVE_CORRUPT", "The archive has a damaged entry header (bad size).");
+  return n;
+}
+
+/**
+ * Walks the tar stream's framing (headers and padded bodies) as it passes to
+ * the parser, which on its own skips zero blocks and keeps reading: anything
+ * after the end-of-archive marker is refused, and a stream that ends without
+ * the marker is truncated.
+ */
+function tarFraming(): Transform & { ended: () => boolean } {
+  let skip = 0; // body bytes still to pass before the next header
+  let pending = Buffer.alloc(0);
+  let zeroBlocks = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      try {
+        let off = 0;
+        while (off < chunk.length) {
+          if (skip > 0) {
+            const n = Math.min(skip, chunk.length - off);
+            skip -= n;
+            off += n;
+            continue;
+          }
+          const need = 512 - pending.length;
+          const take = chunk.subarray(off, off + need);
+          off += take.length;
+          pending = pending.length ? Buffer.concat([pending, take]) : Buffer.from(take);
+          if (pending.length < 512) break;
+          const header = pending;
+          pending = Buffer.alloc(0);
+          if (header.every((b) => b === 0)) {
+            zeroBlocks++;
+            continue;
+          }
+          if (zeroBlocks >= 2) throw new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra data after its end: it may be damaged or two files joined together.");
+          if (zeroBlocks > 0) throw new ArchiveError("ARCHIVE_AFTER_END", "The archive has entries after its end-of-archive marker, where other tools would not see them.");
+          skip = Math.ceil(tarSize(header) / 512) * 512;
+        }
+        cb(null, chunk);
+      } catch (err) {
+        cb(err as Error);
+      }
+    },
+  });
+  return Object.assign(t, { ended: () => zeroBlocks >= 2 && skip === 0 && pending.length === 0 });
+}
+
+function gzipError(err: Error & { code?: string }, sawBytes: number, inflated: number): ArchiveError {
   if (err instanceof AppError) return err as ArchiveError;
+  // Bytes after a complete gzip member that are not another member.
+  if (err.code === "Z_DATA_ERROR" && inflated > 0 && /header/i.test(err.message)) {
+    return new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra bytes after its end: it may be damaged or two files joined together.");
+  }
   if (err.code === "Z_DATA_ERROR" && sawBytes <= 10) return new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
   if (err.code === "Z_DATA_ERROR" && /header/i.test(err.message)) return new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
   if (err.code === "Z_BUF_ERROR" || /unexpected end/i.test(err.message)) return new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: it is truncated (an incomplete download or copy?).");
@@ -131,6 +192,7 @@ export async function readArchive(source: Readable, opts: ReadArchiveOptions = {
     },
   });
   const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
+  const framing = tarFraming();
   const extract = tar.extract();
 
   let meta: BackupMeta | null = null;
@@ -206,20 +268,21 @@ export async function readArchive(source: Readable, opts: ReadArchiveOptions = {
       } else {
         const want = meta.members[name];
         if (!want || want.size !== size || want.sha256 !== digest) {
-          throw new ArchiveError("CHECKSUM_MISMATCH", `${name} in the archive does not match the size or checksum recorded in backup_meta.json: the archive is damaged.`);
+          throw new ArchiveError("CHECKSUM_MISMATCH", `The archive's ${name} does not match the size or checksum recorded in backup_meta.json: the archive is damaged.`);
         }
       }
     }
   })();
 
   try {
-    await Promise.all([pipeline(source, counter, gunzip, extract), consume]);
+    await Promise.all([pipeline(source, counter, gunzip, framing, extract), consume]);
   } catch (err) {
     source.destroy();
     extract.destroy();
-    throw gzipError(err as Error, compressedBytes);
+    throw gzipError(err as Error, compressedBytes, gunzip.bytesWritten);
   }
   if (!meta) throw new ArchiveError("META_MISSING", "The archive is empty or does not contain backup_meta.json.");
+  if (!framing.ended()) throw new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: its end-of-archive marker is missing (an incomplete download or copy?).");
   const m = meta as BackupMeta;
   if (gunzip.bytesWritten < compressedBytes) {
     throw new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra bytes after its end: it may be damaged or two files joined together.");

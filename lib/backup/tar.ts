@@ -22,7 +22,8 @@ function writeSize(buf: Buffer, size: number): void {
   }
 }
 
-export function tarHeader(name: string, size: number, mtime: Date, mode = 0o644): Buffer {
+/** typeflag and linkname exist so tests can build the hostile archives restore must refuse. */
+export function tarHeader(name: string, size: number, mtime: Date, mode = 0o644, typeflag = "0", linkname = ""): Buffer {
   if (Buffer.byteLength(name) > 100) throw new Error(`tar name too long: ${name}`);
   const h = Buffer.alloc(BLOCK, 0);
   h.write(name, 0, 100, "utf8");
@@ -32,7 +33,8 @@ export function tarHeader(name: string, size: number, mtime: Date, mode = 0o644)
   writeSize(h, size);
   writeOctal(h, 136, 12, Math.floor(mtime.getTime() / 1000));
   h.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
-  h.write("0", 156, 1, "ascii");
+  h.write(typeflag, 156, 1, "ascii");
+  if (linkname) h.write(linkname, 157, 100, "utf8");
   h.write("ustar\0", 257, 6, "ascii");
   h.write("00", 263, 2, "ascii");
   let sum = 0;

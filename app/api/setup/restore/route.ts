@@ -1,0 +1,11 @@
+import { getInstance } from "@/lib/instance";
+import { requireSetupCode } from "@/lib/auth/setup";
+import { route, clientIp } from "@/app/_server/http";
+import { stageRequestBody } from "@/app/_server/restore";
+
+/** Wizard: the setup code (x-setup-token) first, then the raw archive body is staged and previewed. */
+export const POST = route(async (req) => {
+  const inst = getInstance();
+  requireSetupCode(inst, req.headers.get("x-setup-token"), clientIp(req.headers));
+  return Response.json(await stageRequestBody(inst, req), { status: 201 });
+});

@@ -1,0 +1,430 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import Database from "better-sqlite3";
+import { processState, openInstance, closeInstance, isSetupComplete, type Instance } from "../instance";
+import { COFFER_APPLICATION_ID, getMeta, setMeta, type DB } from "../db/connection";
+import { SCHEMA_VERSION } from "../db/migrations";
+import { parseSettings } from "../settings/store";
+import { fsyncDir, writeFileAtomic } from "../util/fsatomic";
+import { AppError } from "../errors";
+import { audit, type Actor } from "../audit/log";
+import type { Env } from "../paths";
+import { KEY_BYTES } from "../instance";
+import { readArchive, ArchiveError } from "./reader";
+import { BLOB_MEMBER_RE, type BackupMeta } from "./format";
+import { acquireBackupLease, writeStoredBackup } from "./store";
+
+export const STAGE_TTL_MS = 60 * 60 * 1000;
+const DISK_MARGIN = 512 * 1024 * 1024;
+const ID_RE = /^[0-9a-f]{32}$/;
+
+export interface RestorePreview {
+  id: string;
+  created_at: string;
+  app_version: string;
+  format_version: number;
+  schema_version: number;
+  scope: string;
+  trigger: string;
+  tables: Record<string, number>;
+  vault: { objects: number; bytes: number };
+  warnings: string[];
+  staged_at: string;
+  expires_at: string;
+}
+
+interface StagedRecord {
+  preview: RestorePreview;
+  meta: BackupMeta;
+}
+
+function stagingDir(inst: Instance, id: string): string {
+  if (!ID_RE.test(id)) throw new AppError(404, "NOT_FOUND", "That staged restore was not found. It may have expired; upload the backup again.");
+  return path.join(inst.paths.staging, id);
+}
+
+/** Cap on unpacked size: COFFER_RESTORE_MAX_BYTES, else free disk minus a margin. */
+export function restoreCapBytes(inst: Instance, env: Env = process.env): number {
+  const set = Number(env.COFFER_RESTORE_MAX_BYTES);
+  if (Number.isFinite(set) && set > 0) return set;
+  const st = fs.statfsSync(inst.paths.staging);
+  return Math.max(0, st.bavail * st.bsize - DISK_MARGIN);
+}
+
+/** Remove staged restores older than the TTL (and any leftover without a record). */
+export function sweepStaging(inst: Instance, now = Date.now()): void {
+  for (const name of fs.readdirSync(inst.paths.staging)) {
+    const dir = path.join(inst.paths.staging, name);
+    const rec = path.join(dir, "staged.json");
+    let expired = true;
+    try {
+      const { preview } = JSON.parse(fs.readFileSync(rec, "utf8")) as StagedRecord;
+      expired = Date.parse(preview.expires_at) <= now;
+    } catch {
+      const st = fs.statSync(dir, { throwIfNoEntry: false });
+      expired = !st || now - st.mtimeMs > STAGE_TTL_MS;
+    }
+    if (expired) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string | null, liveVault: string): string[] {
+  const warnings: string[] = [];
+  const head = Buffer.alloc(16);
+  const fd = fs.openSync(file, "r");
+  try {
+    fs.readSync(fd, head, 0, 16, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (head.toString("latin1") !== "SQLite format 3\0") throw new ArchiveError("DB_NOT_SQLITE", "The database in this backup is not an SQLite database.");
+  let db: DB | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    const appId = db.pragma("application_id", { simple: true }) as number;
+    if (appId !== COFFER_APPLICATION_ID) throw new ArchiveError("DB_FOREIGN", "The database in this backup belongs to another application, not Coffer.");
+    const check = db.pragma("integrity_check", { simple: true });
+    if (check !== "ok") throw new ArchiveError("DB_CORRUPT", "The database in this backup is damaged (it fails SQLite's integrity check).");
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version !== meta.schema_version) warnings.push(`The database says schema version ${version}, the backup's meta says ${meta.schema_version}.`);
+    if (version > SCHEMA_VERSION && !meta.schema_version) warnings.push(`The database schema (version ${version}) is newer than this Coffer knows.`);
+    const hasDocs = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'documents'").get();
+    if (!hasDocs) throw new ArchiveError("DB_CORRUPT", "The database in this backup has no documents table.");
+    const referenced = db.prepare("SELECT DISTINCT sha256 FROM documents").pluck().all() as string[];
+    const missing = referenced.filter((sha) => {
+      const where = stagedVault ?? liveVault;
+      return !/^[0-9a-f]{64}$/.test(sha) || !fs.existsSync(path.join(where, sha.slice(0, 2), sha));
+    });
+    if (missing.length && stagedVault) {
+      throw new ArchiveError("VAULT_INCOMPLETE", `The database in this backup names ${missing.length} document file(s) the archive does not contain.`);
+    }
+    if (missing.length) warnings.push(`${missing.length} document(s) in this database-only backup have no content in this instance's vault; they will show as missing.`);
+    return warnings;
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new ArchiveError("DB_CORRUPT", `The database in this backup cannot be opened: ${(err as Error).message}.`);
+  } finally {
+    db?.close();
+  }
+}
+
+/**
+ * Stage: stream an archive through the one validator into a fresh directory
+ * under data/.staging, check what the stream alone cannot (the database, the
+ * settings, the keys), and return what a restore would bring back. Nothing
+ * outside the staging directory is touched; a rejected archive leaves nothing.
+ */
+export async function stageArchive(inst: Instance, source: Readable, opts: { maxBytes?: number; maxEntries?: number } = {}): Promise<RestorePreview> {
+  sweepStaging(inst);
+  const id = crypto.randomBytes(16).toString("hex");
+  const dir = path.join(inst.paths.staging, id);
+  const payload = path.join(dir, "payload");
+  fs.mkdirSync(payload, { recursive: true });
+  try {
+    const summary = await readArchive(source, {
+      maxBytes: opts.maxBytes ?? restoreCapBytes(inst),
+      maxEntries: opts.maxEntries,
+      onMember: async (name, content) => {
+        // readArchive has checked the name against the whitelist; this is a second lock on the door.
+        const target = path.resolve(payload, name);
+        if (!target.startsWith(payload + path.sep)) throw new ArchiveError("ARCHIVE_BAD_PATH", `Refusing to write ${name} outside the staging directory.`);
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: name.startsWith("keys/") || name === "settings.yaml" ? 0o600 : 0o644 }));
+      },
+    });
+    const meta = summary.meta;
+    const warnings = [...summary.warnings];
+    if (meta.scope !== "vault") {
+      const stagedVault = meta.scope === "db" ? null : path.join(payload, "vault");
+      if (stagedVault) fs.mkdirSync(stagedVault, { recursive: true });
+      warnings.push(...checkStagedDatabase(path.join(payload, "coffer.db"), meta, stagedVault, inst.paths.vault));
+      try {
+        parseSettings("settings.yaml", fs.readFileSync(path.join(payload, "settings.yaml"), "utf8"));
+      } catch (err) {
+        throw new ArchiveError("SETTINGS_INVALID", `The settings in this backup are not valid: ${(err as Error).message.replace(/\.?$/, ".")}`);
+      }
+      for (const k of ["secret.key", "config.key"]) {
+        if (fs.statSync(path.join(payload, "keys", k)).size !== KEY_BYTES) throw new ArchiveError("KEYS_INVALID", `The backup's keys/${k} is not a ${KEY_BYTES}-byte key.`);
+      }
+    }
+    const now = new Date();
+    const preview: RestorePreview = {
+      id,
+      created_at: meta.created_at,
+      app_version: meta.app_version,
+      format_version: meta.format_version,
+      schema_version: meta.schema_version,
+      scope: meta.scope,
+      trigger: meta.trigger,
+      tables: meta.tables,
+      vault: meta.vault,
+      warnings,
+      staged_at: now.toISOString(),
+      expires_at: new Date(now.getTime() + STAGE_TTL_MS).toISOString(),
+    };
+    writeFileAtomic(path.join(dir, "staged.json"), JSON.stringify({ preview, meta } satisfies StagedRecord, null, 2), 0o600);
+    return preview;
+  } catch (err) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export function readStaged(inst: Instance, id: string): StagedRecord {
+  const dir = stagingDir(inst, id);
+  let rec: StagedRecord;
+  try {
+    rec = JSON.parse(fs.readFileSync(path.join(dir, "staged.json"), "utf8")) as StagedRecord;
+  } catch {
+    throw new AppError(404, "NOT_FOUND", "That staged restore was not found. It may have expired; upload the backup again.");
+  }
+  if (Date.parse(rec.preview.expires_at) <= Date.now()) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw new AppError(404, "EXPIRED", "That staged restore has expired (they last an hour). Upload the backup again.");
+  }
+  return rec;
+}
+
+export function discardStaged(inst: Instance, id: string): void {
+  readStaged(inst, id);
+  fs.rmSync(stagingDir(inst, id), { recursive: true, force: true });
+}
+
+// ---------------------------------------------------------------- apply --
+
+/** What moves where; recorded in the journal so a crash can be finished or undone. */
+interface Journal {
+  id: string;
+  created_at: string;
+  /** swapping: files are being moved, the new database has not been opened. swapped: all moved. */
+  phase: "swapping" | "swapped";
+  /** Live names under the data dir that are replaced, in order. */
+  items: string[];
+  stagedDir: string;
+  oldDir: string;
+  restoredFrom: string;
+  actor: string | null;
+  scope: string;
+}
+
+export const JOURNAL_NAME = "restore-journal.json";
+const SIDECARS = ["coffer.db-wal", "coffer.db-shm"];
+
+/** Test-only crash points: COFFER_TEST_CRASH_AT=<step> kills the process there. */
+function crashPoint(step: string): void {
+  if (process.env.COFFER_TEST_CRASH_AT === step) process.kill(process.pid, "SIGKILL");
+}
+
+function writeJournal(root: string, j: Journal): void {
+  writeFileAtomic(path.join(root, JOURNAL_NAME), JSON.stringify(j, null, 2), 0o600);
+}
+
+/**
+ * Swap by renames on one filesystem. Each step is idempotent, so running it
+ * again after a crash finishes what was started. Only ever called while the
+ * new database has not been opened (phase "swapping").
+ */
+function rollForward(root: string, j: Journal): void {
+  for (const item of j.items) {
+    const live = path.join(root, item);
+    const staged = path.join(j.stagedDir, item);
+    const old = path.join(j.oldDir, item);
+    if (SIDECARS.includes(item)) {
+      // The old database's WAL and SHM must not meet the new database.
+      if (fs.existsSync(live)) {
+        if (fs.existsSync(old)) fs.rmSync(live, { force: true });
+        else {
+          fs.mkdirSync(path.dirname(old), { recursive: true });
+          fs.renameSync(live, old);
+        }
+      }
+      continue;
+    }
+    if (!fs.existsSync(staged)) continue; // already moved in
+    if (fs.existsSync(live)) {
+      if (fs.existsSync(old)) fs.rmSync(live, { recursive: true, force: true });
+      else {
+        fs.mkdirSync(path.dirname(old), { recursive: true });
+        fs.renameSync(live, old);
+      }
+    }
+    fs.renameSync(staged, live);
+    crashPoint(`swap:${item}`);
+  }
+  fsyncDir(root);
+}
+
+/** Put the old files back. After "swapped" the live sidecars belong to the new database and go. */
+function rollBack(root: string, j: Journal): void {
+  for (const item of [...j.items].reverse()) {
+    const live = path.join(root, item);
+    const old = path.join(j.oldDir, item);
+    if (fs.existsSync(old)) {
+      fs.rmSync(live, { recursive: true, force: true });
+      fs.renameSync(old, live);
+    } else if (SIDECARS.includes(item) && j.phase === "swapped") {
+      fs.rmSync(live, { force: true });
+    }
+  }
+  fsyncDir(root);
+}
+
+function finishJournal(root: string, j: Journal): void {
+  fs.rmSync(path.join(root, JOURNAL_NAME), { force: true });
+  fsyncDir(root);
+  fs.rmSync(path.dirname(j.stagedDir), { recursive: true, force: true });
+}
+
+/** Quick checks after a swap; a failure rolls the restore back. */
+function quickCheck(inst: Instance): string | null {
+  const qc = inst.db.pragma("quick_check", { simple: true });
+  if (qc !== "ok") return `quick_check: ${qc}`;
+  const fk = inst.db.pragma("foreign_key_check") as unknown[];
+  if (fk.length) return `foreign_key_check found ${fk.length} problem(s)`;
+  for (const k of [inst.paths.secretKey, inst.paths.configKey]) {
+    if (fs.statSync(k).size !== KEY_BYTES) return `${k} is not a ${KEY_BYTES}-byte key`;
+  }
+  return null;
+}
+
+/**
+ * After the new files are in: every session ends, the restore is audited in
+ * the restored database. Idempotent (a crash right after it must not repeat it).
+ */
+function afterSwap(inst: Instance, j: Journal): void {
+  inst.db.transaction(() => {
+    if (getMeta(inst.db, "last_restore_id") === j.id) return;
+    inst.db.prepare("UPDATE users SET session_version = session_version + 1").run();
+    // Leases in the backup belonged to processes of the instance it was taken from.
+    inst.db.prepare("DELETE FROM leases").run();
+    if (!getMeta(inst.db, "setup_completed_at")) setMeta(inst.db, "setup_completed_at", new Date().toISOString());
+    setMeta(inst.db, "last_restore_id", j.id);
+    setMeta(inst.db, "restored_from", j.restoredFrom);
+    audit(inst.db, { id: null, name: j.actor }, "restore.apply", j.restoredFrom, { scope: j.scope });
+  })();
+  fs.rmSync(inst.paths.setupToken, { force: true });
+}
+
+export interface ApplyResult {
+  restored_from: string;
+  prerestore: string | null;
+  warnings: string[];
+}
+
+/**
+ * Apply a staged restore. On a running instance a prerestore archive is
+ * written first. Then maintenance, every connection closed, the journal
+ * written (the commit point), files swapped by renames, migrations, quick
+ * checks, reopen. A crash at any moment leaves the instance wholly old or
+ * wholly new (recoverRestore at start-up).
+ */
+export async function applyRestore(inst: Instance, id: string, actor: Actor): Promise<ApplyResult> {
+  const rec = readStaged(inst, id);
+  if (rec.meta.scope === "vault") {
+    throw new AppError(422, "SCOPE_NOT_RESTORABLE", "A vault-only backup holds documents' contents but not the database that names them. Restore a full backup instead.");
+  }
+  const root = inst.paths.root;
+  const lease = acquireBackupLease(inst);
+  const state = processState();
+  let prerestore: string | null = null;
+  try {
+    if (isSetupComplete(inst)) {
+      const pre = await writeStoredBackup(inst, { scope: "prerestore", trigger: "prerestore", actor, lease });
+      prerestore = pre.name;
+    }
+    crashPoint("after-prerestore");
+    state.maintenance = { since: new Date().toISOString(), reason: "restore" };
+    const delay = Number(process.env.COFFER_TEST_APPLY_DELAY_MS ?? 0);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    lease.release();
+    closeInstance(inst);
+    if (state.instance === inst) state.instance = undefined;
+
+    const payload = path.join(inst.paths.staging, id, "payload");
+    const items = ["coffer.db", ...SIDECARS, "settings.yaml", "keys"];
+    if (rec.meta.scope !== "db") items.push("vault");
+    const journal: Journal = {
+      id,
+      created_at: new Date().toISOString(),
+      phase: "swapping",
+      items,
+      stagedDir: payload,
+      oldDir: path.join(inst.paths.staging, id, "old"),
+      restoredFrom: rec.meta.created_at,
+      actor: actor.name,
+      scope: rec.meta.scope,
+    };
+    writeJournal(root, journal);
+    crashPoint("after-journal");
+    const done = completeJournal(root, journal);
+    return { restored_from: done.restored_from, prerestore, warnings: rec.preview.warnings };
+  } finally {
+    lease.release();
+    state.maintenance = undefined;
+  }
+}
+
+/** From any phase: swap what is left, open, migrate, check; on a failed check roll back to the old instance. */
+function completeJournal(root: string, j: Journal): { restored_from: string } {
+  const state = processState();
+  if (j.phase === "swapping") {
+    rollForward(root, j);
+    j.phase = "swapped";
+    writeJournal(root, j);
+  }
+  crashPoint("after-swap");
+  let inst: Instance | undefined;
+  let problem: string | null = null;
+  try {
+    inst = openInstance(root);
+    problem = quickCheck(inst);
+  } catch (err) {
+    problem = (err as Error).message;
+  }
+  if (problem) {
+    if (inst) closeInstance(inst);
+    rollBack(root, j);
+    finishJournal(root, j);
+    state.instance = openInstance(root);
+    throw new AppError(422, "RESTORE_CHECK_FAILED", `The restored instance failed its checks (${problem}), so the previous state was put back.`);
+  }
+  afterSwap(inst!, j);
+  crashPoint("before-finish");
+  finishJournal(root, j);
+  state.instance = inst;
+  return { restored_from: j.restoredFrom };
+}
+
+/**
+ * At start-up, before anything opens the database: an unfinished journal is
+ * rolled forward when the staged files are still there, and back otherwise.
+ */
+export function recoverRestore(root: string): "none" | "forward" | "back" {
+  const file = path.join(root, JOURNAL_NAME);
+  if (!fs.existsSync(file)) return "none";
+  let j: Journal;
+  try {
+    j = JSON.parse(fs.readFileSync(file, "utf8")) as Journal;
+  } catch {
+    // A torn journal was never the commit point (it is written atomically): nothing moved.
+    fs.rmSync(file, { force: true });
+    return "back";
+  }
+  const forwardPossible = j.phase === "swapped" || fs.existsSync(j.stagedDir);
+  if (!forwardPossible) {
+    rollBack(root, j);
+    finishJournal(root, j);
+    return "back";
+  }
+  try {
+    completeJournal(root, j);
+    closeInstance(processState().instance!);
+    processState().instance = undefined;
+    return "forward";
+  } catch {
+    return "back";
+  }
+}
