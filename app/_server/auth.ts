@@ -6,12 +6,13 @@ import { redirect, forbidden as forbiddenPage } from "next/navigation";
 import { headers } from "next/headers";
 import { getInstance, isSetupComplete, type Instance } from "@/lib/instance";
 import { getUser, verifyLogin, type User } from "@/lib/auth/users";
+import { sessionEpoch } from "@/lib/auth/epoch";
 import { unauthorized, forbidden } from "@/lib/errors";
 import { clientIp } from "./http";
 
 declare module "next-auth" {
   interface Session {
-    user: { id: number; name: string; role: string; sv: number };
+    user: { id: number; name: string; role: string; sv: number; ep: string };
   }
 }
 
@@ -51,11 +52,12 @@ export function authOptions(): NextAuthOptions {
           token.uid = Number(u.id);
           token.role = u.role;
           token.sv = u.sv;
+          token.ep = sessionEpoch(getInstance().db);
         }
         return token;
       },
       async session({ session, token }) {
-        session.user = { id: token.uid as number, name: token.name as string, role: token.role as string, sv: token.sv as number };
+        session.user = { id: token.uid as number, name: token.name as string, role: token.role as string, sv: token.sv as number, ep: token.ep as string };
         return session;
       },
     },
@@ -72,14 +74,14 @@ export function authOptions(): NextAuthOptions {
 
 /**
  * The signed-in user, re-read from the database on every request: a removed
- * user, a reset password or a restore (session_version) ends old sessions.
+ * user, a reset password (session_version) or a restore (session epoch) ends old sessions.
  */
 export async function sessionUser(inst: Instance = getInstance()): Promise<User | null> {
   const session = await getServerSession(authOptions()).catch(() => null);
   const id = session?.user?.id;
   if (!id) return null;
   const user = getUser(inst, id);
-  if (!user || user.session_version !== session.user.sv) return null;
+  if (!user || user.session_version !== session.user.sv || session.user.ep !== sessionEpoch(inst.db)) return null;
   return user;
 }
 

@@ -5,7 +5,7 @@ import { useRouter } from "next/navigation";
 import { Alert, Button } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
 
-interface Row {
+export interface StoredRow {
   name: string;
   size: number;
   created_at: string;
@@ -14,7 +14,7 @@ interface Row {
   verified: boolean | null;
 }
 
-export function StoredBackupsTable({ backups }: { backups: Row[] }) {
+export function StoredBackupsTable({ backups, onRestore, staging }: { backups: StoredRow[]; onRestore: (name: string) => void; staging: string | null }) {
   const router = useRouter();
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -68,6 +68,9 @@ export function StoredBackupsTable({ backups }: { backups: Row[] }) {
                 </td>
                 <td className="px-2 py-2 text-right sm:px-4">
                   <div className="flex flex-col items-end sm:flex-row sm:items-center sm:justify-end">
+                    <Button variant="ghost" busy={staging === b.name} busyLabel="Checking…" onClick={() => onRestore(b.name)} aria-label={`Restore ${b.name}`}>
+                      Restore
+                    </Button>
                     <a
                       href={`/api/settings/backup/files/${encodeURIComponent(b.name)}`}
                       download={b.name}

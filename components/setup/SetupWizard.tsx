@@ -4,6 +4,7 @@ import { useState, type FormEvent } from "react";
 import { useRouter } from "next/navigation";
 import { signIn } from "next-auth/react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
+import { RestoreFlow } from "@/components/restore/RestoreFlow";
 
 type Step = "code" | "choose" | "new" | "restore";
 type Errors = Record<string, string>;
@@ -144,14 +145,16 @@ export function SetupWizard() {
   if (step === "restore") {
     return (
       <Card className="space-y-4">
-        <h2 className="font-semibold">Restore from backup</h2>
-        <Alert tone="info">
-          Restoring from a backup is not available in this version of Coffer yet. Choose New setup, or update Coffer and
-          come back to this page.
-        </Alert>
-        <Button variant="secondary" onClick={() => setStep("choose")}>
-          Back
-        </Button>
+        <div className="flex items-center justify-between gap-2">
+          <h2 className="font-semibold">Restore from backup</h2>
+          <Button variant="ghost" onClick={() => setStep("choose")}>
+            Back
+          </Button>
+        </div>
+        <p className="text-sm text-zinc-600 dark:text-zinc-400">
+          Upload a backup of your old instance. Coffer checks every file in it before anything changes.
+        </p>
+        <RestoreFlow mode={{ kind: "setup", token }} />
       </Card>
     );
   }

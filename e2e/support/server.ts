@@ -116,3 +116,27 @@ export async function signInCookie(server: Server, username: string, password: s
   if (![...jar.keys()].some((k) => k.endsWith("next-auth.session-token"))) throw new Error(`sign-in failed for ${username}`);
   return cookie();
 }
+
+/** Cookies from signInCookie, for a browser context. */
+export function cookiesFor(server: Server, cookie: string) {
+  return cookie.split("; ").map((c) => ({ name: c.slice(0, c.indexOf("=")), value: c.slice(c.indexOf("=") + 1), url: server.url }));
+}
+
+/** Adds a user through Settings → Users (the only way in: a server action). */
+export async function addUserViaUi(browser: import("@playwright/test").Browser, server: Server, adminCookie: string, username: string, password: string) {
+  const ctx = await browser.newContext();
+  await ctx.addCookies(cookiesFor(server, adminCookie));
+  const page = await ctx.newPage();
+  await page.goto(`${server.url}/settings/users`);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Add user" }).click();
+  await page.getByText(`Added ${username}.`).waitFor();
+  await ctx.close();
+}
+
+export async function uploadDocument(server: Server, cookie: string, name: string, body: Buffer): Promise<{ id: number; sha256: string }> {
+  const res = await fetch(`${server.url}/api/documents?name=${encodeURIComponent(name)}`, { method: "POST", headers: { cookie }, body: new Uint8Array(body) });
+  if (res.status !== 201) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
+  return res.json();
+}

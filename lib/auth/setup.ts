@@ -51,12 +51,16 @@ export function ensureSetupCode(inst: Instance, env: Env = process.env): string 
 
 export const SETUP_CODE_LIMIT: Limit = { max: 10, windowMs: 10 * 60 * 1000 };
 
+export function requireSetupPending(inst: Instance): void {
+  if (isSetupComplete(inst)) throw new AppError(403, "SETUP_COMPLETE", "Setup is already complete. Sign in instead.");
+}
+
 /**
  * Throws unless `candidate` is the pending setup code. 403 once setup is
  * complete; 429 after too many wrong codes from one address.
  */
 export function requireSetupCode(inst: Instance, candidate: string | null | undefined, ip: string | null): void {
-  if (isSetupComplete(inst)) throw new AppError(403, "SETUP_COMPLETE", "Setup is already complete. Sign in instead.");
+  requireSetupPending(inst);
   const key = `setup:${ip ?? "?"}`;
   const wait = retryAfter(key, SETUP_CODE_LIMIT);
   if (wait > 0) throw new AppError(429, "RATE_LIMITED", `Too many wrong setup codes. Try again in ${minutesText(wait)}.`);

@@ -11,6 +11,7 @@ import { parseSettings } from "../settings/store";
 import { fsyncDir, writeFileAtomic } from "../util/fsatomic";
 import { AppError } from "../errors";
 import { audit, type Actor } from "../audit/log";
+import { renewSessionEpoch } from "../auth/epoch";
 import type { Env } from "../paths";
 import { KEY_BYTES } from "../instance";
 import { readArchive, ArchiveError } from "./reader";
@@ -298,6 +299,7 @@ function afterSwap(inst: Instance, j: Journal): void {
   inst.db.transaction(() => {
     if (getMeta(inst.db, "last_restore_id") === j.id) return;
     inst.db.prepare("UPDATE users SET session_version = session_version + 1").run();
+    renewSessionEpoch(inst.db);
     // Leases in the backup belonged to processes of the instance it was taken from.
     inst.db.prepare("DELETE FROM leases").run();
     if (!getMeta(inst.db, "setup_completed_at")) setMeta(inst.db, "setup_completed_at", new Date().toISOString());

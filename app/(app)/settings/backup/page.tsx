@@ -5,7 +5,7 @@ import { recentRuns } from "@/lib/backup/runs";
 import { currentSettings } from "@/lib/settings/store";
 import { PageTitle, Alert } from "@/components/ui";
 import { BackupActions } from "@/components/backup/BackupActions";
-import { StoredBackupsTable } from "@/components/backup/StoredBackupsTable";
+import { BackupManager } from "@/components/backup/BackupManager";
 import { RunHistory } from "@/components/backup/RunHistory";
 
 export const metadata: Metadata = { title: "Backup" };
@@ -30,7 +30,7 @@ export default async function BackupPage() {
       {dirError && <Alert>{dirError}</Alert>}
       <BackupActions defaultScope={scope} directory={dir} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Stored backups</h2>
-      <StoredBackupsTable backups={backups} />
+      <BackupManager backups={backups} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Recent runs</h2>
       <RunHistory runs={runs} />
     </>
