@@ -4,6 +4,8 @@ import { defineConfig } from "@playwright/test";
 export default defineConfig({
   testDir: ".",
   testMatch: /.*\.bench\.ts$/,
+  // backup.bench.ts makes the dataset and the archive restore.bench.ts restores.
+  fullyParallel: false,
   timeout: 60 * 60 * 1000,
   workers: 1,
   reporter: [["list"]],

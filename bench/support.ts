@@ -32,12 +32,6 @@ export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 export const fmtMiB = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
 
-export function dirBytes(p: string): number {
-  const st = fs.statSync(p);
-  if (!st.isDirectory()) return st.size;
-  return fs.readdirSync(p).reduce((a, e) => a + dirBytes(path.join(p, e)), 0);
-}
-
 export function table(rows: Record<string, string | number>[]): void {
   const cols = Object.keys(rows[0]);
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
