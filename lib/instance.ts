@@ -99,6 +99,8 @@ export interface ProcessState {
   startedAt?: string;
   /** Set while a restore swaps files: requests get 503. */
   maintenance?: { since: string; reason: string };
+  /** The backup scheduler (lib/backup/scheduler.ts), started once per process. */
+  scheduler?: { stop(): void; tick(): Promise<unknown> };
 }
 
 const stateKey = Symbol.for("coffer.process");

@@ -5,6 +5,7 @@ import { resolveDataDir, type Env } from "./paths";
 import fs from "node:fs";
 import { currentBackupDir, sweepPartialArchives } from "./backup/store";
 import { recoverRestore, sweepStaging } from "./backup/restore";
+import { BackupScheduler } from "./backup/scheduler";
 
 export function publicUrl(env: Env = process.env): string {
   const host = env.HOST && env.HOST !== "0.0.0.0" && env.HOST !== "::" ? env.HOST : "localhost";
@@ -35,6 +36,12 @@ export function startCoffer(env: Env = process.env): void {
     }
     // A run recorded as running belongs to a process that is gone.
     inst.db.prepare("UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'Coffer stopped while this backup was running' WHERE status = 'running'").run(new Date().toISOString());
+    const state = processState();
+    if (!state.scheduler) {
+      const scheduler = new BackupScheduler(() => (state.maintenance ? null : (state.instance ?? null)));
+      scheduler.start(Number(env.COFFER_SCHEDULER_TICK_MS) || 15_000);
+      state.scheduler = scheduler;
+    }
     const code = ensureSetupCode(inst, env);
     if (code) {
       console.log(`Coffer is not set up yet. Open ${publicUrl(env)}/setup and enter the setup code ${code}`);

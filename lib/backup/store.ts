@@ -253,3 +253,39 @@ export function sweepPartialArchives(dir: string): string[] {
   }
   return removed;
 }
+
+const NOT_FOR_BACKUPS = new Set(["keys", "vault", ".staging", ".tmp", "lost+found"]);
+
+/**
+ * Directories the chooser offers: each root (the data dir, COFFER_BACKUP_ROOTS)
+ * and the directories directly inside it, after resolving symlinks; ones that
+ * resolve outside every root are left out.
+ */
+export function backupDirChoices(inst: Instance, env: Env = process.env): string[] {
+  const roots = backupRoots(inst, env);
+  const out = new Set<string>();
+  for (const root of roots) {
+    if (!fs.existsSync(root)) continue;
+    out.add(root);
+    for (const e of fs.readdirSync(root, { withFileTypes: true })) {
+      if (NOT_FOR_BACKUPS.has(e.name) || e.name.startsWith(".")) continue;
+      const p = path.join(root, e.name);
+      try {
+        const real = fs.realpathSync(p);
+        if (fs.statSync(real).isDirectory() && roots.some((r) => inside(real, r))) out.add(real);
+      } catch {
+        /* dangling link */
+      }
+    }
+  }
+  return [...out].sort();
+}
+
+/** How a chosen directory is written to settings.yaml: relative ("data/…") when inside the data dir, so it survives a move. */
+export function backupDirSetting(inst: Instance, chosen: string): string {
+  const root = fs.realpathSync(inst.paths.root);
+  const rel = path.relative(root, chosen);
+  if (rel === "") return "data";
+  if (!rel.startsWith("..") && !path.isAbsolute(rel)) return `data/${rel.split(path.sep).join("/")}`;
+  return chosen;
+}

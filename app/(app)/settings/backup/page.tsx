@@ -1,6 +1,11 @@
 import type { Metadata } from "next";
 import { pageAdmin } from "@/app/_server/auth";
-import { listStoredBackups, currentBackupDir } from "@/lib/backup/store";
+import { listStoredBackups, currentBackupDir, backupDirChoices } from "@/lib/backup/store";
+import { scheduleStatus } from "@/lib/backup/scheduler";
+import { settingsProblem } from "@/lib/settings/store";
+import { decryptSecret } from "@/lib/settings/secrets";
+import { formatDateTime } from "@/lib/format";
+import { ScheduleForm } from "@/components/backup/ScheduleForm";
 import { recentRuns } from "@/lib/backup/runs";
 import { currentSettings } from "@/lib/settings/store";
 import { PageTitle, Alert } from "@/components/ui";
@@ -21,17 +26,48 @@ export default async function BackupPage() {
   }
   const backups = dir ? await listStoredBackups(inst, dir) : [];
   const runs = recentRuns(inst.db, 10);
-  const scope = currentSettings(inst.paths.settings).backup.scope;
+  const job = currentSettings(inst.paths.settings).backup;
+  const scope = job.scope;
+  const problem = settingsProblem(inst.paths.settings);
+  const status = scheduleStatus(inst, Date.now());
+  let webhookMasked: string | null = null;
+  if (job.notify.webhook_url) {
+    try {
+      const u = new URL(decryptSecret(inst.configKey, job.notify.webhook_url));
+      webhookMasked = `${u.protocol}//${u.host}/…`;
+    } catch {
+      webhookMasked = "cannot be decrypted";
+    }
+  }
   return (
     <>
       <PageTitle description="A backup holds everything this instance knows: the database, settings, keys and every document. Keep one somewhere else than this server.">
         Backup
       </PageTitle>
+      {problem && (
+        <div className="mb-4">
+          <Alert tone="warn">settings.yaml has an error, so the previous settings are still in force: {problem}</Alert>
+        </div>
+      )}
+      {status.stale && (
+        <div className="mb-4">
+          <Alert>No successful backup for more than twice the schedule&apos;s interval. Last success: {status.lastSuccessAt ? formatDateTime(status.lastSuccessAt) : "never"}.</Alert>
+        </div>
+      )}
       {dirError && <Alert>{dirError}</Alert>}
       <BackupActions defaultScope={scope} directory={dir} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Stored backups</h2>
       <BackupManager backups={backups} />
+      <h2 className="mb-3 mt-8 text-lg font-semibold">Schedule</h2>
+      <ScheduleForm
+        job={{ ...job, directory: dir ?? job.directory, webhookMasked }}
+        directories={backupDirChoices(inst)}
+        lastSuccessAt={status.lastSuccessAt}
+      />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Recent runs</h2>
+      <p className="mb-2 text-sm text-zinc-600 dark:text-zinc-400" data-testid="next-run">
+        {status.enabled && status.next[0] ? `Next scheduled run: ${formatDateTime(new Date(status.next[0]).toISOString())}.` : "Scheduled backups are off."}
+      </p>
       <RunHistory runs={runs} />
     </>
   );

@@ -1,0 +1,83 @@
+"use server";
+
+import { z } from "zod";
+import { revalidatePath } from "next/cache";
+import { adminAction } from "@/app/_server/actions";
+import { currentSettings, saveSettings } from "@/lib/settings/store";
+import { encryptSecret } from "@/lib/settings/secrets";
+import { backupDirSetting, resolveBackupDir } from "@/lib/backup/store";
+import { parseSchedule } from "@/lib/backup/schedule";
+import { alert } from "@/lib/backup/alerts";
+import { lastSuccess } from "@/lib/backup/runs";
+import { audit } from "@/lib/audit/log";
+import { AppError } from "@/lib/errors";
+
+const count = (max: number) => z.coerce.number({ error: "Enter a number." }).int("Use a whole number.").min(0, "Use 0 or more.").max(max, `Use at most ${max}.`);
+
+const jobForm = z
+  .object({
+    enabled: z.literal("on").optional(),
+    directory: z.string().min(1, "Choose a directory."),
+    scope: z.enum(["full", "db", "vault"]),
+    schedule_kind: z.enum(["hourly", "daily", "weekly", "cron"]),
+    cron: z.string().trim().max(100).optional().default(""),
+    time_zone: z.string().trim().min(1, "Enter a time zone, e.g. UTC or Europe/Berlin."),
+    retention_mode: z.enum(["count", "days", "gfs"]),
+    count: count(10000).min(1, "Keep at least 1."),
+    days: count(36500).min(1, "Keep at least 1 day."),
+    gfs_latest: count(1000),
+    gfs_hourly: count(1000),
+    gfs_daily: count(1000),
+    gfs_weekly: count(1000),
+    gfs_monthly: count(1000),
+    webhook_url: z.string().trim().max(2000).optional().default(""),
+    clear_webhook: z.literal("on").optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.schedule_kind === "cron" && !v.cron) ctx.addIssue({ code: "custom", path: ["cron"], message: "Enter a cron expression, e.g. 30 2 * * *." });
+    if (v.webhook_url && !/^https?:\/\/\S+$/i.test(v.webhook_url)) ctx.addIssue({ code: "custom", path: ["webhook_url"], message: "Use an http:// or https:// address." });
+  });
+
+/** Settings → Backup → Scheduled backups. Validated as a whole; nothing changes unless all of it is valid. */
+export const saveBackupJob = adminAction(jobForm, async (v, ctx) => {
+  const schedule = v.schedule_kind === "cron" ? v.cron : v.schedule_kind;
+  try {
+    parseSchedule(schedule, v.time_zone);
+  } catch (err) {
+    const e = err as AppError;
+    return { error: "Check the highlighted fields.", fields: { [e.code === "TIME_ZONE_INVALID" ? "time_zone" : "cron"]: e.message } };
+  }
+  let directory: string;
+  try {
+    directory = backupDirSetting(ctx.inst, resolveBackupDir(ctx.inst, v.directory));
+  } catch (err) {
+    return { error: "Check the highlighted fields.", fields: { directory: (err as Error).message } };
+  }
+  const settings = currentSettings(ctx.inst.paths.settings);
+  const webhook = v.clear_webhook ? null : v.webhook_url ? encryptSecret(ctx.inst.configKey, v.webhook_url) : settings.backup.notify.webhook_url;
+  saveSettings(ctx.inst.paths.settings, {
+    ...settings,
+    backup: {
+      enabled: v.enabled === "on",
+      directory,
+      scope: v.scope,
+      schedule,
+      time_zone: v.time_zone,
+      retention: {
+        mode: v.retention_mode,
+        count: v.count,
+        days: v.days,
+        gfs: { latest: v.gfs_latest, hourly: v.gfs_hourly, daily: v.gfs_daily, weekly: v.gfs_weekly, monthly: v.gfs_monthly },
+      },
+      notify: { webhook_url: webhook },
+    },
+  });
+  audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.backup", schedule, { enabled: v.enabled === "on", scope: v.scope, retention: v.retention_mode });
+  revalidatePath("/settings/backup");
+  return { ok: true, message: v.enabled === "on" ? "Saved. The schedule is in effect now." : "Saved. Scheduled backups are off." };
+});
+
+export const sendTestAlert = adminAction(z.object({}), async (_v, ctx) => {
+  const r = await alert(ctx.inst, "test", null, lastSuccess(ctx.inst.db)?.finished_at ?? null, { backoffMs: [], timeoutMs: 8000 });
+  return r.ok ? { ok: true, message: "Test alert delivered." } : { error: `The test alert was not delivered: ${r.error}.` };
+});
