@@ -63,7 +63,7 @@ export function StoredBackupsTable({ backups, onRestore, staging }: { backups: S
                 <td className="hidden whitespace-nowrap px-4 py-2 tabular-nums sm:table-cell">{formatBytes(b.size)}</td>
                 <td className="hidden px-4 py-2 md:table-cell">{b.scope}</td>
                 <td className="hidden px-4 py-2 md:table-cell">{b.trigger ?? "—"}</td>
-                <td className="hidden px-4 py-2 sm:table-cell">
+                <td className="hidden whitespace-nowrap px-4 py-2 sm:table-cell">
                   {b.verified === true ? <span className="text-emerald-700 dark:text-emerald-400">✓ verified</span> : b.verified === false ? <span className="text-red-700 dark:text-red-400">failed</span> : <span className="text-zinc-500">not checked</span>}
                 </td>
                 <td className="px-2 py-2 text-right sm:px-4">
