@@ -6,6 +6,7 @@ import fs from "node:fs";
 import { currentBackupDir, sweepPartialArchives } from "./backup/store";
 import { recoverRestore, sweepStaging } from "./backup/restore";
 import { BackupScheduler } from "./backup/scheduler";
+import { recordServerPid } from "./server-pid";
 
 export function publicUrl(env: Env = process.env): string {
   const host = env.HOST && env.HOST !== "0.0.0.0" && env.HOST !== "::" ? env.HOST : "localhost";
@@ -25,6 +26,7 @@ export function startCoffer(env: Env = process.env): void {
     if (recovered === "back") console.log("Coffer: undid a restore that was interrupted; the instance is as it was before");
     const inst = openInstance(dir);
     processState().instance = inst;
+    recordServerPid(dir);
     processState().startedAt = new Date().toISOString();
     sweepTemp(inst);
     sweepStaging(inst);

@@ -3,5 +3,6 @@ import { run, bin } from "./run.mjs";
 
 run(process.execPath, ["scripts/ensure-chromium.mjs"]);
 run(bin("next"), ["build"]);
+run(bin("tsc"), ["-p", "tsconfig.cli.json"]);
 run(bin("vitest"), ["run"]);
 run(bin("playwright"), ["test"]);

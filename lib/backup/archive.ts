@@ -156,6 +156,8 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
           await gz.write(tarHeader(m.name, m.data!.length, mtime, 0o600));
           await gz.write(m.data!);
           await gz.write(tarPadding(m.data!.length));
+          done += m.data!.length;
+          opts.onProgress?.(done, total);
         }
       }
       for (let i = 0; i < blobs.length; i++) {

@@ -12,6 +12,7 @@ import { fsyncDir, writeFileAtomic } from "../util/fsatomic";
 import { AppError } from "../errors";
 import { audit, type Actor } from "../audit/log";
 import { renewSessionEpoch } from "../auth/epoch";
+import { quickChecks } from "../doctor";
 import type { Env } from "../paths";
 import { KEY_BYTES } from "../instance";
 import { readArchive, ArchiveError } from "./reader";
@@ -279,16 +280,10 @@ function finishJournal(root: string, j: Journal): void {
   fs.rmSync(path.dirname(j.stagedDir), { recursive: true, force: true });
 }
 
-/** Quick checks after a swap; a failure rolls the restore back. */
+/** The doctor's quick checks after a swap; any failure rolls the restore back. */
 function quickCheck(inst: Instance): string | null {
-  const qc = inst.db.pragma("quick_check", { simple: true });
-  if (qc !== "ok") return `quick_check: ${qc}`;
-  const fk = inst.db.pragma("foreign_key_check") as unknown[];
-  if (fk.length) return `foreign_key_check found ${fk.length} problem(s)`;
-  for (const k of [inst.paths.secretKey, inst.paths.configKey]) {
-    if (fs.statSync(k).size !== KEY_BYTES) return `${k} is not a ${KEY_BYTES}-byte key`;
-  }
-  return null;
+  const failed = quickChecks(inst).filter((f) => f.severity === "fail");
+  return failed.length ? failed.map((f) => `${f.check}: ${f.message}`).join("; ") : null;
 }
 
 /**

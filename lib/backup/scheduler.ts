@@ -12,10 +12,12 @@ import { planRetention, type RetentionPolicy } from "./retention";
 import { parseSchedule, latestSlot, nextRuns, stalePeriodMs, type ParsedSchedule } from "./schedule";
 import { alert, type SendOptions } from "./alerts";
 import { fsyncDir } from "../util/fsatomic";
+import { lastDoctorReport, runDoctor } from "../doctor";
 
 /** After a failed run, wait this long (or the interval, if shorter) before trying again. */
 const RETRY_MS = 10 * 60 * 1000;
 const LEASE_TTL_MS = 60_000;
+const DEEP_CHECK_EVERY_MS = 7 * 24 * 3600 * 1000;
 
 export type TickResult = "disabled" | "idle" | "busy" | "ran" | "failed" | "invalid";
 
@@ -131,6 +133,7 @@ export class BackupScheduler {
     if (!inst) return "idle";
     const job = currentSettings(inst.paths.settings).backup;
     const now = this.now();
+    this.weeklyDeepCheck(inst, now);
     if (!job.enabled) {
       setMeta(inst.db, "schedule_enabled_at", "");
       return "disabled";
@@ -194,6 +197,21 @@ export class BackupScheduler {
     if (slot <= taken) return false;
     if (claim) setMeta(inst.db, "schedule_last_slot", String(slot));
     return true;
+  }
+
+  /** The doctor's deep check, once a week, whether or not backups are scheduled. */
+  private weeklyDeepCheck(inst: Instance, now: number): void {
+    const last = lastDoctorReport(inst, true);
+    if (last && now - Date.parse(last.at) < DEEP_CHECK_EVERY_MS) return;
+    if (!last && !getMeta(inst.db, "deep_check_due_from")) {
+      // Not on the first start of a new instance: a week after it.
+      setMeta(inst.db, "deep_check_due_from", String(now + DEEP_CHECK_EVERY_MS));
+      return;
+    }
+    if (!last && now < Number(getMeta(inst.db, "deep_check_due_from"))) return;
+    const report = runDoctor(inst, { deep: true });
+    const bad = report.findings.filter((f) => f.severity !== "ok");
+    if (bad.length) this.log(`weekly deep check: ${bad.map((f) => `${f.check} (${f.message})`).join("; ")}`);
   }
 
   private async checkStale(inst: Instance, s: ParsedSchedule, now: number): Promise<void> {

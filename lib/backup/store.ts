@@ -92,7 +92,7 @@ export function acquireBackupLease(inst: Instance): Lease {
  */
 export async function writeStoredBackup(
   inst: Instance,
-  opts: { scope: Scope; trigger: Trigger; actor?: Actor; dir?: string; lease?: Lease },
+  opts: { scope: Scope; trigger: Trigger; actor?: Actor; dir?: string; lease?: Lease; onProgress?: (done: number, total: number) => void },
 ): Promise<StoredBackupResult> {
   const lease = opts.lease ?? acquireBackupLease(inst);
   const runId = startRun(inst.db, opts.trigger, opts.scope);
@@ -115,7 +115,8 @@ export async function writeStoredBackup(
         trigger: opts.trigger,
         now,
         signal: abort.signal,
-        onProgress: () => {
+        onProgress: (done, total) => {
+          opts.onProgress?.(done, total);
           if (Date.now() - lastRenew > 5_000) {
             lastRenew = Date.now();
             if (!lease.renew()) abort.abort(new Error("the backup lease was lost to another process"));

@@ -8,6 +8,7 @@ export default async function SettingsLayout({ children }: { children: React.Rea
       <nav aria-label="Settings" className="flex gap-1 overflow-x-auto md:flex-col">
         <NavLink href="/settings/backup">Backup</NavLink>
         <NavLink href="/settings/users">Users</NavLink>
+        <NavLink href="/settings/health">Health</NavLink>
         <NavLink href="/settings/audit">Audit log</NavLink>
       </nav>
       <div className="min-w-0">{children}</div>

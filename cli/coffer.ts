@@ -1,0 +1,188 @@
+/**
+ * coffer: back up, list, verify, restore and check an instance from a shell.
+ * The same lib/ functions as the web app; plain Node at run time (compiled by
+ * `npm run build:cli`, which npm install runs).
+ */
+import fs from "node:fs";
+import path from "node:path";
+import readline from "node:readline";
+import { parseArgs } from "node:util";
+import { openInstance, closeInstance, type Instance } from "../lib/instance";
+import { resolveDataDir } from "../lib/paths";
+import { AppError } from "../lib/errors";
+import { formatBytes } from "../lib/format";
+import { writeStoredBackup, listStoredBackups, currentBackupDir } from "../lib/backup/store";
+import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "../lib/backup/restore";
+import { ensureSetupCode } from "../lib/auth/setup";
+import { isSetupComplete } from "../lib/instance";
+import { runDoctor, worst } from "../lib/doctor";
+import { runningServer } from "../lib/server-pid";
+
+const USAGE = `Usage: coffer [--data-dir DIR] [--json] <command>
+
+Commands:
+  backup [--scope full|db|vault] [--out DIR]   write a backup (default: the configured directory)
+  list                                        stored backups, newest first
+  verify FILE                                 check a backup as a restore would, without applying it
+  restore FILE [--yes]                        restore a backup into this data dir (the server must be stopped)
+  doctor [--deep] [--fix]                     check the instance; --fix repairs only what is safe
+  setup-code                                  print the pending setup code
+
+Options:
+  --data-dir DIR   the data directory (default: COFFER_DATA_DIR or ./data)
+  --json           machine-readable output on stdout
+
+Exit codes: 0 ok, 1 findings or failure, 2 usage.`;
+
+class UsageError extends Error {}
+
+function progress(label: string) {
+  let last = 0;
+  return (done: number, total: number) => {
+    const now = Date.now();
+    if (now - last < 1000 && done < total) return;
+    last = now;
+    const pct = total ? Math.floor((done / total) * 100) : 100;
+    process.stderr.write(`${label}: ${pct}% (${formatBytes(done)} of ${formatBytes(total)})\n`);
+  };
+}
+
+function out(json: boolean, value: unknown, text: string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + "\n" : text + "\n");
+}
+
+function describePreview(p: RestorePreview): string {
+  return [
+    `Backup made:    ${p.created_at}`,
+    `Made by:        Coffer ${p.app_version} (${p.trigger})`,
+    `Scope:          ${p.scope}`,
+    `Accounts:       ${p.tables.users ?? "-"}`,
+    `Documents:      ${p.tables.documents ?? "-"}`,
+    `Document files: ${p.vault.objects} (${formatBytes(p.vault.bytes)})`,
+    ...p.warnings.map((w) => `Warning:        ${w}`),
+  ].join("\n");
+}
+
+async function confirm(question: string): Promise<boolean> {
+  if (!process.stdin.isTTY) return false;
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await new Promise<string>((r) => rl.question(question, r));
+  rl.close();
+  return answer.trim().toLowerCase() === "yes";
+}
+
+function openFile(file: string | undefined): fs.ReadStream {
+  if (!file) throw new UsageError("Name the backup file.");
+  if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw new AppError(404, "NOT_FOUND", `${file} is not a file.`);
+  return fs.createReadStream(file, { highWaterMark: 1024 * 1024 });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        "data-dir": { type: "string" },
+        json: { type: "boolean", default: false },
+        scope: { type: "string" },
+        out: { type: "string" },
+        yes: { type: "boolean", default: false },
+        deep: { type: "boolean", default: false },
+        fix: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`coffer: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values: o, positionals } = parsed;
+  const [command, arg] = positionals;
+  if (o.help || !command) {
+    process.stdout.write(USAGE + "\n");
+    return command || o.help ? 0 : 2;
+  }
+  const dataDir = o["data-dir"] ? path.resolve(o["data-dir"]) : resolveDataDir();
+  let inst: Instance | undefined;
+  try {
+    if (!["backup", "list", "verify", "restore", "doctor", "setup-code"].includes(command)) throw new UsageError(`Unknown command "${command}".`);
+    if (command === "doctor" && !fs.existsSync(path.join(dataDir, "coffer.db"))) {
+      throw new AppError(404, "NO_INSTANCE", `There is no Coffer instance in ${dataDir}.`);
+    }
+    try {
+      inst = openInstance(dataDir);
+    } catch (err) {
+      if (command !== "doctor") throw err;
+      const finding = { check: "database.open", severity: "fail", count: 1, message: (err as Error).message, examples: [] };
+      out(o.json, { findings: [finding], fixed: [] }, `FAIL  database.open  ${finding.message}`);
+      return 1;
+    }
+
+    if (command === "backup") {
+      const scope = (o.scope ?? "full") as "full" | "db" | "vault";
+      if (!["full", "db", "vault"].includes(scope)) throw new UsageError("--scope is full, db or vault.");
+      const dir = o.out ? path.resolve(o.out) : currentBackupDir(inst);
+      if (o.out) fs.mkdirSync(dir, { recursive: true });
+      const r = await writeStoredBackup(inst, { scope, trigger: "cli", dir, actor: { id: null, name: "cli" }, onProgress: progress("Backing up") });
+      out(o.json, { name: r.name, file: r.file, bytes: r.bytes, verified: r.verified, created_at: r.meta.created_at }, `${r.file} (${formatBytes(r.bytes)}, ${r.verified ? "verified" : "NOT verified"})`);
+      return r.verified ? 0 : 1;
+    }
+    if (command === "list") {
+      const rows = await listStoredBackups(inst);
+      out(
+        o.json,
+        rows,
+        rows.length
+          ? rows.map((b) => `${b.name}  ${formatBytes(b.size).padStart(8)}  ${b.scope.padEnd(10)}  ${b.verified === true ? "verified" : b.verified === false ? "FAILED" : "unchecked"}`).join("\n")
+          : "No stored backups.",
+      );
+      return 0;
+    }
+    if (command === "verify") {
+      const preview = await stageArchive(inst, openFile(arg));
+      discardStaged(inst, preview.id);
+      out(o.json, { ok: true, ...preview }, `OK: ${arg} is a valid Coffer backup.\n${describePreview(preview)}`);
+      return 0;
+    }
+    if (command === "restore") {
+      const server = runningServer(dataDir);
+      if (server) throw new AppError(409, "SERVER_RUNNING", `Coffer is running on ${dataDir} (pid ${server}). Stop it first, or restore from Settings → Backup in the browser.`);
+      const preview = await stageArchive(inst, openFile(arg));
+      process.stderr.write(describePreview(preview) + "\n");
+      if (!o.yes && !(await confirm(`Replace the instance in ${dataDir} with this backup? Type yes: `))) {
+        discardStaged(inst, preview.id);
+        process.stderr.write("Not restored. (Use --yes to skip this question.)\n");
+        return 1;
+      }
+      const r = await applyRestore(inst, preview.id, { id: null, name: "cli" });
+      inst = undefined; // applyRestore closed it and opened the restored one
+      out(o.json, r, `Restored the backup of ${r.restored_from}.${r.prerestore ? ` The previous state is in ${r.prerestore}.` : ""}`);
+      return 0;
+    }
+    if (command === "doctor") {
+      const report = runDoctor(inst, { deep: o.deep, fix: o.fix });
+      const lines = report.findings.map((f) => `${f.severity.toUpperCase().padEnd(4)}  ${f.check.padEnd(22)}  ${f.message}${f.examples.length ? "\n" + f.examples.map((e) => `      - ${e}`).join("\n") : ""}`);
+      out(o.json, report, [...lines, ...report.fixed.map((f) => `FIXED ${f}`)].join("\n"));
+      return worst(report.findings) === "ok" ? 0 : 1;
+    }
+    // setup-code
+    if (isSetupComplete(inst)) throw new AppError(409, "SETUP_COMPLETE", "Setup is already complete; there is no setup code.");
+    const code = ensureSetupCode(inst);
+    out(o.json, { setup_code: code }, code ?? "");
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`coffer: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    const e = err as AppError;
+    if (o.json) process.stdout.write(JSON.stringify({ error: { code: e.code ?? "ERROR", message: e.message } }) + "\n");
+    process.stderr.write(`coffer: ${e.message}${e.code ? ` (${e.code})` : ""}\n`);
+    return 1;
+  } finally {
+    if (inst) closeInstance(inst);
+  }
+}
+

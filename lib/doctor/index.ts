@@ -1,0 +1,212 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import type { Instance } from "../instance";
+import { KEY_BYTES } from "../instance";
+import { SCHEMA_VERSION } from "../db/migrations";
+import { getMeta, setMeta } from "../db/connection";
+import { readSettingsFile } from "../settings/store";
+import { SHA256_RE } from "../vault/blobs";
+import { pinBlobs } from "../vault/pins";
+import { fsyncDir } from "../util/fsatomic";
+
+export type Severity = "ok" | "warn" | "fail";
+
+export interface Finding {
+  check: string;
+  severity: Severity;
+  count: number;
+  message: string;
+  examples: string[];
+}
+
+export interface DoctorReport {
+  at: string;
+  deep: boolean;
+  findings: Finding[];
+  fixed: string[];
+}
+
+const MAX_EXAMPLES = 5;
+
+function finding(check: string, problems: string[], severity: Severity, okMessage: string, badMessage: (n: number) => string): Finding {
+  return problems.length
+    ? { check, severity, count: problems.length, message: badMessage(problems.length), examples: problems.slice(0, MAX_EXAMPLES) }
+    : { check, severity: "ok", count: 0, message: okMessage, examples: [] };
+}
+
+/** Quick checks: cheap enough to run after every restore (a failure rolls it back) and on demand. */
+export function quickChecks(inst: Instance): Finding[] {
+  const out: Finding[] = [];
+  const qc = inst.db.pragma("quick_check") as { quick_check: string }[];
+  const qcProblems = qc.map((r) => r.quick_check).filter((r) => r !== "ok");
+  out.push(finding("database.quick_check", qcProblems, "fail", "SQLite quick_check: ok.", (n) => `SQLite quick_check found ${n} problem(s).`));
+  const fk = inst.db.pragma("foreign_key_check") as { table: string; rowid: number; parent: string }[];
+  out.push(
+    finding(
+      "database.foreign_keys",
+      fk.map((r) => `${r.table} row ${r.rowid} → missing ${r.parent}`),
+      "fail",
+      "Foreign keys: ok.",
+      (n) => `${n} row(s) point at rows that do not exist.`,
+    ),
+  );
+  const version = inst.db.pragma("user_version", { simple: true }) as number;
+  out.push(
+    version === SCHEMA_VERSION
+      ? { check: "database.schema", severity: "ok", count: 0, message: `Schema version ${version}.`, examples: [] }
+      : {
+          check: "database.schema",
+          severity: version > SCHEMA_VERSION ? "warn" : "fail",
+          count: 1,
+          message: `Schema version ${version}; this Coffer knows ${SCHEMA_VERSION}.`,
+          examples: [],
+        },
+  );
+  try {
+    readSettingsFile(inst.paths.settings);
+    out.push({ check: "settings", severity: "ok", count: 0, message: "settings.yaml is valid.", examples: [] });
+  } catch (err) {
+    out.push({ check: "settings", severity: "fail", count: 1, message: (err as Error).message, examples: [] });
+  }
+  const keyProblems: string[] = [];
+  const keyModes: string[] = [];
+  for (const k of [inst.paths.secretKey, inst.paths.configKey]) {
+    const st = fs.statSync(k, { throwIfNoEntry: false });
+    if (!st) keyProblems.push(`${path.basename(k)} is missing`);
+    else if (st.size !== KEY_BYTES) keyProblems.push(`${path.basename(k)} is ${st.size} bytes, not ${KEY_BYTES}`);
+    else if ((st.mode & 0o777) !== 0o600) keyModes.push(`${path.basename(k)} has mode ${(st.mode & 0o777).toString(8)}, not 600`);
+  }
+  out.push(finding("keys", keyProblems, "fail", "Key files present, 32 bytes each.", (n) => `${n} key file(s) missing or the wrong size.`));
+  out.push(finding("keys.mode", keyModes, "warn", "Key files are readable by their owner only.", (n) => `${n} key file(s) readable by others.`));
+  return out;
+}
+
+function sha256File(file: string): string {
+  const h = crypto.createHash("sha256");
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  const fd = fs.openSync(file, "r");
+  try {
+    for (;;) {
+      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
+/** Every file under the vault as a path relative to it. */
+function vaultFiles(vault: string): string[] {
+  const out: string[] = [];
+  for (const top of fs.existsSync(vault) ? fs.readdirSync(vault, { withFileTypes: true }) : []) {
+    const p = path.join(vault, top.name);
+    if (!top.isDirectory()) out.push(top.name);
+    else for (const f of fs.readdirSync(p)) out.push(`${top.name}/${f}`);
+  }
+  return out;
+}
+
+/** Deep checks: every blob read and hashed. Minutes on a large vault, so weekly and on demand. */
+export function deepChecks(inst: Instance): Finding[] {
+  const docs = inst.db.prepare("SELECT id, name, size, sha256 FROM documents").all() as { id: number; name: string; size: number; sha256: string }[];
+  const missing: string[] = [];
+  const wrongSize: string[] = [];
+  const referenced = new Set<string>();
+  for (const d of docs) {
+    referenced.add(d.sha256);
+    const file = path.join(inst.paths.vault, d.sha256.slice(0, 2), d.sha256);
+    const st = fs.statSync(file, { throwIfNoEntry: false });
+    if (!st) missing.push(`document ${d.id} (${d.name})`);
+    else if (st.size !== d.size) wrongSize.push(`document ${d.id} (${d.name}): ${st.size} bytes on disk, ${d.size} recorded`);
+  }
+  const corrupt: string[] = [];
+  const untracked: string[] = [];
+  for (const rel of vaultFiles(inst.paths.vault)) {
+    const [dir, name] = rel.split("/");
+    if (!name || !SHA256_RE.test(name) || dir !== name.slice(0, 2) || !referenced.has(name)) {
+      untracked.push(rel);
+      continue;
+    }
+    if (sha256File(path.join(inst.paths.vault, rel)) !== name) corrupt.push(rel);
+  }
+  const counters = (
+    inst.db
+      .prepare(
+        `SELECT u.username, u.used_bytes, COALESCE((SELECT sum(size) FROM documents d WHERE d.owner_id = u.id), 0) AS actual FROM users u`,
+      )
+      .all() as { username: string; used_bytes: number; actual: number }[]
+  )
+    .filter((r) => r.used_bytes !== r.actual)
+    .map((r) => `${r.username}: ${r.used_bytes} recorded, ${r.actual} actual`);
+  return [
+    finding("vault.missing", missing, "fail", "Every document's file is in the vault.", (n) => `${n} document(s) have no file in the vault.`),
+    finding("vault.size", wrongSize, "fail", "Every file has the size its document records.", (n) => `${n} file(s) have the wrong size.`),
+    finding("vault.corrupt", corrupt, "fail", "Every file's content matches its name (SHA-256).", (n) => `${n} file(s) are damaged: their content does not match their name.`),
+    finding("vault.untracked", untracked, "warn", "No stray files in the vault.", (n) => `${n} file(s) in the vault belong to no document.`),
+    finding("usage.counters", counters, "warn", "Storage counters match the documents.", (n) => `${n} user(s) have a storage counter that is off.`),
+  ];
+}
+
+/**
+ * Repairs only what is safe: storage counters recomputed, untracked blobs
+ * moved (never deleted) to data/lost+found/<time>/, key files made 0600.
+ */
+export function fixSafe(inst: Instance, findings: Finding[]): string[] {
+  const fixed: string[] = [];
+  const bad = (check: string) => findings.find((f) => f.check === check && f.severity !== "ok");
+  if (bad("usage.counters")) {
+    const n = inst.db
+      .prepare("UPDATE users SET used_bytes = COALESCE((SELECT sum(size) FROM documents d WHERE d.owner_id = users.id), 0) WHERE used_bytes != COALESCE((SELECT sum(size) FROM documents d WHERE d.owner_id = users.id), 0)")
+      .run().changes;
+    fixed.push(`recomputed the storage counter of ${n} user(s)`);
+  }
+  if (bad("keys.mode")) {
+    for (const k of [inst.paths.secretKey, inst.paths.configKey]) fs.chmodSync(k, 0o600);
+    fixed.push("set the key files to mode 600");
+  }
+  if (bad("vault.untracked")) {
+    // A backup reading the vault right now must not lose a file under it; and an upload may have just added one.
+    const unpin = pinBlobs();
+    try {
+      const referenced = new Set(inst.db.prepare("SELECT DISTINCT sha256 FROM documents").pluck().all() as string[]);
+      const dest = path.join(inst.paths.root, "lost+found", new Date().toISOString().replace(/[:.]/g, "-"));
+      let moved = 0;
+      for (const rel of vaultFiles(inst.paths.vault)) {
+        const name = rel.split("/")[1];
+        if (name && referenced.has(name) && SHA256_RE.test(name)) continue;
+        const target = path.join(dest, rel);
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.renameSync(path.join(inst.paths.vault, rel), target);
+        moved++;
+      }
+      if (moved) fsyncDir(dest);
+      fixed.push(`moved ${moved} untracked file(s) to ${path.relative(inst.paths.root, dest)}`);
+    } finally {
+      unpin();
+    }
+  }
+  return fixed;
+}
+
+export function runDoctor(inst: Instance, opts: { deep?: boolean; fix?: boolean } = {}): DoctorReport {
+  let findings = [...quickChecks(inst), ...(opts.deep ? deepChecks(inst) : [])];
+  let fixed: string[] = [];
+  if (opts.fix) {
+    fixed = fixSafe(inst, findings);
+    if (fixed.length) findings = [...quickChecks(inst), ...(opts.deep ? deepChecks(inst) : [])];
+  }
+  const report: DoctorReport = { at: new Date().toISOString(), deep: !!opts.deep, findings, fixed };
+  setMeta(inst.db, opts.deep ? "doctor_last_deep" : "doctor_last_quick", JSON.stringify(report));
+  return report;
+}
+
+export function lastDoctorReport(inst: Instance, deep: boolean): DoctorReport | null {
+  const raw = getMeta(inst.db, deep ? "doctor_last_deep" : "doctor_last_quick");
+  return raw ? (JSON.parse(raw) as DoctorReport) : null;
+}
+
+export const worst = (findings: Finding[]): Severity =>
+  findings.some((f) => f.severity === "fail") ? "fail" : findings.some((f) => f.severity === "warn") ? "warn" : "ok";

@@ -1,0 +1,102 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { Readable } from "node:stream";
+import { afterEach, describe, expect, it } from "vitest";
+import { runDoctor, worst, type Finding } from "@/lib/doctor";
+import { createDocument } from "@/lib/vault/documents";
+import { blobPath } from "@/lib/vault/blobs";
+import { makeSetUpInstance } from "./support/instance";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+
+async function instanceWithDocs() {
+  const t = await makeSetUpInstance();
+  cleanups.push(t.cleanup);
+  const a = await createDocument(t.inst, t.admin, null, { name: "a.txt", body: Readable.from([Buffer.from("alpha ".repeat(1000))]), maxBytes: 1e6 });
+  const b = await createDocument(t.inst, t.member, null, { name: "b.bin", body: Readable.from([crypto.randomBytes(5000)]), maxBytes: 1e6 });
+  return { ...t, a, b };
+}
+
+const bad = (findings: Finding[]) => Object.fromEntries(findings.filter((f) => f.severity !== "ok").map((f) => [f.check, f.count]));
+
+describe("doctor", () => {
+  it("reports clean data as ok, quick and deep", async () => {
+    const { inst } = await instanceWithDocs();
+    expect(bad(runDoctor(inst).findings)).toEqual({});
+    const deep = runDoctor(inst, { deep: true });
+    expect(bad(deep.findings)).toEqual({});
+    expect(worst(deep.findings)).toBe("ok");
+    expect(deep.findings.map((f) => f.check)).toEqual(expect.arrayContaining(["database.quick_check", "vault.corrupt", "usage.counters"]));
+  });
+
+  it("finds a deleted blob", async () => {
+    const { inst, a } = await instanceWithDocs();
+    fs.rmSync(blobPath(inst.paths, a.sha256));
+    const r = runDoctor(inst, { deep: true });
+    expect(bad(r.findings)).toEqual({ "vault.missing": 1 });
+    expect(r.findings.find((f) => f.check === "vault.missing")!.examples[0]).toContain("a.txt");
+  });
+
+  it("finds a corrupted blob", async () => {
+    const { inst, b } = await instanceWithDocs();
+    const file = blobPath(inst.paths, b.sha256);
+    const bytes = fs.readFileSync(file);
+    bytes[10] ^= 0xff;
+    fs.writeFileSync(file, bytes);
+    expect(bad(runDoctor(inst, { deep: true }).findings)).toEqual({ "vault.corrupt": 1 });
+  });
+
+  it("finds an untracked blob and --fix moves it to lost+found, never deleting it", async () => {
+    const { inst } = await instanceWithDocs();
+    const stray = crypto.randomBytes(100);
+    const sha = crypto.createHash("sha256").update(stray).digest("hex");
+    fs.mkdirSync(path.dirname(blobPath(inst.paths, sha)), { recursive: true });
+    fs.writeFileSync(blobPath(inst.paths, sha), stray);
+    expect(bad(runDoctor(inst, { deep: true }).findings)).toEqual({ "vault.untracked": 1 });
+    const fixed = runDoctor(inst, { deep: true, fix: true });
+    expect(fixed.fixed.join(" ")).toMatch(/moved 1 untracked file/);
+    expect(bad(fixed.findings)).toEqual({});
+    const lost = path.join(inst.paths.root, "lost+found");
+    const [stamp] = fs.readdirSync(lost);
+    expect(fs.readFileSync(path.join(lost, stamp, sha.slice(0, 2), sha))).toEqual(stray);
+  });
+
+  it("finds a storage counter off by one and --fix recomputes it, and nothing else", async () => {
+    const { inst, member, a, b } = await instanceWithDocs();
+    inst.db.prepare("UPDATE users SET used_bytes = used_bytes + 1 WHERE id = ?").run(member.id);
+    fs.rmSync(blobPath(inst.paths, a.sha256)); // not safe to fix: must stay reported
+    expect(bad(runDoctor(inst, { deep: true }).findings)).toEqual({ "usage.counters": 1, "vault.missing": 1 });
+    const r = runDoctor(inst, { deep: true, fix: true });
+    expect(r.fixed).toEqual(["recomputed the storage counter of 1 user(s)"]);
+    expect(bad(r.findings)).toEqual({ "vault.missing": 1 });
+    expect(inst.db.prepare("SELECT used_bytes FROM users WHERE id = ?").pluck().get(member.id)).toBe(b.size);
+  });
+
+  it("finds a truncated database file", async () => {
+    const { inst } = await instanceWithDocs();
+    inst.db.pragma("wal_checkpoint(TRUNCATE)");
+    inst.db.close();
+    const size = fs.statSync(inst.paths.db).size;
+    fs.truncateSync(inst.paths.db, Math.floor(size / 2));
+    const { openInstance } = await import("@/lib/instance");
+    let findings: Finding[];
+    try {
+      const reopened = openInstance(inst.paths.root);
+      findings = runDoctor(reopened).findings;
+      reopened.db.close();
+    } catch (err) {
+      findings = [{ check: "database.open", severity: "fail", count: 1, message: (err as Error).message, examples: [] }];
+    }
+    expect(worst(findings)).toBe("fail");
+    expect(findings.some((f) => f.check.startsWith("database.") && f.severity === "fail")).toBe(true);
+  });
+
+  it("finds key files with the wrong mode and --fix makes them 0600", async () => {
+    const { inst } = await instanceWithDocs();
+    fs.chmodSync(inst.paths.secretKey, 0o644);
+    expect(bad(runDoctor(inst).findings)).toEqual({ "keys.mode": 1 });
+    expect(bad(runDoctor(inst, { fix: true }).findings)).toEqual({});
+  });
+});
