@@ -2,17 +2,11 @@
 
 import { useState } from "react";
 import { useRouter } from "next/navigation";
-import { Alert, Button } from "@/components/ui";
+import { Alert, Button, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
+import type { StoredBackup } from "@/lib/backup/store";
 
-export interface StoredRow {
-  name: string;
-  size: number;
-  created_at: string;
-  scope: string;
-  trigger: string | null;
-  verified: boolean | null;
-}
+export type StoredRow = StoredBackup;
 
 export function StoredBackupsTable({ backups, onRestore, staging }: { backups: StoredRow[]; onRestore: (name: string) => void; staging: string | null }) {
   const router = useRouter();
@@ -38,57 +32,54 @@ export function StoredBackupsTable({ backups, onRestore, staging }: { backups: S
   return (
     <>
       {error && <Alert>{error}</Alert>}
-      <div className="overflow-x-auto rounded-lg border border-zinc-200 bg-white dark:border-zinc-800 dark:bg-zinc-900">
-        <table className="w-full text-left text-sm">
-          <thead className="border-b border-zinc-200 text-xs uppercase text-zinc-500 dark:border-zinc-800 dark:text-zinc-400">
-            <tr>
-              <th className="px-4 py-2 font-medium">Backup</th>
-              <th className="hidden px-4 py-2 font-medium sm:table-cell">Size</th>
-              <th className="hidden px-4 py-2 font-medium md:table-cell">Scope</th>
-              <th className="hidden px-4 py-2 font-medium md:table-cell">Trigger</th>
-              <th className="hidden px-4 py-2 font-medium sm:table-cell">Verified</th>
-              <th className="px-4 py-2"><span className="sr-only">Actions</span></th>
-            </tr>
-          </thead>
-          <tbody className="divide-y divide-zinc-100 dark:divide-zinc-800">
-            {backups.map((b) => (
-              <tr key={b.name} data-testid="backup-row">
-                <td className="px-4 py-2">
-                  <span className="block font-medium">{formatDateTime(b.created_at)}</span>
-                  <span className="block break-all font-mono text-xs text-zinc-600 dark:text-zinc-400">{b.name}</span>
-                  <span className="block text-xs text-zinc-600 sm:hidden dark:text-zinc-400">
-                    {formatBytes(b.size)} · {b.scope} · {b.verified ? "verified" : "not verified"}
-                  </span>
-                </td>
-                <td className="hidden whitespace-nowrap px-4 py-2 tabular-nums sm:table-cell">{formatBytes(b.size)}</td>
-                <td className="hidden px-4 py-2 md:table-cell">{b.scope}</td>
-                <td className="hidden px-4 py-2 md:table-cell">{b.trigger ?? "—"}</td>
-                <td className="hidden whitespace-nowrap px-4 py-2 sm:table-cell">
-                  {b.verified === true ? <span className="text-emerald-700 dark:text-emerald-400">✓ verified</span> : b.verified === false ? <span className="text-red-700 dark:text-red-400">failed</span> : <span className="text-zinc-500">not checked</span>}
-                </td>
-                <td className="px-2 py-2 text-right sm:px-4">
-                  <div className="flex flex-col items-end sm:flex-row sm:items-center sm:justify-end">
-                    <Button variant="ghost" busy={staging === b.name} busyLabel="Checking…" onClick={() => onRestore(b.name)} aria-label={`Restore ${b.name}`}>
-                      Restore
-                    </Button>
-                    <a
-                      href={`/api/settings/backup/files/${encodeURIComponent(b.name)}`}
-                      download={b.name}
-                      className="inline-block rounded-md px-3 py-2 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
-                      aria-label={`Download ${b.name}`}
-                    >
-                      Download
-                    </a>
-                    <Button variant="ghost" className="text-red-700 dark:text-red-400" busy={busy === b.name} onClick={() => remove(b.name)} aria-label={`Delete ${b.name}`}>
-                      Delete
-                    </Button>
-                  </div>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        head={
+          <>
+            <th className="px-4 py-2 font-medium">Backup</th>
+            <th className="hidden px-4 py-2 font-medium sm:table-cell">Size</th>
+            <th className="hidden px-4 py-2 font-medium md:table-cell">Scope</th>
+            <th className="hidden px-4 py-2 font-medium md:table-cell">Trigger</th>
+            <th className="hidden px-4 py-2 font-medium sm:table-cell">Verified</th>
+            <th className="px-4 py-2"><span className="sr-only">Actions</span></th>
+          </>
+        }
+      >
+        {backups.map((b) => (
+          <tr key={b.name} data-testid="backup-row">
+            <td className="px-4 py-2">
+              <span className="block font-medium">{formatDateTime(b.created_at)}</span>
+              <span className="block break-all font-mono text-xs text-zinc-600 dark:text-zinc-400">{b.name}</span>
+              <span className="block text-xs text-zinc-600 sm:hidden dark:text-zinc-400">
+                {formatBytes(b.size)} · {b.scope} · {b.verified ? "verified" : "not verified"}
+              </span>
+            </td>
+            <td className="hidden whitespace-nowrap px-4 py-2 tabular-nums sm:table-cell">{formatBytes(b.size)}</td>
+            <td className="hidden px-4 py-2 md:table-cell">{b.scope}</td>
+            <td className="hidden px-4 py-2 md:table-cell">{b.trigger ?? "—"}</td>
+            <td className="hidden whitespace-nowrap px-4 py-2 sm:table-cell">
+              {b.verified === true ? <span className="text-emerald-700 dark:text-emerald-400">✓ verified</span> : b.verified === false ? <span className="text-red-700 dark:text-red-400">failed</span> : <span className="text-zinc-500">not checked</span>}
+            </td>
+            <td className="px-2 py-2 text-right sm:px-4">
+              <div className="flex flex-col items-end sm:flex-row sm:items-center sm:justify-end">
+                <Button variant="ghost" busy={staging === b.name} busyLabel="Checking…" onClick={() => onRestore(b.name)} aria-label={`Restore ${b.name}`}>
+                  Restore
+                </Button>
+                <a
+                  href={`/api/settings/backup/files/${encodeURIComponent(b.name)}`}
+                  download={b.name}
+                  className="inline-block rounded-md px-3 py-2 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
+                  aria-label={`Download ${b.name}`}
+                >
+                  Download
+                </a>
+                <Button variant="ghost" className="text-red-700 dark:text-red-400" busy={busy === b.name} onClick={() => remove(b.name)} aria-label={`Delete ${b.name}`}>
+                  Delete
+                </Button>
+              </div>
+            </td>
+          </tr>
+        ))}
+      </Table>
     </>
   );
 }

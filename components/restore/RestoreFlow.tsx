@@ -3,19 +3,9 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Alert, Button, Card, Field, Input, ProgressBar } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
+import type { RestorePreview } from "@/lib/backup/restore";
 
-export interface Preview {
-  id: string;
-  created_at: string;
-  app_version: string;
-  schema_version: number;
-  scope: string;
-  trigger: string;
-  tables: Record<string, number>;
-  vault: { objects: number; bytes: number };
-  warnings: string[];
-  expires_at: string;
-}
+export type Preview = RestorePreview;
 
 type Mode = { kind: "setup"; token: string } | { kind: "admin" };
 

@@ -150,6 +150,20 @@ export function ProgressBar({ value, label }: { value: number; label: string }) 
   );
 }
 
+/** The bordered, scrollable table every list in Coffer uses; `head` is the header row's cells. */
+export function Table({ head, children }: { head: ReactNode; children: ReactNode }) {
+  return (
+    <div className="overflow-x-auto rounded-lg border border-zinc-200 bg-white dark:border-zinc-800 dark:bg-zinc-900">
+      <table className="w-full text-left text-sm">
+        <thead className="border-b border-zinc-200 text-xs uppercase text-zinc-500 dark:border-zinc-800 dark:text-zinc-400">
+          <tr>{head}</tr>
+        </thead>
+        <tbody className="divide-y divide-zinc-100 dark:divide-zinc-800">{children}</tbody>
+      </table>
+    </div>
+  );
+}
+
 export function PageTitle({ children, description }: { children: ReactNode; description?: ReactNode }) {
   return (
     <div className="mb-6">

@@ -53,7 +53,14 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   });
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  let stopping = false;
+  const exited = new Promise<void>((resolve) =>
+    proc.once("exit", (code, signal) => {
+      // A server that dies on its own is a bug: show why, whatever the test then reports.
+      if (!stopping && opts.waitForHealth !== false && !opts.env?.COFFER_TEST_CRASH_AT) console.error(`server on port ${port} exited by itself (${code ?? signal}):\n${out}`);
+      resolve();
+    }),
+  );
   const url = `http://127.0.0.1:${port}`;
   const server: Server = {
     url,
@@ -62,6 +69,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
     proc,
     logs: () => out,
     stop: async (signal = "SIGTERM") => {
+      stopping = true;
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
       await exited;
     },

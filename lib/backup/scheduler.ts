@@ -118,9 +118,15 @@ export class BackupScheduler {
     await this.running?.catch(() => {});
   }
 
+  /** One decision. Never rejects: a scheduler that throws would take the server down with it. */
   tick(): Promise<TickResult> {
     if (this.running) return Promise.resolve("busy");
-    this.running = this.tickOnce().finally(() => (this.running = null));
+    this.running = this.tickOnce()
+      .catch((err: Error) => {
+        this.log(`scheduler error: ${err.message}`);
+        return "failed" as const;
+      })
+      .finally(() => (this.running = null));
     return this.running;
   }
 

@@ -2,7 +2,7 @@ import type { Metadata } from "next";
 import Link from "next/link";
 import { pageAdmin } from "@/app/_server/auth";
 import { listAudit } from "@/lib/audit/log";
-import { PageTitle } from "@/components/ui";
+import { PageTitle, Table } from "@/components/ui";
 
 export const metadata: Metadata = { title: "Audit log" };
 
@@ -33,39 +33,36 @@ export default async function AuditPage({ searchParams }: { searchParams: Promis
           </Link>
         ))}
       </div>
-      <div className="overflow-x-auto rounded-lg border border-zinc-200 bg-white dark:border-zinc-800 dark:bg-zinc-900">
-        <table className="w-full text-left text-sm">
-          <thead className="border-b border-zinc-200 text-xs uppercase text-zinc-500 dark:border-zinc-800 dark:text-zinc-400">
-            <tr>
-              <th className="px-4 py-2 font-medium">Time (UTC)</th>
-              <th className="px-4 py-2 font-medium">Actor</th>
-              <th className="px-4 py-2 font-medium">Action</th>
-              <th className="px-4 py-2 font-medium">Target</th>
-              <th className="hidden px-4 py-2 font-medium sm:table-cell">Address</th>
-            </tr>
-          </thead>
-          <tbody className="divide-y divide-zinc-100 dark:divide-zinc-800">
-            {rows.map((r) => (
-              <tr key={r.id}>
-                <td className="whitespace-nowrap px-4 py-2 tabular-nums">{r.at.replace("T", " ").slice(0, 19)}</td>
-                <td className="px-4 py-2">{r.actor ?? "—"}</td>
-                <td className="px-4 py-2 font-mono text-xs">{r.action}</td>
-                <td className="max-w-[14rem] truncate px-4 py-2" title={r.target ?? ""}>
-                  {r.target ?? "—"}
-                </td>
-                <td className="hidden px-4 py-2 font-mono text-xs sm:table-cell">{r.ip ?? "—"}</td>
-              </tr>
-            ))}
-            {rows.length === 0 && (
-              <tr>
-                <td colSpan={5} className="px-4 py-8 text-center text-zinc-600 dark:text-zinc-400">
-                  Nothing recorded yet.
-                </td>
-              </tr>
-            )}
-          </tbody>
-        </table>
-      </div>
+      <Table
+        head={
+          <>
+            <th className="px-4 py-2 font-medium">Time (UTC)</th>
+            <th className="px-4 py-2 font-medium">Actor</th>
+            <th className="px-4 py-2 font-medium">Action</th>
+            <th className="px-4 py-2 font-medium">Target</th>
+            <th className="hidden px-4 py-2 font-medium sm:table-cell">Address</th>
+          </>
+        }
+      >
+        {rows.map((r) => (
+          <tr key={r.id}>
+            <td className="whitespace-nowrap px-4 py-2 tabular-nums">{r.at.replace("T", " ").slice(0, 19)}</td>
+            <td className="px-4 py-2">{r.actor ?? "—"}</td>
+            <td className="px-4 py-2 font-mono text-xs">{r.action}</td>
+            <td className="max-w-[14rem] truncate px-4 py-2" title={r.target ?? ""}>
+              {r.target ?? "—"}
+            </td>
+            <td className="hidden px-4 py-2 font-mono text-xs sm:table-cell">{r.ip ?? "—"}</td>
+          </tr>
+        ))}
+        {rows.length === 0 && (
+          <tr>
+            <td colSpan={5} className="px-4 py-8 text-center text-zinc-600 dark:text-zinc-400">
+              Nothing recorded yet.
+            </td>
+          </tr>
+        )}
+      </Table>
       {rows.length === PAGE && (
         <Link
           href={`/settings/audit?before=${rows[rows.length - 1].id}${action ? `&action=${action}` : ""}`}
