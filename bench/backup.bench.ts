@@ -104,6 +104,18 @@ test("backup: Coffer against sqlite3 .backup + tar czf, and gzip -1", async () =
   console.log(`Database ${fmtMiB(dbBytes)}, vault ${fmtMiB(vaultBytes)}`);
   const input = dbBytes + vaultBytes;
 
+  if (process.env.BENCH_ONLY_DOWNLOAD === "1") {
+    server = await startServer({ dataDir });
+    cookie = await signInCookie(server, "admin", "admin-password-1");
+    const idle0 = rssSampler(server.proc.pid!);
+    await new Promise((r) => setTimeout(r, 500));
+    const idleOnly = idle0.stop();
+    const s0 = rssSampler(server.proc.pid!);
+    const d = await throttledDownload(`${server.url}/api/backup/download?scope=full`, cookie, 64 * MiB);
+    console.log(`Throttled download (64 MiB/s): ${fmtMiB(d.bytes)} in ${d.seconds.toFixed(1)} s; server RSS idle ${fmtMiB(idleOnly)}, peak ${fmtMiB(s0.stop())}`);
+    await server.stop();
+    return;
+  }
   server = await startServer({ dataDir });
   cookie = await signInCookie(server, "admin", "admin-password-1");
   // Settle after start-up, so the backup is not measured against a cold server.

@@ -23,6 +23,8 @@ if (built < Math.max(...sources.map(newestMtime))) {
 
 const args = ["start", "-p", process.env.PORT || "3000"];
 if (process.env.HOST) args.push("-H", process.env.HOST);
-const child = spawn(bin("next"), args, { stdio: "inherit", env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1" } });
+// --expose-gc lets the backup writer free its spent buffers early (lib/backup/pgzip.ts): lower peak memory.
+const nodeOptions = [process.env.NODE_OPTIONS, "--expose-gc"].filter(Boolean).join(" ");
+const child = spawn(bin("next"), args, { stdio: "inherit", env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1", NODE_OPTIONS: nodeOptions } });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

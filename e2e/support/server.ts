@@ -38,7 +38,8 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   const port = await freePort();
   const dataDir = opts.dataDir ?? tempDataDir();
   let out = "";
-  const proc = spawn(process.execPath, [require.resolve("next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], {
+  // As npm start runs it (scripts/start.mjs): with --expose-gc.
+  const proc = spawn(process.execPath, ["--expose-gc", require.resolve("next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], {
     cwd: path.resolve(__dirname, "../.."),
     env: {
       ...process.env,

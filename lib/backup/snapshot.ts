@@ -23,7 +23,18 @@ const PAGES_PER_STEP = 1024;
  */
 export async function snapshotDatabase(inst: Instance, workDir: string): Promise<DbSnapshot> {
   const file = path.join(workDir, "coffer.db");
-  await inst.db.backup(file, { progress: () => PAGES_PER_STEP });
+  // The backup reads every page through the app connection's page cache;
+  // a small cache while it runs, and its memory handed back after.
+  const cacheSize = inst.db.pragma("cache_size", { simple: true }) as number;
+  inst.db.pragma("cache_size = -2000");
+  try {
+    await inst.db.backup(file, { progress: () => PAGES_PER_STEP });
+  } finally {
+    if (inst.db.open) {
+      inst.db.pragma(`cache_size = ${cacheSize}`);
+      inst.db.pragma("shrink_memory");
+    }
+  }
   const snap = new Database(file);
   try {
     // Scanning the copy needs no 16 MiB page cache (better-sqlite3's default).
