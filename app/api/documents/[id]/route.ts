@@ -18,7 +18,6 @@ export const GET = route<Ctx>(async (_req, ctx) => {
   return new Response(body, {
     headers: {
       "Content-Type": doc.content_type,
-      "Content-Length": String(doc.size),
       // Uploaded HTML must never run on Coffer's origin.
       "Content-Disposition": attachmentDisposition(doc.name),
       "X-Content-Type-Options": "nosniff",

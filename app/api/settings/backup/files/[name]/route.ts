@@ -8,11 +8,10 @@ type Ctx = { params: Promise<{ name: string }> };
 export const GET = route<Ctx>(async (_req, ctx) => {
   const { inst } = await requireAdmin();
   const { name } = await ctx.params;
-  const { file, size } = storedBackupFile(inst, name);
+  const { file } = storedBackupFile(inst, name);
   return new Response(toWebStream(fs.createReadStream(file, { highWaterMark: 1024 * 1024 })), {
     headers: {
       "Content-Type": "application/gzip",
-      "Content-Length": String(size),
       "Content-Disposition": attachmentDisposition(name),
       "Cache-Control": "no-store",
     },
