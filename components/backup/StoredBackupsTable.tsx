@@ -1,7 +1,6 @@
 "use client";
 
-import { useState } from "react";
-import { useRouter } from "next/navigation";
+import { useConfirmedDelete } from "@/components/useConfirmedDelete";
 import { Alert, Button, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { StoredBackup } from "@/lib/backup/store";
@@ -9,22 +8,9 @@ import type { StoredBackup } from "@/lib/backup/store";
 export type StoredRow = StoredBackup;
 
 export function StoredBackupsTable({ backups, onRestore, staging }: { backups: StoredRow[]; onRestore: (name: string) => void; staging: string | null }) {
-  const router = useRouter();
-  const [busy, setBusy] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  async function remove(name: string) {
-    if (!window.confirm(`Delete the backup ${name}? It cannot be brought back.`)) return;
-    setBusy(name);
-    setError(null);
-    const res = await fetch(`/api/settings/backup/files/${encodeURIComponent(name)}`, { method: "DELETE" });
-    setBusy(null);
-    if (!res.ok) {
-      const data = await res.json().catch(() => null);
-      setError(data?.error?.message ?? `Delete failed (HTTP ${res.status}).`);
-    }
-    router.refresh();
-  }
+  const { deleting, error, remove: removeRow } = useConfirmedDelete<string>();
+  const remove = (name: string) =>
+    removeRow(name, `/api/settings/backup/files/${encodeURIComponent(name)}`, `Delete the backup ${name}? It cannot be brought back.`);
 
   if (backups.length === 0) {
     return <p className="rounded-lg border border-dashed border-zinc-300 p-6 text-center text-sm text-zinc-600 dark:border-zinc-700 dark:text-zinc-400">No stored backups yet. Press Back up now.</p>;
@@ -72,7 +58,7 @@ export function StoredBackupsTable({ backups, onRestore, staging }: { backups: S
                 >
                   Download
                 </a>
-                <Button variant="ghost" className="text-red-700 dark:text-red-400" busy={busy === b.name} onClick={() => remove(b.name)} aria-label={`Delete ${b.name}`}>
+                <Button variant="ghost" className="text-red-700 dark:text-red-400" busy={deleting === b.name} onClick={() => remove(b.name)} aria-label={`Delete ${b.name}`}>
                   Delete
                 </Button>
               </div>

@@ -1,7 +1,6 @@
 "use client";
 
-import { useState } from "react";
-import { useRouter } from "next/navigation";
+import { useConfirmedDelete } from "@/components/useConfirmedDelete";
 import { Alert, Button, Table } from "@/components/ui";
 import { formatBytes } from "@/lib/format";
 
@@ -15,22 +14,9 @@ export interface DocumentItem {
 }
 
 export function DocumentTable({ documents, showOwner }: { documents: DocumentItem[]; showOwner: boolean }) {
-  const router = useRouter();
-  const [deleting, setDeleting] = useState<number | null>(null);
-  const [error, setError] = useState<string | null>(null);
-
-  async function remove(doc: DocumentItem) {
-    if (!window.confirm(`Delete “${doc.name}”? This cannot be undone (except by restoring a backup).`)) return;
-    setDeleting(doc.id);
-    setError(null);
-    const res = await fetch(`/api/documents/${doc.id}`, { method: "DELETE" });
-    setDeleting(null);
-    if (!res.ok) {
-      const data = await res.json().catch(() => null);
-      setError(data?.error?.message ?? `Delete failed (HTTP ${res.status}).`);
-    }
-    router.refresh();
-  }
+  const { deleting, error, remove: removeRow } = useConfirmedDelete<number>();
+  const remove = (doc: DocumentItem) =>
+    removeRow(doc.id, `/api/documents/${doc.id}`, `Delete “${doc.name}”? This cannot be undone (except by restoring a backup).`);
 
   if (documents.length === 0) {
     return <p className="py-10 text-center text-sm text-zinc-600 dark:text-zinc-400">No documents yet. Upload one above.</p>;

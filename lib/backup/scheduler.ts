@@ -141,7 +141,8 @@ export class BackupScheduler {
     const now = this.now();
     this.weeklyDeepCheck(inst, now);
     if (!job.enabled) {
-      setMeta(inst.db, "schedule_enabled_at", "");
+      // Only on the change: an idle scheduler must not write every tick.
+      if (getMeta(inst.db, "schedule_enabled_at")) setMeta(inst.db, "schedule_enabled_at", "");
       return "disabled";
     }
     if (!getMeta(inst.db, "schedule_enabled_at")) setMeta(inst.db, "schedule_enabled_at", String(now));

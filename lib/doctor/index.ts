@@ -191,6 +191,11 @@ export function fixSafe(inst: Instance, findings: Finding[]): string[] {
   return fixed;
 }
 
+/** Quick checks as a report, without recording it: cheap enough for every page view. */
+export function quickReport(inst: Instance): DoctorReport {
+  return { at: new Date().toISOString(), deep: false, findings: quickChecks(inst), fixed: [] };
+}
+
 export function runDoctor(inst: Instance, opts: { deep?: boolean; fix?: boolean } = {}): DoctorReport {
   let findings = [...quickChecks(inst), ...(opts.deep ? deepChecks(inst) : [])];
   let fixed: string[] = [];

@@ -1,6 +1,6 @@
 import type { Metadata } from "next";
 import { pageAdmin } from "@/app/_server/auth";
-import { lastDoctorReport, runDoctor, type DoctorReport } from "@/lib/doctor";
+import { lastDoctorReport, quickReport, type DoctorReport } from "@/lib/doctor";
 import { PageTitle, Card } from "@/components/ui";
 import { DeepCheckButton } from "@/components/settings/DeepCheckButton";
 import { formatDateTime } from "@/lib/format";
@@ -41,7 +41,7 @@ function Report({ title, report, empty }: { title: string; report: DoctorReport 
 export default async function HealthPage() {
   const { inst } = await pageAdmin();
   // Quick checks are cheap: always fresh. The deep check reads every file, so it runs weekly or on request.
-  const quick = runDoctor(inst);
+  const quick = quickReport(inst);
   const deep = lastDoctorReport(inst, true);
   return (
     <>
