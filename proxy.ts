@@ -1,4 +1,5 @@
 import { NextResponse } from "next/server";
+import { inMaintenance } from "./lib/runtime/state";
 
 // Pages only: API routes answer 503 themselves (app/_server/http.ts), and
 // large uploads must never pass through here (proxy buffers bodies).
@@ -11,7 +12,6 @@ const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta n
 <body><h1>A restore is running</h1><p>Coffer is putting a backup in place. This page reloads by itself; it takes a moment.</p></body></html>`;
 
 export function proxy() {
-  const state = (globalThis as Record<symbol, { maintenance?: unknown } | undefined>)[Symbol.for("coffer.process")];
-  if (!state?.maintenance) return NextResponse.next();
+  if (!inMaintenance()) return NextResponse.next();
   return new NextResponse(PAGE, { status: 503, headers: { "Content-Type": "text/html; charset=utf-8", "Retry-After": "5", "Cache-Control": "no-store" } });
 }

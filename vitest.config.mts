@@ -14,5 +14,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // A busy lock answers after 1 s instead of 5: tests that meet one stay fast.
+    env: { COFFER_LOCK_WAIT_MS: "1000" },
   },
 });

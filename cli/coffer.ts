@@ -7,21 +7,27 @@ import fs from "node:fs";
 import path from "node:path";
 import readline from "node:readline";
 import { parseArgs } from "node:util";
-import { openInstance, closeInstance, type Instance } from "../lib/instance";
+import { closeInstance, type Instance } from "../lib/instance";
+import { openRecoveredInstance } from "../lib/startup";
 import { resolveDataDir } from "../lib/paths";
 import { AppError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
-import { writeStoredBackup, listStoredBackups, currentBackupDir } from "../lib/backup/store";
-import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "../lib/backup/restore";
+import { writeStoredBackup } from "../lib/backup/runner";
+import { listStoredBackups } from "../lib/backup/repository";
+import { currentBackupDir } from "../lib/backup/directory";
+import { LocalDirTarget } from "../lib/backup/target";
+import { stageArchive, applyRestore, discardStaged, recoverRestore, type RestorePreview } from "../lib/backup/restore";
 import { ensureSetupCode } from "../lib/auth/setup";
 import { isSetupComplete } from "../lib/instance";
-import { runDoctor, worst } from "../lib/doctor";
+import { doctorDataDir, worst } from "../lib/doctor";
 import { runningServer } from "../lib/server-pid";
+import { LAYOUT, SELECTABLE_SCOPES, selectableScopeSchema } from "../lib/backup/format";
 
 const USAGE = `Usage: coffer [--data-dir DIR] [--json] <command>
 
 Commands:
-  backup [--scope full|db|vault] [--out DIR]   write a backup (default: the configured directory)
+  backup [--scope SCOPE] [--out DIR]          write a backup (default: the configured directory)
+                                              SCOPE: ${SELECTABLE_SCOPES.join(", ")} (default full)
   list                                        stored backups, newest first
   verify FILE                                 check a backup as a restore would, without applying it
   restore FILE [--yes]                        restore a backup into this data dir (the server must be stopped)
@@ -108,26 +114,27 @@ export async function main(argv: string[]): Promise<number> {
   let inst: Instance | undefined;
   try {
     if (!["backup", "list", "verify", "restore", "doctor", "setup-code"].includes(command)) throw new UsageError(`Unknown command "${command}".`);
-    if (command === "doctor" && !fs.existsSync(path.join(dataDir, "coffer.db"))) {
+    if (command === "doctor" && !fs.existsSync(path.join(dataDir, LAYOUT.database))) {
       throw new AppError(404, "NO_INSTANCE", `There is no Coffer instance in ${dataDir}.`);
     }
-    try {
-      inst = openInstance(dataDir);
-    } catch (err) {
-      if (command !== "doctor") throw err;
-      const finding = { check: "database.open", severity: "fail", count: 1, message: (err as Error).message, examples: [] };
-      out(o.json, { findings: [finding], fixed: [] }, `FAIL  database.open  ${finding.message}`);
-      return 1;
+    if (command === "doctor") {
+      recoverRestore(dataDir);
+      const report = await doctorDataDir(dataDir, { deep: o.deep, fix: o.fix });
+      const lines = report.findings.map((f) => `${f.severity.toUpperCase().padEnd(4)}  ${f.check.padEnd(22)}  ${f.message}${f.examples.length ? "\n" + f.examples.map((e) => `      - ${e}`).join("\n") : ""}`);
+      out(o.json, report, [...lines, ...report.fixed.map((f) => `FIXED ${f}`)].join("\n"));
+      return worst(report.findings) === "ok" ? 0 : 1;
     }
+    inst = openRecoveredInstance(dataDir, (line) => process.stderr.write(line + "\n"));
 
     if (command === "backup") {
-      const scope = (o.scope ?? "full") as "full" | "db" | "vault";
-      if (!["full", "db", "vault"].includes(scope)) throw new UsageError("--scope is full, db or vault.");
+      const scope = selectableScopeSchema.safeParse(o.scope ?? "full");
+      if (!scope.success) throw new UsageError(`--scope is one of ${SELECTABLE_SCOPES.join(", ")}.`);
       const dir = o.out ? path.resolve(o.out) : currentBackupDir(inst);
       if (o.out) fs.mkdirSync(dir, { recursive: true });
-      const r = await writeStoredBackup(inst, { scope, trigger: "cli", dir, actor: { id: null, name: "cli" }, onProgress: progress("Backing up") });
-      out(o.json, { name: r.name, file: r.file, bytes: r.bytes, verified: r.verified, created_at: r.meta.created_at }, `${r.file} (${formatBytes(r.bytes)}, ${r.verified ? "verified" : "NOT verified"})`);
-      return r.verified ? 0 : 1;
+      const r = await writeStoredBackup(inst, { scope: scope.data, trigger: "cli", target: new LocalDirTarget(dir), actor: { id: null, name: "cli" }, onProgress: progress("Backing up") });
+      const file = path.join(dir, r.name);
+      out(o.json, { name: r.name, file, bytes: r.bytes, verified: r.verified, created_at: r.meta.created_at }, `${file} (${formatBytes(r.bytes)}, verified)`);
+      return 0;
     }
     if (command === "list") {
       const rows = await listStoredBackups(inst);
@@ -156,16 +163,10 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write("Not restored. (Use --yes to skip this question.)\n");
         return 1;
       }
-      const r = await applyRestore(inst, preview.id, { id: null, name: "cli" });
-      inst = undefined; // applyRestore closed it and opened the restored one
+      const { instance: restored, ...r } = await applyRestore(inst, preview.id, { id: null, name: "cli" });
+      inst = restored; // applyRestore closed the old one; the restored one is closed below
       out(o.json, r, `Restored the backup of ${r.restored_from}.${r.prerestore ? ` The previous state is in ${r.prerestore}.` : ""}`);
       return 0;
-    }
-    if (command === "doctor") {
-      const report = runDoctor(inst, { deep: o.deep, fix: o.fix });
-      const lines = report.findings.map((f) => `${f.severity.toUpperCase().padEnd(4)}  ${f.check.padEnd(22)}  ${f.message}${f.examples.length ? "\n" + f.examples.map((e) => `      - ${e}`).join("\n") : ""}`);
-      out(o.json, report, [...lines, ...report.fixed.map((f) => `FIXED ${f}`)].join("\n"));
-      return worst(report.findings) === "ok" ? 0 : 1;
     }
     // setup-code
     if (isSetupComplete(inst)) throw new AppError(409, "SETUP_COMPLETE", "Setup is already complete; there is no setup code.");

@@ -4,7 +4,6 @@ import { dataPaths, resolveDataDir, type DataPaths } from "./paths";
 import { openDatabase, migrate, getMeta, type DB } from "./db/connection";
 import { readSettingsFile, writeSettingsFile, defaultSettings, SettingsError } from "./settings/store";
 import { writeFileAtomic } from "./util/fsatomic";
-import { AppError } from "./errors";
 
 export interface Instance {
   paths: DataPaths;
@@ -90,33 +89,6 @@ export function sweepTemp(inst: Instance): number {
     n++;
   }
   return n;
-}
-
-// ---- process-wide state, shared by instrumentation.ts and route modules ----
-
-export interface ProcessState {
-  instance?: Instance;
-  startedAt?: string;
-  /** Set while a restore swaps files: requests get 503. */
-  maintenance?: { since: string; reason: string };
-  /** The backup scheduler (lib/backup/scheduler.ts), started once per process. */
-  scheduler?: { stop(): void; tick(): Promise<unknown> };
-}
-
-const stateKey = Symbol.for("coffer.process");
-
-export function processState(): ProcessState {
-  const g = globalThis as unknown as Record<symbol, ProcessState>;
-  return (g[stateKey] ??= {});
-}
-
-/** The instance this process serves (COFFER_DATA_DIR), opened on first use. */
-export function getInstance(): Instance {
-  const s = processState();
-  // Mid-restore the files are being swapped: opening the database now would be wrong.
-  if (s.maintenance) throw new AppError(503, "MAINTENANCE", "A restore is running. Try again in a moment.");
-  if (!s.instance || !s.instance.db.open) s.instance = openInstance(resolveDataDir());
-  return s.instance;
 }
 
 export { SettingsError };

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { LAYOUT } from "./backup/format";
 
 /** Environment variables as lib/ reads them (process.env, or a test's own). */
 export type Env = Record<string, string | undefined>;
@@ -16,6 +17,8 @@ export interface DataPaths {
   setupToken: string;
   staging: string;
   tmp: string;
+  lock: string;
+  lostFound: string;
 }
 
 export function resolveDataDir(env: Env = process.env): string {
@@ -24,17 +27,20 @@ export function resolveDataDir(env: Env = process.env): string {
 
 export function dataPaths(root: string): DataPaths {
   const r = path.resolve(/*turbopackIgnore: true*/ root);
+  const at = (rel: string) => path.join(r, ...rel.split("/"));
   return {
     root: r,
-    db: path.join(r, "coffer.db"),
-    settings: path.join(r, "settings.yaml"),
-    keysDir: path.join(r, "keys"),
-    secretKey: path.join(r, "keys", "secret.key"),
-    configKey: path.join(r, "keys", "config.key"),
-    vault: path.join(r, "vault"),
-    backups: path.join(r, "backups"),
-    setupToken: path.join(r, "setup-token"),
-    staging: path.join(r, ".staging"),
-    tmp: path.join(r, ".tmp"),
+    db: at(LAYOUT.database),
+    settings: at(LAYOUT.settings),
+    keysDir: at(LAYOUT.keysDir),
+    secretKey: at(LAYOUT.secretKey),
+    configKey: at(LAYOUT.configKey),
+    vault: at(LAYOUT.vault),
+    backups: at(LAYOUT.backups),
+    setupToken: at(LAYOUT.setupToken),
+    staging: at(LAYOUT.staging),
+    tmp: at(LAYOUT.tmp),
+    lock: at(LAYOUT.lock),
+    lostFound: at(LAYOUT.lostFound),
   };
 }

@@ -1,48 +1,92 @@
-import { openInstance, processState, sweepTemp, InstanceError } from "./instance";
+import fs from "node:fs";
+import path from "node:path";
+import { openInstance, sweepTemp, InstanceError, type Instance } from "./instance";
 import { SettingsError } from "./settings/store";
 import { ensureSetupCode } from "./auth/setup";
 import { resolveDataDir, type Env } from "./paths";
-import fs from "node:fs";
-import { currentBackupDir, sweepPartialArchives } from "./backup/store";
-import { recoverRestore, sweepStaging } from "./backup/restore";
+import { tryLock } from "./lock";
+import { LAYOUT } from "./backup/format";
+import { currentTarget } from "./backup/repository";
+import { recoverRestore, sweepStaging, RecoveryError, type RecoveryOutcome } from "./backup/restore";
 import { BackupScheduler } from "./backup/scheduler";
+import { DeepCheckJob } from "./doctor/job";
 import { recordServerPid } from "./server-pid";
+import { installInstance, runtimeState } from "./runtime";
 
 export function publicUrl(env: Env = process.env): string {
   const host = env.HOST && env.HOST !== "0.0.0.0" && env.HOST !== "::" ? env.HOST : "localhost";
   return `http://${host}:${env.PORT || "3000"}`;
 }
 
+/** Problems the operator must fix before Coffer can start: printed as one line. */
+const OPERATOR_ERRORS = [InstanceError, SettingsError, RecoveryError];
+
 /**
- * Runs once when the server starts (instrumentation.ts): open or create the
- * instance, sweep leftovers, and tell the operator what to do next in one line.
- * A problem the operator must fix ends the process with one line, no stack.
+ * Open an instance the way every process must: an interrupted restore is
+ * finished or undone first (the server at start-up, each CLI command).
  */
-export function startCoffer(env: Env = process.env): void {
-  const dir = resolveDataDir(env);
+export function openRecoveredInstance(root: string, log: (line: string) => void = console.log): Instance {
+  const recovered: RecoveryOutcome = fs.existsSync(root) ? recoverRestore(root) : "none";
+  if (recovered === "forward") log("Coffer: finished a restore that was interrupted; the instance is now the restored one");
+  if (recovered === "back") log("Coffer: undid a restore that was interrupted; the instance is as it was before");
+  return openInstance(root);
+}
+
+/**
+ * Leftovers of processes that died: temp files, expired staged restores,
+ * unfinished archives, runs recorded as running. Only while nobody holds
+ * the instance lock: a `coffer backup` from cron may be writing right now.
+ */
+async function sweepLeftovers(inst: Instance): Promise<void> {
+  const lock = tryLock(inst.paths.root, "start-up sweep");
+  if (!lock) {
+    console.log("Coffer: another Coffer process is working on this data directory; leftovers of earlier runs will be swept at the next start");
+    return;
+  }
   try {
-    const recovered = fs.existsSync(dir) ? recoverRestore(dir) : "none";
-    if (recovered === "forward") console.log("Coffer: finished a restore that was interrupted; the instance is now the restored one");
-    if (recovered === "back") console.log("Coffer: undid a restore that was interrupted; the instance is as it was before");
-    const inst = openInstance(dir);
-    processState().instance = inst;
-    recordServerPid(dir);
-    processState().startedAt = new Date().toISOString();
     sweepTemp(inst);
     sweepStaging(inst);
+    for (const name of fs.readdirSync(inst.paths.root)) {
+      // Temp and stale files of the lock itself (lib/lock.ts).
+      if (name.startsWith(`.${LAYOUT.lock}.`) || name.startsWith(`${LAYOUT.lock}.stale-`)) fs.rmSync(path.join(inst.paths.root, name), { force: true });
+    }
     try {
-      const removed = sweepPartialArchives(currentBackupDir(inst));
+      const removed = await currentTarget(inst).sweepPartials();
       if (removed.length) console.log(`Coffer: removed ${removed.length} unfinished backup file(s) left by an earlier run`);
     } catch (err) {
       console.error(`Coffer: could not check the backup directory: ${(err as Error).message}`);
     }
-    // A run recorded as running belongs to a process that is gone.
-    inst.db.prepare("UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'Coffer stopped while this backup was running' WHERE status = 'running'").run(new Date().toISOString());
-    const state = processState();
-    if (!state.scheduler) {
-      const scheduler = new BackupScheduler(() => (state.maintenance ? null : (state.instance ?? null)));
+    inst.db
+      .prepare("UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'Coffer stopped while this backup was running' WHERE status = 'running'")
+      .run(new Date().toISOString());
+  } finally {
+    lock.release();
+  }
+}
+
+/**
+ * Runs once when the server starts (instrumentation.ts): open or create the
+ * instance, sweep leftovers, start the background jobs, and tell the
+ * operator what to do next in one line. A problem the operator must fix
+ * ends the process with one line, no stack.
+ */
+export async function startCoffer(env: Env = process.env): Promise<void> {
+  const dir = resolveDataDir(env);
+  try {
+    const inst = openRecoveredInstance(dir);
+    installInstance(inst);
+    recordServerPid(dir);
+    const state = runtimeState();
+    state.startedAt = new Date().toISOString();
+    await sweepLeftovers(inst);
+    if (state.jobs.length === 0) {
+      // During a restore the jobs see no instance; after it, the restored one.
+      const serving = () => (state.maintenance ? null : (state.instance ?? null));
+      const scheduler = new BackupScheduler(serving);
       scheduler.start(Number(env.COFFER_SCHEDULER_TICK_MS) || 15_000);
-      state.scheduler = scheduler;
+      const deepCheck = new DeepCheckJob(serving);
+      deepCheck.start();
+      state.jobs.push(scheduler, deepCheck);
     }
     const code = ensureSetupCode(inst, env);
     if (code) {
@@ -51,8 +95,8 @@ export function startCoffer(env: Env = process.env): void {
       console.log(`Coffer is running at ${publicUrl(env)} with its data in ${dir}`);
     }
   } catch (err) {
-    if (err instanceof InstanceError || err instanceof SettingsError) {
-      console.error(`Coffer cannot start: ${err.message}`);
+    if (OPERATOR_ERRORS.some((E) => err instanceof E)) {
+      console.error(`Coffer cannot start: ${(err as Error).message}`);
       process.exit(1);
     }
     throw err;

@@ -7,7 +7,10 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeArchive } from "@/lib/backup/archive";
 import { readArchive } from "@/lib/backup/reader";
-import { writeStoredBackup, listStoredBackups, storedBackupFile, deleteStoredBackup, sweepPartialArchives, resolveBackupDir, acquireBackupLease } from "@/lib/backup/store";
+import { writeStoredBackup } from "@/lib/backup/runner";
+import { listStoredBackups, openStoredBackup, deleteStoredBackup, currentTarget } from "@/lib/backup/repository";
+import { resolveBackupDir } from "@/lib/backup/directory";
+import { acquireLock } from "@/lib/lock";
 import { archiveBaseName, isArchiveName, type Scope } from "@/lib/backup/format";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
@@ -192,15 +195,16 @@ describe("stored backups", () => {
     const r = await writeStoredBackup(inst, { scope: "full", trigger: "manual", actor: { id: admin.id, name: "admin" } });
     expect(isArchiveName(r.name)).toBe(true);
     expect(r.verified).toBe(true);
-    const dir = path.dirname(r.file);
+    const dir = r.target.location;
     expect(dir).toBe(fs.realpathSync(inst.paths.backups));
+    const file = path.join(dir, r.name);
     expect(fs.readdirSync(dir)).toEqual([r.name]); // no .partial left
     const run = inst.db.prepare("SELECT * FROM backup_runs WHERE id = ?").get(r.runId) as Record<string, unknown>;
-    expect(run).toMatchObject({ status: "success", file: r.name, bytes: fs.statSync(r.file).size, verified: 1, trigger: "manual" });
+    expect(run).toMatchObject({ status: "success", file: r.name, bytes: fs.statSync(file).size, verified: 1, trigger: "manual" });
     const list = await listStoredBackups(inst);
-    expect(list).toEqual([{ name: r.name, size: fs.statSync(r.file).size, created_at: r.meta.created_at, scope: "full", trigger: "manual", verified: true }]);
-    deleteStoredBackup(inst, { id: admin.id, name: "admin" }, r.name);
-    expect(fs.existsSync(r.file)).toBe(false);
+    expect(list).toEqual([{ name: r.name, size: fs.statSync(file).size, created_at: r.meta.created_at, scope: "full", trigger: "manual", verified: true }]);
+    await deleteStoredBackup(inst, { id: admin.id, name: "admin" }, r.name);
+    expect(fs.existsSync(file)).toBe(false);
     expect(inst.db.prepare("SELECT count(*) FROM audit_log WHERE action = 'backup.delete'").pluck().get()).toBe(1);
   });
 
@@ -212,9 +216,9 @@ describe("stored backups", () => {
     fs.symlinkSync("/etc/passwd", path.join(dir, "coffer_full_20260102_000000Z.tar.gz"));
     expect(await listStoredBackups(inst)).toEqual([]);
     for (const bad of ["../x", "coffer_full_x.tar.gz/../../etc/passwd", "notes.txt", "coffer_full_20260102_000000Z.tar.gz", ".coffer_full_20260101_000000Z.tar.gz.partial", "../coffer.db"]) {
-      expect(() => storedBackupFile(inst, bad), bad).toThrow(expect.objectContaining({ status: 404 }));
+      await expect(openStoredBackup(inst, bad), bad).rejects.toMatchObject({ status: 404 });
     }
-    expect(sweepPartialArchives(dir)).toEqual([".coffer_full_20260101_000000Z.tar.gz.partial"]);
+    expect(await currentTarget(inst).sweepPartials()).toEqual([".coffer_full_20260101_000000Z.tar.gz.partial"]);
     expect(fs.existsSync(path.join(dir, "notes.txt"))).toBe(true);
   });
 
@@ -226,11 +230,14 @@ describe("stored backups", () => {
     expect(isArchiveName("coffer_full_20261122_143022Z.tar.gz.partial")).toBe(false);
   });
 
-  it("a second run while one holds the lease is refused with 409", async () => {
+  it("a second run while another job holds the instance lock waits, then is refused with 409 BUSY naming the holder", async () => {
     const { inst } = await richInstance();
-    const lease = acquireBackupLease(inst);
-    await expect(writeStoredBackup(inst, { scope: "db", trigger: "manual" })).rejects.toMatchObject({ status: 409, code: "BACKUP_RUNNING" });
-    lease.release();
+    const lock = await acquireLock(inst.paths.root, "restore");
+    const t0 = Date.now();
+    const refused = writeStoredBackup(inst, { scope: "db", trigger: "manual" });
+    await expect(refused).rejects.toMatchObject({ status: 409, code: "BUSY", message: expect.stringContaining("restore (this server") });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(900); // it waited (COFFER_LOCK_WAIT_MS) before giving up
+    lock.release();
     await expect(writeStoredBackup(inst, { scope: "db", trigger: "manual" })).resolves.toMatchObject({ verified: true });
   });
 
@@ -242,5 +249,12 @@ describe("stored backups", () => {
     // A symlink inside the data dir that points out is judged by where it points.
     fs.symlinkSync(path.join(dir, "elsewhere"), path.join(inst.paths.root, "sneaky"));
     expect(() => resolveBackupDir(inst, "data/sneaky", {})).toThrow(expect.objectContaining({ code: "BACKUP_DIR_NOT_ALLOWED" }));
+    // Refused before anything is created.
+    expect(() => resolveBackupDir(inst, path.join(dir, "never-made"), {})).toThrow(expect.objectContaining({ code: "BACKUP_DIR_NOT_ALLOWED" }));
+    expect(fs.existsSync(path.join(dir, "never-made"))).toBe(false);
+    // Coffer's own directories are never backup directories.
+    for (const own of ["data/keys", "data/vault/ab", "data/.staging", "data/.tmp", "data/lost+found"]) {
+      expect(() => resolveBackupDir(inst, own, {}), own).toThrow(expect.objectContaining({ code: "BACKUP_DIR_NOT_ALLOWED" }));
+    }
   });
 });

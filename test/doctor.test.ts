@@ -3,10 +3,10 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import { runDoctor, worst, type Finding } from "@/lib/doctor";
+import { runDoctor, doctorDataDir, worst, type Finding } from "@/lib/doctor";
 import { createDocument } from "@/lib/vault/documents";
 import { blobPath } from "@/lib/vault/blobs";
-import { makeSetUpInstance } from "./support/instance";
+import { makeSetUpInstance, tempDir } from "./support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -24,8 +24,8 @@ const bad = (findings: Finding[]) => Object.fromEntries(findings.filter((f) => f
 describe("doctor", () => {
   it("reports clean data as ok, quick and deep", async () => {
     const { inst } = await instanceWithDocs();
-    expect(bad(runDoctor(inst).findings)).toEqual({});
-    const deep = runDoctor(inst, { deep: true });
+    expect(bad((await runDoctor(inst)).findings)).toEqual({});
+    const deep = await runDoctor(inst, { deep: true });
     expect(bad(deep.findings)).toEqual({});
     expect(worst(deep.findings)).toBe("ok");
     expect(deep.findings.map((f) => f.check)).toEqual(expect.arrayContaining(["database.quick_check", "vault.corrupt", "usage.counters"]));
@@ -34,7 +34,7 @@ describe("doctor", () => {
   it("finds a deleted blob", async () => {
     const { inst, a } = await instanceWithDocs();
     fs.rmSync(blobPath(inst.paths, a.sha256));
-    const r = runDoctor(inst, { deep: true });
+    const r = await runDoctor(inst, { deep: true });
     expect(bad(r.findings)).toEqual({ "vault.missing": 1 });
     expect(r.findings.find((f) => f.check === "vault.missing")!.examples[0]).toContain("a.txt");
   });
@@ -45,7 +45,7 @@ describe("doctor", () => {
     const bytes = fs.readFileSync(file);
     bytes[10] ^= 0xff;
     fs.writeFileSync(file, bytes);
-    expect(bad(runDoctor(inst, { deep: true }).findings)).toEqual({ "vault.corrupt": 1 });
+    expect(bad((await runDoctor(inst, { deep: true })).findings)).toEqual({ "vault.corrupt": 1 });
   });
 
   it("finds an untracked blob and --fix moves it to lost+found, never deleting it", async () => {
@@ -54,8 +54,8 @@ describe("doctor", () => {
     const sha = crypto.createHash("sha256").update(stray).digest("hex");
     fs.mkdirSync(path.dirname(blobPath(inst.paths, sha)), { recursive: true });
     fs.writeFileSync(blobPath(inst.paths, sha), stray);
-    expect(bad(runDoctor(inst, { deep: true }).findings)).toEqual({ "vault.untracked": 1 });
-    const fixed = runDoctor(inst, { deep: true, fix: true });
+    expect(bad((await runDoctor(inst, { deep: true })).findings)).toEqual({ "vault.untracked": 1 });
+    const fixed = await runDoctor(inst, { deep: true, fix: true });
     expect(fixed.fixed.join(" ")).toMatch(/moved 1 untracked file/);
     expect(bad(fixed.findings)).toEqual({});
     const lost = path.join(inst.paths.root, "lost+found");
@@ -67,8 +67,8 @@ describe("doctor", () => {
     const { inst, member, a, b } = await instanceWithDocs();
     inst.db.prepare("UPDATE users SET used_bytes = used_bytes + 1 WHERE id = ?").run(member.id);
     fs.rmSync(blobPath(inst.paths, a.sha256)); // not safe to fix: must stay reported
-    expect(bad(runDoctor(inst, { deep: true }).findings)).toEqual({ "usage.counters": 1, "vault.missing": 1 });
-    const r = runDoctor(inst, { deep: true, fix: true });
+    expect(bad((await runDoctor(inst, { deep: true })).findings)).toEqual({ "usage.counters": 1, "vault.missing": 1 });
+    const r = await runDoctor(inst, { deep: true, fix: true });
     expect(r.fixed).toEqual(["recomputed the storage counter of 1 user(s)"]);
     expect(bad(r.findings)).toEqual({ "vault.missing": 1 });
     expect(inst.db.prepare("SELECT used_bytes FROM users WHERE id = ?").pluck().get(member.id)).toBe(b.size);
@@ -80,23 +80,20 @@ describe("doctor", () => {
     inst.db.close();
     const size = fs.statSync(inst.paths.db).size;
     fs.truncateSync(inst.paths.db, Math.floor(size / 2));
-    const { openInstance } = await import("@/lib/instance");
-    let findings: Finding[];
-    try {
-      const reopened = openInstance(inst.paths.root);
-      findings = runDoctor(reopened).findings;
-      reopened.db.close();
-    } catch (err) {
-      findings = [{ check: "database.open", severity: "fail", count: 1, message: (err as Error).message, examples: [] }];
-    }
-    expect(worst(findings)).toBe("fail");
-    expect(findings.some((f) => f.check.startsWith("database.") && f.severity === "fail")).toBe(true);
+    const report = await doctorDataDir(inst.paths.root, { deep: true });
+    expect(worst(report.findings)).toBe("fail");
+    expect(report.findings.filter((f) => f.severity === "fail").map((f) => f.check)).toEqual([expect.stringMatching(/^database\./)]);
+  });
+
+  it("a data directory with no instance is a finding, not a crash", async () => {
+    const report = await doctorDataDir(path.join(tempDir(), "nothing"));
+    expect(report.findings).toMatchObject([{ check: "instance", severity: "fail", message: expect.stringContaining("There is no Coffer instance") }]);
   });
 
   it("finds key files with the wrong mode and --fix makes them 0600", async () => {
     const { inst } = await instanceWithDocs();
     fs.chmodSync(inst.paths.secretKey, 0o644);
-    expect(bad(runDoctor(inst).findings)).toEqual({ "keys.mode": 1 });
-    expect(bad(runDoctor(inst, { fix: true }).findings)).toEqual({});
+    expect(bad((await runDoctor(inst)).findings)).toEqual({ "keys.mode": 1 });
+    expect(bad((await runDoctor(inst, { fix: true })).findings)).toEqual({});
   });
 });

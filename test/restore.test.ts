@@ -6,8 +6,8 @@ import Database from "better-sqlite3";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { writeArchive } from "@/lib/backup/archive";
 import { stageArchive, applyRestore, discardStaged } from "@/lib/backup/restore";
-import { listStoredBackups } from "@/lib/backup/store";
-import { processState, isSetupComplete, type Instance } from "@/lib/instance";
+import { listStoredBackups } from "@/lib/backup/repository";
+import { isSetupComplete, type Instance } from "@/lib/instance";
 import { createDocument, listDocuments, openDocumentStream } from "@/lib/vault/documents";
 import { verifyLogin } from "@/lib/auth/users";
 import { ensureSetupCode } from "@/lib/auth/setup";
@@ -216,7 +216,8 @@ describe("apply", () => {
     expect(isSetupComplete(b.inst)).toBe(false);
     const r = await applyRestore(b.inst, preview.id, { id: null, name: "setup" });
     expect(r.prerestore).toBeNull(); // nothing to keep on a fresh instance
-    const inst = processState().instance!;
+    const inst = r.instance;
+    expect(b.inst.db.open).toBe(false); // the old handle is closed; the caller serves the one returned
     cleanups.push(() => inst.db.close());
     expect(isSetupComplete(inst)).toBe(true);
     expect(fs.existsSync(inst.paths.setupToken)).toBe(false);
@@ -245,15 +246,14 @@ describe("apply", () => {
     const preview = await stageArchive(t.inst, Readable.from([gz(tarOf(SOURCE))]));
     const r = await applyRestore(t.inst, preview.id, { id: t.admin.id, name: "admin" });
     expect(r.prerestore).toMatch(/^coffer_prerestore_/);
-    let inst = processState().instance!;
+    let inst = r.instance;
     const admin = () => inst.db.prepare("SELECT * FROM users WHERE username = 'admin'").get() as never;
     expect(listDocuments(inst, admin()).map((d) => d.name).sort()).toEqual(["a.txt", "b.jpg"]);
     expect((await listStoredBackups(inst)).map((b) => b.scope)).toEqual(["prerestore"]);
     // Undo: the prerestore archive brings back the instance as it was.
     const undo = await stageArchive(inst, fs.createReadStream(path.join(inst.paths.backups, r.prerestore!)));
     expect(undo.scope).toBe("prerestore");
-    await applyRestore(inst, undo.id, { id: null, name: "admin" });
-    inst = processState().instance!;
+    inst = (await applyRestore(inst, undo.id, { id: null, name: "admin" })).instance;
     cleanups.push(() => inst.db.close());
     expect(listDocuments(inst, admin()).map((d) => d.name)).toEqual(["mine.txt"]);
     expect(inst.db.prepare("SELECT session_version FROM users WHERE username = 'admin'").pluck().get()).toBeGreaterThan(sv);

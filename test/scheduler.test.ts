@@ -1,10 +1,12 @@
 import fs from "node:fs";
+import os from "node:os";
+import { spawnSync } from "node:child_process";
 import http from "node:http";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BackupScheduler } from "@/lib/backup/scheduler";
-import { tryAcquireLease } from "@/lib/backup/lease";
-import { BACKUP_LEASE, writeStoredBackup } from "@/lib/backup/store";
+import { tryLock } from "@/lib/lock";
+import { writeStoredBackup } from "@/lib/backup/runner";
 import { currentSettings, saveSettings, settingsProblem } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import { openInstance, closeInstance, type Instance } from "@/lib/instance";
@@ -91,19 +93,26 @@ describe("scheduler", () => {
     expect(scheduledRuns(inst)).toBe(5);
   });
 
-  it("a lease holder that hangs is taken over after expiry, and the old holder cannot finalize", async () => {
+  it("the instance lock: a live holder keeps the scheduler out, a dead one is taken over at once, and a holder that lost it cannot finalize", async () => {
     const { inst } = await setUp({ schedule: "hourly" });
-    const clock = clockAt(new Date().toISOString());
-    // A holder in a live process (ours) that stopped renewing.
-    const hung = tryAcquireLease(inst.db, BACKUP_LEASE, 60_000, clock.now)!;
-    const s = new BackupScheduler(() => inst, { now: clock.now, ...quiet });
+    const s = new BackupScheduler(() => inst, { ...quiet });
+    const restore = tryLock(inst.paths.root, "restore")!;
     expect(await s.tick()).toBe("busy");
-    clock.advance(61_000);
+    restore.release();
+    // A `coffer backup` killed mid-run: its lock file stays, its process is gone.
+    const dead = Number(spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"]).stdout.toString());
+    fs.writeFileSync(inst.paths.lock, JSON.stringify({ pid: dead, purpose: "backup (cli)", since: new Date().toISOString(), host: os.hostname(), start: null, token: "dead" }));
     expect(await s.tick()).toBe("ran");
-    // The hung holder wakes up and tries to finish its archive: refused, nothing left behind.
+    expect(fs.existsSync(inst.paths.lock)).toBe(false);
+    // A holder whose lock was judged stale and taken over must not finalize its archive.
+    const mine = tryLock(inst.paths.root, "backup (manual)")!;
+    fs.rmSync(inst.paths.lock);
+    const other = tryLock(inst.paths.root, "backup (cli)")!;
     const before = fs.readdirSync(inst.paths.backups);
-    await expect(writeStoredBackup(inst, { scope: "db", trigger: "schedule", lease: hung })).rejects.toThrow(/lease was lost/);
+    await expect(writeStoredBackup(inst, { scope: "db", trigger: "manual", lock: mine })).rejects.toThrow(/lock was lost/);
     expect(fs.readdirSync(inst.paths.backups)).toEqual(before);
+    expect(other.held()).toBe(true);
+    other.release();
   });
 
   it.each([

@@ -1,7 +1,7 @@
 import "server-only";
 import { ZodError } from "zod";
 import { AppError } from "@/lib/errors";
-import { processState } from "@/lib/instance";
+import { generation, inMaintenance, maintenanceError } from "@/lib/runtime";
 
 /** The client address as Next saw it (Next fills X-Forwarded-For from the socket when absent). */
 export function clientIp(headers: Headers): string | null {
@@ -14,7 +14,8 @@ export function jsonError(status: number, code: string, message: string, fields?
   return Response.json({ error: { code, message, ...(fields ? { fields } : {}) } }, { status });
 }
 
-export function errorResponse(err: unknown): Response {
+/** `startedIn` is the runtime generation the request began in (see route()). */
+export function errorResponse(err: unknown, startedIn?: number): Response {
   if (err instanceof AppError) {
     const res = jsonError(err.status, err.code, err.message, err.fields);
     if (err.status === 503) res.headers.set("Retry-After", "10");
@@ -27,10 +28,8 @@ export function errorResponse(err: unknown): Response {
     const where = first?.path.length ? `${first.path.join(".")}: ` : "";
     return jsonError(400, "BAD_INPUT", `${where}${first?.message ?? "The request is not valid."}`, fields);
   }
-  // A request that was already running when a restore closed the database.
-  if (err instanceof Error && /database connection is not open/i.test(err.message)) {
-    return jsonError(503, "MAINTENANCE", "A restore is running. Try again in a moment.");
-  }
+  // A request that was already running when a restore replaced the instance under it.
+  if (startedIn !== undefined && (inMaintenance() || generation() !== startedIn)) return errorResponse(maintenanceError());
   console.error("Coffer: unexpected error", err);
   return jsonError(500, "INTERNAL", "Something went wrong on the server. The details are in the server log.");
 }
@@ -59,12 +58,13 @@ type Handler<C> = (req: Request, ctx: C) => Promise<Response>;
 /** Wraps a route handler: Origin check for unsafe methods, errors mapped to JSON, never a stack trace. */
 export function route<C = unknown>(fn: Handler<C>): Handler<C> {
   return async (req, ctx) => {
+    const startedIn = generation();
     try {
-      if (processState().maintenance) throw new AppError(503, "MAINTENANCE", "A restore is running. Try again in a moment.");
+      if (inMaintenance()) throw maintenanceError();
       if (req.method !== "GET" && req.method !== "HEAD") checkOrigin(req);
       return await fn(req, ctx);
     } catch (err) {
-      return errorResponse(err);
+      return errorResponse(err, startedIn);
     }
   };
 }

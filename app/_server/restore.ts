@@ -1,7 +1,8 @@
 import "server-only";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import { getInstance, isSetupComplete, type Instance } from "@/lib/instance";
+import { isSetupComplete, type Instance } from "@/lib/instance";
+import { getInstance } from "@/lib/runtime";
 import { requireSetupCode } from "@/lib/auth/setup";
 import { confirmPassword } from "@/lib/auth/users";
 import type { Actor } from "@/lib/audit/log";

@@ -1,7 +1,8 @@
 import type { Metadata } from "next";
 import { redirect } from "next/navigation";
 import { connection } from "next/server";
-import { getInstance, isSetupComplete, instanceName } from "@/lib/instance";
+import { isSetupComplete, instanceName } from "@/lib/instance";
+import { getInstance } from "@/lib/runtime";
 import { sessionUser } from "@/app/_server/auth";
 import { LoginForm } from "@/components/auth/LoginForm";
 import { Alert } from "@/components/ui";

@@ -1,7 +1,8 @@
 import type { Metadata } from "next";
 import { redirect } from "next/navigation";
 import { connection } from "next/server";
-import { getInstance, isSetupComplete } from "@/lib/instance";
+import { isSetupComplete } from "@/lib/instance";
+import { getInstance } from "@/lib/runtime";
 import { SetupWizard } from "@/components/setup/SetupWizard";
 
 export const metadata: Metadata = { title: "Set up" };

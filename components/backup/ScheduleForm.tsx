@@ -6,6 +6,7 @@ import { Alert, Button, Card, Field, Input, Select } from "@/components/ui";
 import { saveBackupJob, sendTestAlert } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
 import { formatDateTime } from "@/lib/format";
+import { SCOPE_TABLE, SELECTABLE_SCOPES } from "@/lib/backup/format";
 
 export interface JobView {
   enabled: boolean;
@@ -89,9 +90,11 @@ export function ScheduleForm({ job, directories, lastSuccessAt }: { job: JobView
           </Field>
           <Field label="What" htmlFor="scope">
             <Select id="scope" name="scope" defaultValue={job.scope}>
-              <option value="full">Everything (full)</option>
-              <option value="db">Database, settings and keys (db)</option>
-              <option value="vault">Document files only (vault)</option>
+              {SELECTABLE_SCOPES.map((s) => (
+                <option key={s} value={s}>
+                  {SCOPE_TABLE[s].label}: {SCOPE_TABLE[s].contents}
+                </option>
+              ))}
             </Select>
           </Field>
           <Field label="Directory" htmlFor="directory" error={f.directory} hint="Inside the data directory or COFFER_BACKUP_ROOTS.">

@@ -3,7 +3,7 @@
 import { useConfirmedDelete } from "@/components/useConfirmedDelete";
 import { Alert, Button, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
-import type { StoredBackup } from "@/lib/backup/store";
+import type { StoredBackup } from "@/lib/backup/repository";
 
 export type StoredRow = StoredBackup;
 

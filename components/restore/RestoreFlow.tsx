@@ -4,6 +4,7 @@ import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Alert, Button, Card, Field, Input, ProgressBar } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { RestorePreview } from "@/lib/backup/restore";
+import { SCOPE_TABLE, isScope } from "@/lib/backup/format";
 
 export type Preview = RestorePreview;
 
@@ -38,7 +39,7 @@ export function PreviewCard({ preview }: { preview: Preview }) {
   const rows: [string, string][] = [
     ["Backup made", formatDateTime(preview.created_at)],
     ["Made by", `Coffer ${preview.app_version} (${preview.trigger})`],
-    ["Contents", preview.scope === "db" ? "database, settings and keys (no document files)" : "database, settings, keys and document files"],
+    ["Contents", isScope(preview.scope) ? SCOPE_TABLE[preview.scope].contents : preview.scope],
     ["Accounts", String(preview.tables.users ?? "—")],
     ["Documents", String(preview.tables.documents ?? "—")],
     ["Document files", `${preview.vault.objects} (${formatBytes(preview.vault.bytes)})`],

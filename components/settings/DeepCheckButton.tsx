@@ -2,11 +2,11 @@
 
 import { useActionState } from "react";
 import { Alert, Button } from "@/components/ui";
-import { runDeepCheck } from "@/app/(app)/settings/health/actions";
+import { runDeepCheckNow } from "@/app/(app)/settings/health/actions";
 import type { ActionState } from "@/app/_server/actions";
 
 export function DeepCheckButton() {
-  const [state, action, pending] = useActionState<ActionState, FormData>(runDeepCheck, {});
+  const [state, action, pending] = useActionState<ActionState, FormData>(runDeepCheckNow, {});
   return (
     <form action={action} className="flex flex-wrap items-center gap-3">
       <Button type="submit" busy={pending} busyLabel="Reading every file…">

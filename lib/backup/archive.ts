@@ -9,7 +9,7 @@ import { APP_VERSION } from "../version";
 import { SCHEMA_VERSION } from "../db/migrations";
 import { blobPath } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
-import { FORMAT_VERSION, MAGIC, META_NAME, scopeHasDb, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
+import { FORMAT_VERSION, INSTANCE_MEMBERS, LAYOUT, MAGIC, META_NAME, blobMember, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
 import { snapshotDatabase, sha256File } from "./snapshot";
 import { tarHeader, tarPadding, TAR_END } from "./tar";
 import { BlockGzipWriter } from "./pgzip";
@@ -80,20 +80,20 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
     let schemaVersion = SCHEMA_VERSION;
     let blobs: string[] = [];
 
-    if (scopeHasDb(scope)) {
+    if (scopeHasInstance(scope)) {
       const snap = await snapshotDatabase(inst, workDir);
       signal?.throwIfAborted();
       tables = snap.tables;
       schemaVersion = snap.schemaVersion;
       blobs = snap.referencedBlobs;
-      members["coffer.db"] = await sha256File(snap.file);
-      memberFiles.push({ name: "coffer.db", file: snap.file });
-      for (const [name, file] of [
-        ["settings.yaml", inst.paths.settings],
-        ["keys/secret.key", inst.paths.secretKey],
-        ["keys/config.key", inst.paths.configKey],
-      ] as const) {
-        const data = fs.readFileSync(file); // small files: settings and two 32-byte keys
+      for (const name of INSTANCE_MEMBERS) {
+        if (name === LAYOUT.database) {
+          members[name] = await sha256File(snap.file);
+          memberFiles.push({ name, file: snap.file });
+          continue;
+        }
+        // Small files (settings and two 32-byte keys), read once so the bytes hashed are the bytes written.
+        const data = fs.readFileSync(path.join(inst.paths.root, name));
         members[name] = { size: data.length, sha256: crypto.createHash("sha256").update(data).digest("hex") };
         memberFiles.push({ name, data });
       }
@@ -163,7 +163,7 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
       for (let i = 0; i < blobs.length; i++) {
         const file = blobPath(inst.paths, blobs[i]);
         await gz.setLevel(looksCompressed(file) ? 0 : 1);
-        await addFile(`vault/${blobs[i].slice(0, 2)}/${blobs[i]}`, file, blobSizes[i]);
+        await addFile(blobMember(blobs[i]), file, blobSizes[i]);
       }
       await gz.setLevel(1);
       await gz.write(TAR_END);

@@ -1,23 +1,99 @@
 import { z } from "zod";
 
-/** Archive format v1 (DESIGN section 3). */
+/**
+ * Archive format v1 (DESIGN section 3) and the instance layout it mirrors:
+ * every archive member is named by where it lives in the data directory, so
+ * the writer's member list, the reader's whitelist and the restore's swap
+ * items all come from the tables below. Safe for client components (labels).
+ */
 export const FORMAT_VERSION = 1;
 export const META_NAME = "backup_meta.json";
 export const MAGIC = "coffer-backup";
 
-export const SCOPES = ["full", "db", "vault", "prerestore"] as const;
-export type Scope = (typeof SCOPES)[number];
+/** Where instance state lives, relative to the data directory (DESIGN section 1). */
+export const LAYOUT = {
+  database: "coffer.db",
+  /** SQLite's WAL and shared-memory files: never copied, never allowed to meet another database. */
+  databaseSidecars: ["coffer.db-wal", "coffer.db-shm"],
+  settings: "settings.yaml",
+  keysDir: "keys",
+  secretKey: "keys/secret.key",
+  configKey: "keys/config.key",
+  vault: "vault",
+  backups: "backups",
+  setupToken: "setup-token",
+  staging: ".staging",
+  tmp: ".tmp",
+  lock: "coffer.lock",
+  lostFound: "lost+found",
+} as const;
+
+/** The members of an archive's "instance" part, in archive order: the database, settings and keys. */
+export const INSTANCE_MEMBERS = [LAYOUT.database, LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey] as const;
+export type InstanceMember = (typeof INSTANCE_MEMBERS)[number];
+/** Members that hold secrets: written 0600 wherever they land. */
+export const PRIVATE_MEMBERS: readonly string[] = [LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey];
+
+interface ScopeInfo {
+  /** Short label for lists. */
+  label: string;
+  /** What an archive of this scope holds, as a person would say it. */
+  contents: string;
+  /** Carries the database, settings and keys. */
+  instance: boolean;
+  /** Carries the document blobs. */
+  vault: boolean;
+  /** Can be applied by a restore (a vault-only archive has no database to name its blobs). */
+  restorable: boolean;
+  /** Can be chosen for a backup job, a download or `coffer backup --scope`. */
+  selectable: boolean;
+}
+
+export const SCOPE_TABLE = {
+  full: { label: "Full", contents: "database, settings, keys and document files", instance: true, vault: true, restorable: true, selectable: true },
+  db: { label: "Database", contents: "database, settings and keys (no document files)", instance: true, vault: false, restorable: true, selectable: true },
+  vault: { label: "Documents only", contents: "document files only (no database, settings or keys)", instance: false, vault: true, restorable: false, selectable: true },
+  prerestore: { label: "Before a restore", contents: "database, settings, keys and document files, as they were before a restore", instance: true, vault: true, restorable: true, selectable: false },
+} as const satisfies Record<string, ScopeInfo>;
+
+export type Scope = keyof typeof SCOPE_TABLE;
+export const SCOPES = Object.keys(SCOPE_TABLE) as Scope[];
+/** The scopes a person may choose, as a tuple for z.enum. */
+export const SELECTABLE_SCOPES = ["full", "db", "vault"] as const satisfies readonly Scope[];
+export type SelectableScope = (typeof SELECTABLE_SCOPES)[number];
+export const selectableScopeSchema = z.enum(SELECTABLE_SCOPES);
+
+export const isScope = (s: string): s is Scope => Object.hasOwn(SCOPE_TABLE, s);
+export const scopeInfo = (s: Scope): ScopeInfo => SCOPE_TABLE[s];
+export const scopeHasInstance = (s: Scope) => SCOPE_TABLE[s].instance;
+export const scopeHasVault = (s: Scope) => SCOPE_TABLE[s].vault;
+
 export const TRIGGERS = ["manual", "schedule", "prerestore", "cli"] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
-export const DB_MEMBERS = ["coffer.db", "settings.yaml", "keys/secret.key", "keys/config.key"] as const;
-
-export const scopeHasDb = (s: Scope) => s !== "vault";
-export const scopeHasVault = (s: Scope) => s !== "db";
-
+/** vault/<aa>/<sha256>: a blob, named by the SHA-256 of its content. */
 export const BLOB_MEMBER_RE = /^vault\/([0-9a-f]{2})\/([0-9a-f]{64})$/;
-export const DIR_MEMBERS = new Set(["keys/", "vault/"]);
+export const blobMember = (sha256: string) => `${LAYOUT.vault}/${sha256.slice(0, 2)}/${sha256}`;
+export const DIR_MEMBERS = new Set([`${LAYOUT.keysDir}/`, `${LAYOUT.vault}/`]);
 export const VAULT_DIR_RE = /^vault\/[0-9a-f]{2}\/$/;
+
+/** May a regular file of this name appear in an archive of this scope (after the meta)? */
+export function memberAllowed(name: string, scope: Scope): boolean {
+  if ((INSTANCE_MEMBERS as readonly string[]).includes(name)) return scopeHasInstance(scope);
+  if (BLOB_MEMBER_RE.test(name)) return scopeHasVault(scope);
+  return false;
+}
+
+/**
+ * The live paths (relative to the data dir) a restore of this scope replaces,
+ * in swap order. The database's sidecars are moved aside with it.
+ */
+export function restoreSwapItems(scope: Scope): string[] {
+  const items: string[] = [];
+  if (scopeHasInstance(scope)) items.push(LAYOUT.database, ...LAYOUT.databaseSidecars, LAYOUT.settings, LAYOUT.keysDir);
+  if (scopeHasVault(scope)) items.push(LAYOUT.vault);
+  return items;
+}
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -36,8 +112,12 @@ export const metaSchema = z.object({
 });
 export type BackupMeta = z.infer<typeof metaSchema> & { scope: Scope; trigger: Trigger };
 
+/** Unpacked bytes an archive says it holds: what staging it needs on disk. */
+export const metaUnpackedBytes = (meta: BackupMeta) => Object.values(meta.members).reduce((a, m) => a + m.size, 0) + meta.vault.bytes;
+
+export const ARCHIVE_EXTENSION = ".tar.gz";
 /** coffer_<scope>_<YYYYMMDD>_<HHMMSS>Z[_n].tar.gz — the only names Coffer treats as archives. */
-export const ARCHIVE_NAME_RE = /^coffer_(full|db|vault|prerestore)_(\d{8})_(\d{6})Z(?:_(\d{1,4}))?\.tar\.gz$/;
+export const ARCHIVE_NAME_RE = new RegExp(`^coffer_(${SCOPES.join("|")})_(\\d{8})_(\\d{6})Z(?:_(\\d{1,4}))?\\.tar\\.gz$`);
 
 export function isArchiveName(name: string): boolean {
   return ARCHIVE_NAME_RE.test(name);
@@ -46,7 +126,7 @@ export function isArchiveName(name: string): boolean {
 export function archiveBaseName(scope: Scope, at: Date, suffix = 0): string {
   const iso = at.toISOString(); // 2026-11-22T14:30:22.123Z
   const stamp = `${iso.slice(0, 10).replace(/-/g, "")}_${iso.slice(11, 19).replace(/:/g, "")}Z`;
-  return `coffer_${scope}_${stamp}${suffix ? `_${suffix}` : ""}.tar.gz`;
+  return `coffer_${scope}_${stamp}${suffix ? `_${suffix}` : ""}${ARCHIVE_EXTENSION}`;
 }
 
 /** When the name says the archive was made (UTC), or null for a non-archive name. */

@@ -7,17 +7,17 @@ import { AppError } from "../errors";
 import { SCHEMA_VERSION } from "../db/migrations";
 import {
   BLOB_MEMBER_RE,
-  DB_MEMBERS,
   DIR_MEMBERS,
   FORMAT_VERSION,
+  INSTANCE_MEMBERS,
   MAGIC,
   META_NAME,
-  SCOPES,
   TRIGGERS,
   VAULT_DIR_RE,
+  isScope,
+  memberAllowed,
   metaSchema,
-  scopeHasDb,
-  scopeHasVault,
+  scopeHasInstance,
   type BackupMeta,
 } from "./format";
 
@@ -37,6 +37,10 @@ export interface ReadArchiveOptions {
    * staging writes it to disk). The archive is validated either way.
    */
   onMember?: (name: string, content: Readable) => Promise<void>;
+  /** Called once backup_meta.json has been read and checked, before any other member. */
+  onMeta?: (meta: BackupMeta) => void;
+  /** The decode stages in front of the tar stage (default: gunzip). */
+  decode?: ReadStage[];
 }
 
 export interface ArchiveSummary {
@@ -61,12 +65,6 @@ function checkName(name: string): void {
   }
 }
 
-function allowedFile(name: string, meta: BackupMeta): boolean {
-  if ((DB_MEMBERS as readonly string[]).includes(name)) return scopeHasDb(meta.scope);
-  if (BLOB_MEMBER_RE.test(name)) return scopeHasVault(meta.scope);
-  return false;
-}
-
 function parseMeta(raw: Buffer): { meta: BackupMeta; warnings: string[] } {
   let json: unknown;
   try {
@@ -87,15 +85,15 @@ function parseMeta(raw: Buffer): { meta: BackupMeta; warnings: string[] } {
     throw new ArchiveError("META_INVALID", `The archive's backup_meta.json is not valid: ${i.path.join(".") || "(top)"}: ${i.message}.`);
   }
   const meta = parsed.data as BackupMeta;
-  if (!(SCOPES as readonly string[]).includes(meta.scope)) throw new ArchiveError("META_INVALID", `The archive has an unknown scope "${meta.scope}".`);
+  if (!isScope(meta.scope)) throw new ArchiveError("META_INVALID", `The archive has an unknown scope "${meta.scope}".`);
   if (!(TRIGGERS as readonly string[]).includes(meta.trigger)) throw new ArchiveError("META_INVALID", `The archive has an unknown trigger "${meta.trigger}".`);
   for (const name of Object.keys(meta.members)) {
-    if (!(DB_MEMBERS as readonly string[]).includes(name) || !scopeHasDb(meta.scope)) {
+    if (!(INSTANCE_MEMBERS as readonly string[]).includes(name) || !scopeHasInstance(meta.scope)) {
       throw new ArchiveError("META_INVALID", `backup_meta.json lists a member that a ${meta.scope} backup cannot have: ${name}.`);
     }
   }
-  if (scopeHasDb(meta.scope)) {
-    for (const m of DB_MEMBERS) if (!meta.members[m]) throw new ArchiveError("META_INVALID", `backup_meta.json does not list ${m}.`);
+  if (scopeHasInstance(meta.scope)) {
+    for (const m of INSTANCE_MEMBERS) if (!meta.members[m]) throw new ArchiveError("META_INVALID", `backup_meta.json does not list ${m}.`);
   }
   const warnings: string[] = [];
   if (meta.schema_version > SCHEMA_VERSION) {
@@ -161,18 +159,90 @@ function tarFraming(): Transform & { ended: () => boolean } {
   return Object.assign(t, { ended: () => zeroBlocks >= 2 && skip === 0 && pending.length === 0 });
 }
 
-function gzipError(err: Error & { code?: string }, sawBytes: number, inflated: number): ArchiveError {
-  if (err instanceof AppError) return err as ArchiveError;
-  // Bytes after a complete gzip member that are not another member.
-  if (err.code === "Z_DATA_ERROR" && inflated > 0 && /header/i.test(err.message)) {
-    return new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra bytes after its end: it may be damaged or two files joined together.");
+/**
+ * One step of the reader's chain (decode → tar framing → validation). Each
+ * stage counts the bytes it takes in and gives out, and is the only one that
+ * turns its own streams' errors into ARCHIVE_* errors: a full disk while
+ * staging is not a damaged archive.
+ */
+export interface ReadStage {
+  readonly name: string;
+  /** The stage's streams, in order. */
+  readonly streams: Transform[];
+  readonly bytesIn: () => number;
+  readonly bytesOut: () => number;
+  /** What to tell the person when one of this stage's streams failed. */
+  explain(err: Error & { code?: string }): ArchiveError;
+  /** Checks only the whole stream can answer, after it ended. */
+  finish(): void;
+}
+
+function counter(): Transform & { bytes: number } {
+  const c: Transform & { bytes: number } = Object.assign(
+    new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        c.bytes += chunk.length;
+        cb(null, chunk);
+      },
+    }),
+    { bytes: 0 },
+  );
+  return c;
+}
+
+const NOT_GZIP = () => new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
+const TRAILING = () => new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra bytes after its end: it may be damaged or two files joined together.");
+
+/** gzip → tar. Bytes after the one gzip member are refused. */
+export function gunzipStage(): ReadStage {
+  const input = counter();
+  const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
+  const output = counter();
+  return {
+    name: "gzip",
+    streams: [input, gunzip, output],
+    bytesIn: () => input.bytes,
+    bytesOut: () => output.bytes,
+    explain(err) {
+      // Bytes after a complete gzip member that are not another member.
+      if (err.code === "Z_DATA_ERROR" && output.bytes > 0 && /header/i.test(err.message)) return TRAILING();
+      if (err.code === "Z_DATA_ERROR" && (input.bytes <= 10 || /header/i.test(err.message))) return NOT_GZIP();
+      if (err.code === "Z_BUF_ERROR" || /unexpected end/i.test(err.message)) return new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: it is truncated (an incomplete download or copy?).");
+      return new ArchiveError("ARCHIVE_CORRUPT", "The archive's compressed data is damaged.");
+    },
+    finish() {
+      if (gunzip.bytesWritten < input.bytes) throw TRAILING();
+    },
+  };
+}
+
+/** The tar stream's framing and headers; entries come out of `extract`. */
+function tarStage(): ReadStage & { extract: tar.Extract; ended: () => boolean } {
+  const input = counter();
+  const framing = tarFraming();
+  const extract = tar.extract();
+  return {
+    name: "tar",
+    streams: [input, framing],
+    extract,
+    ended: framing.ended,
+    bytesIn: () => input.bytes,
+    bytesOut: () => input.bytes,
+    explain(err) {
+      if (/unexpected end|premature/i.test(err.message)) return new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: it is truncated (an incomplete download or copy?).");
+      return new ArchiveError("ARCHIVE_CORRUPT", `The archive's tar structure is damaged (${err.message.replace(/\.$/, "")}).`);
+    },
+    finish() {
+      if (!framing.ended()) throw new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: its end-of-archive marker is missing (an incomplete download or copy?).");
+    },
+  };
+}
+
+/** An error raised by the onMember sink (staging writes), not by the archive. */
+class SinkError extends Error {
+  constructor(readonly original: unknown) {
+    super("sink failed");
   }
-  if (err.code === "Z_DATA_ERROR" && sawBytes <= 10) return new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
-  if (err.code === "Z_DATA_ERROR" && /header/i.test(err.message)) return new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
-  if (err.code === "Z_BUF_ERROR" || /unexpected end/i.test(err.message)) return new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: it is truncated (an incomplete download or copy?).");
-  if (err.code === "Z_DATA_ERROR") return new ArchiveError("ARCHIVE_CORRUPT", "The archive's compressed data is damaged.");
-  if (/tar|header|checksum|invalid/i.test(err.message)) return new ArchiveError("ARCHIVE_CORRUPT", `The archive's tar structure is damaged (${err.message}).`);
-  return new ArchiveError("ARCHIVE_CORRUPT", `The archive cannot be read: ${err.message}.`);
 }
 
 /**
@@ -184,16 +254,16 @@ function gzipError(err: Error & { code?: string }, sawBytes: number, inflated: n
 export async function readArchive(source: Readable, opts: ReadArchiveOptions = {}): Promise<ArchiveSummary> {
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
-  let compressedBytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      compressedBytes += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
-  const framing = tarFraming();
-  const extract = tar.extract();
+  const decode = opts.decode ?? [gunzipStage()];
+  const tarred = tarStage();
+  const stages: ReadStage[] = [...decode, tarred];
+  const extract = tarred.extract;
+
+  // Whose stream failed first decides what the person is told.
+  const origin = new Map<unknown, ReadStage | "source">();
+  source.on("error", (e) => origin.has(e) || origin.set(e, "source"));
+  for (const st of stages) for (const s of st.streams) s.on("error", (e) => origin.has(e) || origin.set(e, st));
+  extract.on("error", (e) => origin.has(e) || origin.set(e, tarred));
 
   let meta: BackupMeta | null = null;
   let warnings: string[] = [];
@@ -232,9 +302,10 @@ export async function readArchive(source: Readable, opts: ReadArchiveOptions = {
         const chunks: Buffer[] = [];
         for await (const c of entry) chunks.push(c as Buffer);
         ({ meta, warnings } = parseMeta(Buffer.concat(chunks)));
+        opts.onMeta?.(meta);
         continue;
       }
-      if (name === META_NAME || !allowedFile(name, meta)) {
+      if (name === META_NAME || !memberAllowed(name, meta.scope)) {
         throw new ArchiveError("ARCHIVE_BAD_MEMBER", `The archive contains ${name}, which does not belong in a ${meta.scope} backup.`);
       }
       const blob = BLOB_MEMBER_RE.exec(name);
@@ -249,15 +320,13 @@ export async function readArchive(source: Readable, opts: ReadArchiveOptions = {
           cb(null, chunk);
         },
       });
-      if (opts.onMember) await Promise.all([opts.onMember(name, hasher), pipeline(entry, hasher)]);
-      else {
-        entry.pipe(hasher);
+      if (opts.onMember) {
+        const [sink, feed] = await Promise.allSettled([opts.onMember(name, hasher), pipeline(entry, hasher)]);
+        if (sink.status === "rejected") throw sink.reason instanceof AppError ? sink.reason : new SinkError(sink.reason);
+        if (feed.status === "rejected") throw feed.reason;
+      } else {
         hasher.resume();
-        await new Promise<void>((resolve, reject) => {
-          hasher.on("end", resolve);
-          hasher.on("error", reject);
-          entry.on("error", reject);
-        });
+        await pipeline(entry, hasher);
       }
       const digest = hash.digest("hex");
       if (n !== size) throw new ArchiveError("ARCHIVE_TRUNCATED", `The archive ends in the middle of ${name}.`);
@@ -275,23 +344,40 @@ export async function readArchive(source: Readable, opts: ReadArchiveOptions = {
   })();
 
   try {
-    await Promise.all([pipeline(source, counter, gunzip, framing, extract), consume]);
+    await Promise.all([pipeline([source, ...stages.flatMap((st) => st.streams), extract] as never), consume]);
+    for (const st of stages) st.finish();
   } catch (err) {
     source.destroy();
     extract.destroy();
-    throw gzipError(err as Error, compressedBytes, gunzip.bytesWritten);
+    consume.catch(() => {});
+    throw explainReadError(err, origin, tarred);
   }
   if (!meta) throw new ArchiveError("META_MISSING", "The archive is empty or does not contain backup_meta.json.");
-  if (!framing.ended()) throw new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: its end-of-archive marker is missing (an incomplete download or copy?).");
   const m = meta as BackupMeta;
-  if (gunzip.bytesWritten < compressedBytes) {
-    throw new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra bytes after its end: it may be damaged or two files joined together.");
-  }
   for (const name of Object.keys(m.members)) {
     if (!seen.has(name)) throw new ArchiveError("ARCHIVE_MISSING_MEMBER", `The archive is missing ${name}, which backup_meta.json lists.`);
   }
   if (blobs !== m.vault.objects || blobBytes !== m.vault.bytes) {
     throw new ArchiveError("VAULT_INCOMPLETE", `The archive holds ${blobs} document blobs (${blobBytes} bytes) but backup_meta.json says ${m.vault.objects} (${m.vault.bytes} bytes).`);
   }
-  return { meta: m, warnings, compressedBytes, unpackedBytes: unpacked };
+  return { meta: m, warnings, compressedBytes: stages[0].bytesIn(), unpackedBytes: unpacked };
+}
+
+/**
+ * Only what the archive's own stream raised becomes ARCHIVE_*. The sink's
+ * errors (a full disk while staging) pass through as they are; a source that
+ * failed (an upload cut off) says so.
+ */
+function explainReadError(err: unknown, origin: Map<unknown, ReadStage | "source">, tarred: ReadStage): unknown {
+  if (err instanceof SinkError) return err.original;
+  if (err instanceof AppError) return err;
+  const e = err as Error & { code?: string; syscall?: string };
+  const from = origin.get(err);
+  if (from === "source") {
+    if (e.syscall) return err; // a file that could not be read: not the archive's fault, not the person's
+    return new AppError(400, "UPLOAD_INTERRUPTED", "The backup stopped arriving before its end: the upload was interrupted. Try again.");
+  }
+  if (from) return from.explain(e);
+  // An entry's stream closed early: the tar parser saw the data end inside it.
+  return tarred.explain(e);
 }

@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import Database from "better-sqlite3";
-import { processState, openInstance, closeInstance, isSetupComplete, type Instance } from "../instance";
+import { openInstance, closeInstance, isSetupComplete, type Instance } from "../instance";
 import { COFFER_APPLICATION_ID, getMeta, setMeta, type DB } from "../db/connection";
 import { SCHEMA_VERSION } from "../db/migrations";
 import { parseSettings } from "../settings/store";
@@ -15,9 +15,11 @@ import { renewSessionEpoch } from "../auth/epoch";
 import { quickChecks } from "../doctor";
 import type { Env } from "../paths";
 import { KEY_BYTES } from "../instance";
+import { formatBytes } from "../format";
+import { acquireLock, tryLock, describeHolder, lockHolder } from "../lock";
 import { readArchive, ArchiveError } from "./reader";
-import { BLOB_MEMBER_RE, type BackupMeta } from "./format";
-import { acquireBackupLease, writeStoredBackup } from "./store";
+import { LAYOUT, PRIVATE_MEMBERS, metaUnpackedBytes, restoreSwapItems, scopeHasInstance, scopeHasVault, scopeInfo, type BackupMeta } from "./format";
+import { writeStoredBackup } from "./runner";
 
 export const STAGE_TTL_MS = 60 * 60 * 1000;
 const DISK_MARGIN = 512 * 1024 * 1024;
@@ -48,12 +50,23 @@ function stagingDir(inst: Instance, id: string): string {
   return path.join(inst.paths.staging, id);
 }
 
+function freeBytes(dir: string): number {
+  const st = fs.statfsSync(dir);
+  return st.bavail * st.bsize;
+}
+
 /** Cap on unpacked size: COFFER_RESTORE_MAX_BYTES, else free disk minus a margin. */
 export function restoreCapBytes(inst: Instance, env: Env = process.env): number {
   const set = Number(env.COFFER_RESTORE_MAX_BYTES);
   if (Number.isFinite(set) && set > 0) return set;
-  const st = fs.statfsSync(inst.paths.staging);
-  return Math.max(0, st.bavail * st.bsize - DISK_MARGIN);
+  return Math.max(0, freeBytes(inst.paths.staging) - DISK_MARGIN);
+}
+
+const isDiskFull = (err: unknown) => ["ENOSPC", "EDQUOT"].includes((err as NodeJS.ErrnoException)?.code ?? "");
+
+function insufficientStorage(need: number | null, have: number): AppError {
+  const needs = need === null ? "" : `need about ${formatBytes(need)}, `;
+  return new AppError(507, "INSUFFICIENT_STORAGE", `There is not enough free disk to stage this backup: ${needs}have ${formatBytes(have)}. Free some space (or restore from a disk with more room) and try again.`);
 }
 
 /** Remove staged restores older than the TTL (and any leftover without a record). */
@@ -124,32 +137,39 @@ export async function stageArchive(inst: Instance, source: Readable, opts: { max
   const id = crypto.randomBytes(16).toString("hex");
   const dir = path.join(inst.paths.staging, id);
   const payload = path.join(dir, "payload");
-  fs.mkdirSync(payload, { recursive: true });
+  let need: number | null = null;
   try {
+    fs.mkdirSync(payload, { recursive: true, mode: 0o700 });
     const summary = await readArchive(source, {
       maxBytes: opts.maxBytes ?? restoreCapBytes(inst),
       maxEntries: opts.maxEntries,
+      onMeta: (meta) => {
+        // Known before the first byte is written: a backup that cannot fit is refused now, not half-way.
+        need = metaUnpackedBytes(meta);
+        const have = freeBytes(inst.paths.staging);
+        if (need > have) throw insufficientStorage(need, have);
+      },
       onMember: async (name, content) => {
         // readArchive has checked the name against the whitelist; this is a second lock on the door.
         const target = path.resolve(payload, name);
         if (!target.startsWith(payload + path.sep)) throw new ArchiveError("ARCHIVE_BAD_PATH", `Refusing to write ${name} outside the staging directory.`);
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: name.startsWith("keys/") || name === "settings.yaml" ? 0o600 : 0o644 }));
+        fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+        await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: PRIVATE_MEMBERS.includes(name) ? 0o600 : 0o644 }));
       },
     });
     const meta = summary.meta;
     const warnings = [...summary.warnings];
-    if (meta.scope !== "vault") {
-      const stagedVault = meta.scope === "db" ? null : path.join(payload, "vault");
+    if (scopeHasInstance(meta.scope)) {
+      const stagedVault = scopeHasVault(meta.scope) ? path.join(payload, LAYOUT.vault) : null;
       if (stagedVault) fs.mkdirSync(stagedVault, { recursive: true });
-      warnings.push(...checkStagedDatabase(path.join(payload, "coffer.db"), meta, stagedVault, inst.paths.vault));
+      warnings.push(...checkStagedDatabase(path.join(payload, LAYOUT.database), meta, stagedVault, inst.paths.vault));
       try {
-        parseSettings("settings.yaml", fs.readFileSync(path.join(payload, "settings.yaml"), "utf8"));
+        parseSettings(LAYOUT.settings, fs.readFileSync(path.join(payload, LAYOUT.settings), "utf8"));
       } catch (err) {
         throw new ArchiveError("SETTINGS_INVALID", `The settings in this backup are not valid: ${(err as Error).message.replace(/\.?$/, ".")}`);
       }
-      for (const k of ["secret.key", "config.key"]) {
-        if (fs.statSync(path.join(payload, "keys", k)).size !== KEY_BYTES) throw new ArchiveError("KEYS_INVALID", `The backup's keys/${k} is not a ${KEY_BYTES}-byte key.`);
+      for (const k of [LAYOUT.secretKey, LAYOUT.configKey]) {
+        if (fs.statSync(path.join(payload, k)).size !== KEY_BYTES) throw new ArchiveError("KEYS_INVALID", `The backup's ${k} is not a ${KEY_BYTES}-byte key.`);
       }
     }
     const now = new Date();
@@ -171,6 +191,7 @@ export async function stageArchive(inst: Instance, source: Readable, opts: { max
     return preview;
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
+    if (isDiskFull(err)) throw insufficientStorage(need, freeBytes(inst.paths.staging));
     throw err;
   }
 }
@@ -213,7 +234,7 @@ interface Journal {
 }
 
 export const JOURNAL_NAME = "restore-journal.json";
-const SIDECARS = ["coffer.db-wal", "coffer.db-shm"];
+const SIDECARS: readonly string[] = LAYOUT.databaseSidecars;
 
 /** Test-only crash points: COFFER_TEST_CRASH_AT=<step> kills the process there. */
 function crashPoint(step: string): void {
@@ -267,6 +288,7 @@ function rollBack(root: string, j: Journal): void {
     if (fs.existsSync(old)) {
       fs.rmSync(live, { recursive: true, force: true });
       fs.renameSync(old, live);
+      crashPoint(`rollback:${item}`);
     } else if (SIDECARS.includes(item) && j.phase === "swapped") {
       fs.rmSync(live, { force: true });
     }
@@ -295,8 +317,6 @@ function afterSwap(inst: Instance, j: Journal): void {
     if (getMeta(inst.db, "last_restore_id") === j.id) return;
     inst.db.prepare("UPDATE users SET session_version = session_version + 1").run();
     renewSessionEpoch(inst.db);
-    // Leases in the backup belonged to processes of the instance it was taken from.
-    inst.db.prepare("DELETE FROM leases").run();
     if (!getMeta(inst.db, "setup_completed_at")) setMeta(inst.db, "setup_completed_at", new Date().toISOString());
     setMeta(inst.db, "last_restore_id", j.id);
     setMeta(inst.db, "restored_from", j.restoredFrom);
@@ -312,43 +332,56 @@ export interface ApplyResult {
 }
 
 /**
- * Apply a staged restore. On a running instance a prerestore archive is
- * written first. Then maintenance, every connection closed, the journal
- * written (the commit point), files swapped by renames, migrations, quick
- * checks, reopen. A crash at any moment leaves the instance wholly old or
- * wholly new (recoverRestore at start-up).
+ * What a process serving requests needs to know about a restore: when to
+ * answer 503 (files are being swapped) and which instance to serve after.
+ * The web app passes one (lib/runtime); the CLI serves nobody and passes none.
  */
-export async function applyRestore(inst: Instance, id: string, actor: Actor): Promise<ApplyResult> {
+export interface RestoreHost {
+  enterMaintenance(reason: string): void;
+  /** The instance to serve from now on: the restored one, the old one after a roll-back, or null if none could be opened. */
+  leaveMaintenance(serving: Instance | null): void;
+}
+
+const NO_HOST: RestoreHost = { enterMaintenance() {}, leaveMaintenance() {} };
+
+/**
+ * Apply a staged restore, under the instance lock from before the
+ * prerestore archive to after the swap. On a running instance a prerestore
+ * archive is written first. Then maintenance, every connection closed, the
+ * journal written (the commit point), files swapped by renames, migrations,
+ * quick checks. A crash at any moment leaves the instance wholly old or
+ * wholly new (recoverRestore at start-up). Returns the instance that is now
+ * live (the caller owns it); `inst` is closed.
+ */
+export async function applyRestore(inst: Instance, id: string, actor: Actor, host: RestoreHost = NO_HOST): Promise<ApplyResult & { instance: Instance }> {
   const rec = readStaged(inst, id);
-  if (rec.meta.scope === "vault") {
+  if (!scopeInfo(rec.meta.scope).restorable) {
     throw new AppError(422, "SCOPE_NOT_RESTORABLE", "A vault-only backup holds documents' contents but not the database that names them. Restore a full backup instead.");
   }
   const root = inst.paths.root;
-  const lease = acquireBackupLease(inst);
-  const state = processState();
+  const lock = await acquireLock(root, "restore");
   let prerestore: string | null = null;
+  let maintenance = false;
+  let serving: Instance | null = inst;
   try {
     if (isSetupComplete(inst)) {
-      const pre = await writeStoredBackup(inst, { scope: "prerestore", trigger: "prerestore", actor, lease });
+      const pre = await writeStoredBackup(inst, { scope: "prerestore", trigger: "prerestore", actor, lock });
       prerestore = pre.name;
     }
     crashPoint("after-prerestore");
-    state.maintenance = { since: new Date().toISOString(), reason: "restore" };
+    host.enterMaintenance("restore");
+    maintenance = true;
     const delay = Number(process.env.COFFER_TEST_APPLY_DELAY_MS ?? 0);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    lease.release();
     closeInstance(inst);
-    if (state.instance === inst) state.instance = undefined;
+    serving = null;
 
-    const payload = path.join(inst.paths.staging, id, "payload");
-    const items = ["coffer.db", ...SIDECARS, "settings.yaml", "keys"];
-    if (rec.meta.scope !== "db") items.push("vault");
     const journal: Journal = {
       id,
       created_at: new Date().toISOString(),
       phase: "swapping",
-      items,
-      stagedDir: payload,
+      items: restoreSwapItems(rec.meta.scope),
+      stagedDir: path.join(inst.paths.staging, id, "payload"),
       oldDir: path.join(inst.paths.staging, id, "old"),
       restoredFrom: rec.meta.created_at,
       actor: actor.name,
@@ -357,16 +390,24 @@ export async function applyRestore(inst: Instance, id: string, actor: Actor): Pr
     writeJournal(root, journal);
     crashPoint("after-journal");
     const done = completeJournal(root, journal);
-    return { restored_from: done.restored_from, prerestore, warnings: rec.preview.warnings };
+    serving = done.instance;
+    if (done.outcome === "back") {
+      throw new AppError(422, "RESTORE_CHECK_FAILED", `The restored instance failed its checks (${done.problem}), so the previous state was put back.`);
+    }
+    return { restored_from: journal.restoredFrom, prerestore, warnings: rec.preview.warnings, instance: done.instance };
   } finally {
-    lease.release();
-    state.maintenance = undefined;
+    lock.release();
+    if (maintenance) host.leaveMaintenance(serving);
   }
 }
 
-/** From any phase: swap what is left, open, migrate, check; on a failed check roll back to the old instance. */
-function completeJournal(root: string, j: Journal): { restored_from: string } {
-  const state = processState();
+type Completion = { outcome: "forward"; instance: Instance } | { outcome: "back"; instance: Instance; problem: string };
+
+/**
+ * From any phase: swap what is left, open, migrate, check. On a failed check
+ * the old files go back and the old instance is opened instead.
+ */
+function completeJournal(root: string, j: Journal): Completion {
   if (j.phase === "swapping") {
     rollForward(root, j);
     j.phase = "swapped";
@@ -385,43 +426,62 @@ function completeJournal(root: string, j: Journal): { restored_from: string } {
     if (inst) closeInstance(inst);
     rollBack(root, j);
     finishJournal(root, j);
-    state.instance = openInstance(root);
-    throw new AppError(422, "RESTORE_CHECK_FAILED", `The restored instance failed its checks (${problem}), so the previous state was put back.`);
+    return { outcome: "back", instance: openInstance(root), problem };
   }
   afterSwap(inst!, j);
   crashPoint("before-finish");
   finishJournal(root, j);
-  state.instance = inst;
-  return { restored_from: j.restoredFrom };
+  return { outcome: "forward", instance: inst! };
 }
 
+/** Start-up cannot go on: one line for the operator says what happened and what to do. */
+export class RecoveryError extends Error {}
+
+export type RecoveryOutcome = "none" | "forward" | "back";
+
 /**
- * At start-up, before anything opens the database: an unfinished journal is
- * rolled forward when the staged files are still there, and back otherwise.
+ * Before anything opens the database (server start-up, every CLI command):
+ * an unfinished restore journal is rolled forward when the staged files are
+ * still there, and back otherwise. Says "back" only when it put the old
+ * files back, "forward" only when the restored instance is whole and checked.
+ * A recovery that cannot finish throws RecoveryError and leaves the journal
+ * for the next try. While a live process holds the instance lock (a restore
+ * mid-swap) nothing is touched.
  */
-export function recoverRestore(root: string): "none" | "forward" | "back" {
+export function recoverRestore(root: string): RecoveryOutcome {
   const file = path.join(root, JOURNAL_NAME);
   if (!fs.existsSync(file)) return "none";
-  let j: Journal;
-  try {
-    j = JSON.parse(fs.readFileSync(file, "utf8")) as Journal;
-  } catch {
-    // A torn journal was never the commit point (it is written atomically): nothing moved.
-    fs.rmSync(file, { force: true });
-    return "back";
-  }
-  const forwardPossible = j.phase === "swapped" || fs.existsSync(j.stagedDir);
-  if (!forwardPossible) {
-    rollBack(root, j);
-    finishJournal(root, j);
-    return "back";
+  const lock = tryLock(root, "restore recovery");
+  if (!lock) {
+    const h = lockHolder(root);
+    throw new RecoveryError(`a restore is being applied right now. ${h ? describeHolder(h) : ""} Try again when it has finished.`.replace(/\s+$/, ""));
   }
   try {
-    completeJournal(root, j);
-    closeInstance(processState().instance!);
-    processState().instance = undefined;
-    return "forward";
-  } catch {
-    return "back";
+    let j: Journal;
+    try {
+      j = JSON.parse(fs.readFileSync(file, "utf8")) as Journal;
+    } catch (err) {
+      // Written atomically, so this is damage, not a crash: nothing can be known about what moved.
+      throw new RecoveryError(
+        `${file} cannot be read (${(err as Error).message}). An interrupted restore left it. Compare the data directory with data/${LAYOUT.staging}/*/old, then delete the journal to start with the files as they are.`,
+      );
+    }
+    try {
+      const forwardPossible = j.phase === "swapped" || fs.existsSync(j.stagedDir);
+      if (!forwardPossible) {
+        rollBack(root, j);
+        finishJournal(root, j);
+        return "back";
+      }
+      const done = completeJournal(root, j);
+      closeInstance(done.instance);
+      return done.outcome;
+    } catch (err) {
+      throw new RecoveryError(
+        `an interrupted restore could not be finished or undone: ${(err as Error).message}. Nothing more was changed; ${JOURNAL_NAME} is kept. Fix the cause (disk full? permissions?) and start again.`,
+      );
+    }
+  } finally {
+    lock.release();
   }
 }

@@ -44,8 +44,8 @@ export function lastSuccess(db: DB): BackupRun | null {
   return (db.prepare("SELECT * FROM backup_runs WHERE status = 'success' ORDER BY id DESC LIMIT 1").get() as BackupRun | undefined) ?? null;
 }
 
-/** Verified flag per file name, from the runs that wrote them. */
+/** Verified flag per file name, from the runs that wrote them (a run that wrote a file that did not read back is false). */
 export function verifiedFiles(db: DB): Map<string, boolean> {
-  const rows = db.prepare("SELECT file, verified FROM backup_runs WHERE file IS NOT NULL AND status = 'success'").all() as { file: string; verified: number }[];
+  const rows = db.prepare("SELECT file, verified FROM backup_runs WHERE file IS NOT NULL ORDER BY id").all() as { file: string; verified: number }[];
   return new Map(rows.map((r) => [r.file, r.verified === 1]));
 }

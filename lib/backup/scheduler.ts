@@ -1,23 +1,17 @@
-import fs from "node:fs";
-import path from "node:path";
 import type { Instance } from "../instance";
 import { getMeta, setMeta } from "../db/connection";
 import { currentSettings } from "../settings/store";
-import { audit } from "../audit/log";
-import { tryAcquireLease, type Lease } from "./lease";
-import { BACKUP_LEASE, resolveBackupDir, writeStoredBackup } from "./store";
-import { lastSuccess, verifiedFiles } from "./runs";
-import { isArchiveName } from "./format";
-import { planRetention, type RetentionPolicy } from "./retention";
+import { tryLock } from "../lock";
+import { writeStoredBackup } from "./runner";
+import { pruneBackups } from "./repository";
+import { resolveBackupDir } from "./directory";
+import { LocalDirTarget } from "./target";
+import { lastSuccess } from "./runs";
 import { parseSchedule, latestSlot, nextRuns, stalePeriodMs, type ParsedSchedule } from "./schedule";
 import { alert, type SendOptions } from "./alerts";
-import { fsyncDir } from "../util/fsatomic";
-import { lastDoctorReport, runDoctor } from "../doctor";
 
 /** After a failed run, wait this long (or the interval, if shorter) before trying again. */
 const RETRY_MS = 10 * 60 * 1000;
-const LEASE_TTL_MS = 60_000;
-const DEEP_CHECK_EVERY_MS = 7 * 24 * 3600 * 1000;
 
 export type TickResult = "disabled" | "idle" | "busy" | "ran" | "failed" | "invalid";
 
@@ -61,29 +55,9 @@ export function scheduleStatus(inst: Instance, now: number): ScheduleStatus {
   };
 }
 
-/** Delete what retention says may go; the lease is checked before each deletion. */
-export function pruneBackups(inst: Instance, dir: string, policy: RetentionPolicy, lease: Lease, now: Date, log: (l: string) => void = console.log): string[] {
-  const verified = verifiedFiles(inst.db);
-  const files = fs
-    .readdirSync(dir)
-    .filter((n) => isArchiveName(n) && fs.lstatSync(path.join(dir, n)).isFile())
-    .map((name) => ({ name, verified: verified.get(name) === true }));
-  const { prune } = planRetention(files, policy, now);
-  const pruned: string[] = [];
-  for (const name of prune) {
-    if (!lease.held()) break;
-    fs.rmSync(path.join(dir, name), { force: true });
-    pruned.push(name);
-    log(`Pruned backup ${name}`);
-    audit(inst.db, { id: null, name: "scheduler" }, "backup.prune", name, { mode: policy.mode });
-  }
-  if (pruned.length) fsyncDir(dir);
-  return pruned;
-}
-
 /**
  * Decides, each tick, whether the configured job is due; runs it under the
- * backup lease; prunes after a verified success; alerts on failure and
+ * instance lock; prunes after a verified success; alerts on failure and
  * staleness. Reads settings on every tick, so saves and hand edits take
  * effect without a restart (a run in progress finishes first).
  */
@@ -139,7 +113,6 @@ export class BackupScheduler {
     if (!inst) return "idle";
     const job = currentSettings(inst.paths.settings).backup;
     const now = this.now();
-    this.weeklyDeepCheck(inst, now);
     if (!job.enabled) {
       // Only on the change: an idle scheduler must not write every tick.
       if (getMeta(inst.db, "schedule_enabled_at")) setMeta(inst.db, "schedule_enabled_at", "");
@@ -155,18 +128,16 @@ export class BackupScheduler {
     await this.checkStale(inst, parsed, now);
     if (!this.due(inst, parsed, job.schedule, job.time_zone, now, false)) return "idle";
 
-    const lease = tryAcquireLease(inst.db, BACKUP_LEASE, LEASE_TTL_MS, this.now);
-    if (!lease) return "busy";
+    const lock = tryLock(inst.paths.root, "scheduled backup");
+    if (!lock) return "busy";
     try {
-      // Claimed inside the lease: another process may have just run this slot.
+      // Claimed under the lock: another process may have just run this slot.
       if (!inst.db.transaction(() => this.due(inst, parsed, job.schedule, job.time_zone, now, true))()) return "idle";
       setMeta(inst.db, "schedule_last_attempt", String(now));
-      let dir: string;
       try {
-        dir = resolveBackupDir(inst, job.directory);
-        const r = await writeStoredBackup(inst, { scope: job.scope, trigger: "schedule", lease, dir });
-        if (!r.verified) throw new Error(`${r.name} did not verify`);
-        pruneBackups(inst, dir, job.retention, lease, new Date(this.now()), this.log);
+        const target = new LocalDirTarget(resolveBackupDir(inst, job.directory));
+        await writeStoredBackup(inst, { scope: job.scope, trigger: "schedule", lock, target });
+        await pruneBackups(inst, target, job.retention, lock, new Date(this.now()), this.log);
         return "ran";
       } catch (err) {
         const message = (err as Error).message;
@@ -175,7 +146,7 @@ export class BackupScheduler {
         return "failed";
       }
     } finally {
-      lease.release();
+      lock.release();
     }
   }
 
@@ -204,21 +175,6 @@ export class BackupScheduler {
     if (slot <= taken) return false;
     if (claim) setMeta(inst.db, "schedule_last_slot", String(slot));
     return true;
-  }
-
-  /** The doctor's deep check, once a week, whether or not backups are scheduled. */
-  private weeklyDeepCheck(inst: Instance, now: number): void {
-    const last = lastDoctorReport(inst, true);
-    if (last && now - Date.parse(last.at) < DEEP_CHECK_EVERY_MS) return;
-    if (!last && !getMeta(inst.db, "deep_check_due_from")) {
-      // Not on the first start of a new instance: a week after it.
-      setMeta(inst.db, "deep_check_due_from", String(now + DEEP_CHECK_EVERY_MS));
-      return;
-    }
-    if (!last && now < Number(getMeta(inst.db, "deep_check_due_from"))) return;
-    const report = runDoctor(inst, { deep: true });
-    const bad = report.findings.filter((f) => f.severity !== "ok");
-    if (bad.length) this.log(`weekly deep check: ${bad.map((f) => `${f.check} (${f.message})`).join("; ")}`);
   }
 
   private async checkStale(inst: Instance, s: ParsedSchedule, now: number): Promise<void> {

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import Database from "better-sqlite3";
+import { Worker } from "node:worker_threads";
 import type { Instance } from "../instance";
 
 export interface DbSnapshot {
@@ -12,47 +12,72 @@ export interface DbSnapshot {
   referencedBlobs: string[];
 }
 
-// Pages copied per step. A step holds its pages in memory on both sides and
-// holds the event loop, so it stays small: 4 MiB, a few milliseconds.
-const PAGES_PER_STEP = 1024;
-
 /**
- * A consistent copy of the live database through SQLite's online backup API
- * on the app's own connection: writes the app makes meanwhile are carried
- * into the copy by SQLite, so it is one point in time. Never a raw file copy.
+ * Runs in a worker thread (plain CommonJS, not bundled): the copy and the
+ * checks on it read the whole database, and the server's event loop must
+ * keep answering meanwhile. Its own connection copies in one step, inside a
+ * single read transaction: a point in time that writers in this or any
+ * other process can neither block (WAL) nor restart, so a CLI backup under
+ * steady writes finishes (SQLite restarts a stepwise backup whenever
+ * another connection writes between steps).
  */
-export async function snapshotDatabase(inst: Instance, workDir: string): Promise<DbSnapshot> {
-  const file = path.join(workDir, "coffer.db");
-  // The backup reads every page through the app connection's page cache;
-  // a small cache while it runs, and its memory handed back after.
-  const cacheSize = inst.db.pragma("cache_size", { simple: true }) as number;
-  inst.db.pragma("cache_size = -2000");
+const WORKER_SOURCE = String.raw`
+const { parentPort, workerData } = require("node:worker_threads");
+const { createRequire } = require("node:module");
+const { source, dest, requireFrom } = workerData;
+(async () => {
+  const Database = createRequire(requireFrom)("better-sqlite3");
+  const src = new Database(source, { fileMustExist: true });
   try {
-    await inst.db.backup(file, { progress: () => PAGES_PER_STEP });
+    src.pragma("busy_timeout = 5000");
+    src.pragma("cache_size = -2000");
+    await src.backup(dest, { progress: ({ remainingPages }) => Math.max(1, remainingPages) });
   } finally {
-    if (inst.db.open) {
-      inst.db.pragma(`cache_size = ${cacheSize}`);
-      inst.db.pragma("shrink_memory");
-    }
+    src.close();
   }
-  const snap = new Database(file);
+  const snap = new Database(dest);
   try {
-    // Scanning the copy needs no 16 MiB page cache (better-sqlite3's default).
     snap.pragma("cache_size = -2000");
     // The copy keeps the source's WAL flag; make it one self-contained file.
     snap.pragma("journal_mode = DELETE");
     const check = snap.pragma("quick_check", { simple: true });
-    if (check !== "ok") throw new Error(`the database snapshot failed quick_check: ${check}`);
-    const names = snap
-      .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-      .pluck()
-      .all() as string[];
-    const tables: Record<string, number> = {};
-    for (const n of names) tables[n] = snap.prepare(`SELECT count(*) FROM "${n.replace(/"/g, '""')}"`).pluck().get() as number;
-    const referencedBlobs = snap.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[];
-    return { file, schemaVersion: snap.pragma("user_version", { simple: true }) as number, tables, referencedBlobs };
+    if (check !== "ok") throw new Error("the database snapshot failed quick_check: " + check);
+    const names = snap.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all();
+    const tables = {};
+    for (const n of names) tables[n] = snap.prepare('SELECT count(*) FROM "' + n.replace(/"/g, '""') + '"').pluck().get();
+    const referencedBlobs = snap.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all();
+    parentPort.postMessage({ ok: true, schemaVersion: snap.pragma("user_version", { simple: true }), tables, referencedBlobs });
   } finally {
     snap.close();
+  }
+})().catch((err) => parentPort.postMessage({ ok: false, message: String((err && err.message) || err) }));
+`;
+
+/** Where the worker resolves better-sqlite3 from: the app's own directory (bin/coffer.cjs sets it for the CLI). */
+function requireFrom(): string {
+  return path.join(process.env.COFFER_APP_ROOT ?? process.cwd(), "package.json");
+}
+
+/**
+ * A consistent copy of the live database (SQLite's online backup API), taken
+ * in a worker thread with its own connection, then checked there
+ * (quick_check, row counts, referenced blobs). Never a raw file copy.
+ */
+export async function snapshotDatabase(inst: Instance, workDir: string): Promise<DbSnapshot> {
+  const file = path.join(workDir, "coffer.db");
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { source: inst.paths.db, dest: file, requireFrom: requireFrom() } });
+  try {
+    const result = await new Promise<{ ok: true; schemaVersion: number; tables: Record<string, number>; referencedBlobs: string[] } | { ok: false; message: string }>(
+      (resolve, reject) => {
+        worker.once("message", resolve);
+        worker.once("error", reject);
+        worker.once("exit", (code) => reject(new Error(`the snapshot worker stopped (exit code ${code})`)));
+      },
+    );
+    if (!result.ok) throw new Error(result.message);
+    return { file, schemaVersion: result.schemaVersion, tables: result.tables, referencedBlobs: result.referencedBlobs };
+  } finally {
+    await worker.terminate();
   }
 }
 

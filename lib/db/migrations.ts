@@ -64,6 +64,10 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   );
   `,
+  // 3: the job lock moved to a lock file outside the database (lib/lock.ts), which a restore does not swap
+  `
+  DROP TABLE leases;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

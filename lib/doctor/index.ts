@@ -1,8 +1,10 @@
 import fs from "node:fs";
 import path from "node:path";
-import crypto from "node:crypto";
-import type { Instance } from "../instance";
-import { KEY_BYTES } from "../instance";
+import { setImmediate as yieldToLoop } from "node:timers/promises";
+import { openInstance, closeInstance, KEY_BYTES, type Instance } from "../instance";
+import { LAYOUT } from "../backup/format";
+import { sha256File } from "../backup/snapshot";
+import { acquireLock } from "../lock";
 import { SCHEMA_VERSION } from "../db/migrations";
 import { getMeta, setMeta } from "../db/connection";
 import { readSettingsFile } from "../settings/store";
@@ -82,55 +84,48 @@ export function quickChecks(inst: Instance): Finding[] {
   return out;
 }
 
-function sha256File(file: string): string {
-  const h = crypto.createHash("sha256");
-  const buf = Buffer.allocUnsafe(1024 * 1024);
-  const fd = fs.openSync(file, "r");
-  try {
-    for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest("hex");
-}
-
 /** Every file under the vault as a path relative to it. */
-function vaultFiles(vault: string): string[] {
+async function vaultFiles(vault: string): Promise<string[]> {
   const out: string[] = [];
-  for (const top of fs.existsSync(vault) ? fs.readdirSync(vault, { withFileTypes: true }) : []) {
+  for (const top of fs.existsSync(vault) ? await fs.promises.readdir(vault, { withFileTypes: true }) : []) {
     const p = path.join(vault, top.name);
     if (!top.isDirectory()) out.push(top.name);
-    else for (const f of fs.readdirSync(p)) out.push(`${top.name}/${f}`);
+    else for (const f of await fs.promises.readdir(p)) out.push(`${top.name}/${f}`);
   }
   return out;
 }
 
-/** Deep checks: every blob read and hashed. Minutes on a large vault, so weekly and on demand. */
-export function deepChecks(inst: Instance): Finding[] {
+/** Give other requests a turn this often: the deep check must never hold the server's event loop. */
+const YIELD_EVERY = 256;
+
+/**
+ * Deep checks: every blob read and hashed. Minutes on a large vault, so
+ * weekly and on demand; asynchronous throughout, so the server keeps answering.
+ */
+export async function deepChecks(inst: Instance): Promise<Finding[]> {
   const docs = inst.db.prepare("SELECT id, name, size, sha256 FROM documents").all() as { id: number; name: string; size: number; sha256: string }[];
   const missing: string[] = [];
   const wrongSize: string[] = [];
   const referenced = new Set<string>();
+  let n = 0;
   for (const d of docs) {
+    if (++n % YIELD_EVERY === 0) await yieldToLoop();
     referenced.add(d.sha256);
     const file = path.join(inst.paths.vault, d.sha256.slice(0, 2), d.sha256);
-    const st = fs.statSync(file, { throwIfNoEntry: false });
+    const st = await fs.promises.stat(file).catch(() => null);
     if (!st) missing.push(`document ${d.id} (${d.name})`);
     else if (st.size !== d.size) wrongSize.push(`document ${d.id} (${d.name}): ${st.size} bytes on disk, ${d.size} recorded`);
   }
   const corrupt: string[] = [];
   const untracked: string[] = [];
-  for (const rel of vaultFiles(inst.paths.vault)) {
+  for (const rel of await vaultFiles(inst.paths.vault)) {
     const [dir, name] = rel.split("/");
     if (!name || !SHA256_RE.test(name) || dir !== name.slice(0, 2) || !referenced.has(name)) {
       untracked.push(rel);
       continue;
     }
-    if (sha256File(path.join(inst.paths.vault, rel)) !== name) corrupt.push(rel);
+    const { sha256 } = await sha256File(path.join(inst.paths.vault, rel)).catch(() => ({ sha256: null }));
+    if (sha256 !== name) corrupt.push(rel);
   }
   const counters = (
     inst.db
@@ -154,7 +149,7 @@ export function deepChecks(inst: Instance): Finding[] {
  * Repairs only what is safe: storage counters recomputed, untracked blobs
  * moved (never deleted) to data/lost+found/<time>/, key files made 0600.
  */
-export function fixSafe(inst: Instance, findings: Finding[]): string[] {
+async function fixSafe(inst: Instance, findings: Finding[]): Promise<string[]> {
   const fixed: string[] = [];
   const bad = (check: string) => findings.find((f) => f.check === check && f.severity !== "ok");
   if (bad("usage.counters")) {
@@ -172,9 +167,9 @@ export function fixSafe(inst: Instance, findings: Finding[]): string[] {
     const unpin = pinBlobs();
     try {
       const referenced = new Set(inst.db.prepare("SELECT DISTINCT sha256 FROM documents").pluck().all() as string[]);
-      const dest = path.join(inst.paths.root, "lost+found", new Date().toISOString().replace(/[:.]/g, "-"));
+      const dest = path.join(inst.paths.lostFound, new Date().toISOString().replace(/[:.]/g, "-"));
       let moved = 0;
-      for (const rel of vaultFiles(inst.paths.vault)) {
+      for (const rel of await vaultFiles(inst.paths.vault)) {
         const name = rel.split("/")[1];
         if (name && referenced.has(name) && SHA256_RE.test(name)) continue;
         const target = path.join(dest, rel);
@@ -196,16 +191,48 @@ export function quickReport(inst: Instance): DoctorReport {
   return { at: new Date().toISOString(), deep: false, findings: quickChecks(inst), fixed: [] };
 }
 
-export function runDoctor(inst: Instance, opts: { deep?: boolean; fix?: boolean } = {}): DoctorReport {
-  let findings = [...quickChecks(inst), ...(opts.deep ? deepChecks(inst) : [])];
+/**
+ * The doctor. Quick checks always; `deep` reads every blob; `fix` repairs
+ * only what is safe, under the instance lock (never while a backup or a
+ * restore runs). The report is recorded for the Health page.
+ */
+export async function runDoctor(inst: Instance, opts: { deep?: boolean; fix?: boolean } = {}): Promise<DoctorReport> {
+  const check = async () => [...quickChecks(inst), ...(opts.deep ? await deepChecks(inst) : [])];
+  let findings = await check();
   let fixed: string[] = [];
-  if (opts.fix) {
-    fixed = fixSafe(inst, findings);
-    if (fixed.length) findings = [...quickChecks(inst), ...(opts.deep ? deepChecks(inst) : [])];
+  if (opts.fix && worst(findings) !== "ok") {
+    const lock = await acquireLock(inst.paths.root, "doctor --fix");
+    try {
+      fixed = await fixSafe(inst, findings);
+    } finally {
+      lock.release();
+    }
+    if (fixed.length) findings = await check();
   }
   const report: DoctorReport = { at: new Date().toISOString(), deep: !!opts.deep, findings, fixed };
   setMeta(inst.db, opts.deep ? "doctor_last_deep" : "doctor_last_quick", JSON.stringify(report));
   return report;
+}
+
+/**
+ * The doctor on a data directory that may not hold a working instance: no
+ * instance, or one that cannot be opened, is itself a finding (the CLI's view).
+ */
+export async function doctorDataDir(root: string, opts: { deep?: boolean; fix?: boolean } = {}): Promise<DoctorReport> {
+  const at = new Date().toISOString();
+  const failed = (check: string, message: string): DoctorReport => ({ at, deep: !!opts.deep, fixed: [], findings: [{ check, severity: "fail", count: 1, message, examples: [] }] });
+  if (!fs.existsSync(path.join(root, LAYOUT.database))) return failed("instance", `There is no Coffer instance in ${root}.`);
+  let inst: Instance;
+  try {
+    inst = openInstance(root);
+  } catch (err) {
+    return failed("database.open", (err as Error).message);
+  }
+  try {
+    return await runDoctor(inst, opts);
+  } finally {
+    closeInstance(inst);
+  }
 }
 
 export function lastDoctorReport(inst: Instance, deep: boolean): DoctorReport | null {

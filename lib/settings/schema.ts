@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { selectableScopeSchema } from "../backup/format";
 
 const GiB = 1024 * 1024 * 1024;
 
@@ -25,7 +26,7 @@ export const backupJobSchema = z
   .object({
     enabled: z.boolean().default(false),
     directory: z.string().min(1).default("data/backups"),
-    scope: z.enum(["full", "db", "vault"]).default("full"),
+    scope: selectableScopeSchema.default("full"),
     schedule: z.string().min(1).default("daily"),
     time_zone: z.string().min(1).default("UTC"),
     retention: retentionSchema,

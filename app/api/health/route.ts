@@ -1,4 +1,4 @@
-import { getInstance } from "@/lib/instance";
+import { getInstance } from "@/lib/runtime";
 import { healthReport } from "@/lib/health";
 import { route } from "@/app/_server/http";
 

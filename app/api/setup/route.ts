@@ -1,4 +1,4 @@
-import { getInstance } from "@/lib/instance";
+import { getInstance } from "@/lib/runtime";
 import { completeNewSetup, newSetupSchema, requireSetupPending } from "@/lib/auth/setup";
 import { route, readJson, clientIp } from "@/app/_server/http";
 

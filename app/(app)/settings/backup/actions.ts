@@ -5,12 +5,13 @@ import { revalidatePath } from "next/cache";
 import { adminAction } from "@/app/_server/actions";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
-import { backupDirSetting, resolveBackupDir } from "@/lib/backup/store";
+import { backupDirSetting, resolveBackupDir } from "@/lib/backup/directory";
 import { parseSchedule } from "@/lib/backup/schedule";
 import { alert } from "@/lib/backup/alerts";
 import { lastSuccess } from "@/lib/backup/runs";
 import { audit } from "@/lib/audit/log";
 import { AppError } from "@/lib/errors";
+import { selectableScopeSchema } from "@/lib/backup/format";
 
 const count = (max: number) => z.coerce.number({ error: "Enter a number." }).int("Use a whole number.").min(0, "Use 0 or more.").max(max, `Use at most ${max}.`);
 
@@ -18,7 +19,7 @@ const jobForm = z
   .object({
     enabled: z.literal("on").optional(),
     directory: z.string().min(1, "Choose a directory."),
-    scope: z.enum(["full", "db", "vault"]),
+    scope: selectableScopeSchema,
     schedule_kind: z.enum(["hourly", "daily", "weekly", "cron"]),
     cron: z.string().trim().max(100).optional().default(""),
     time_zone: z.string().trim().min(1, "Enter a time zone, e.g. UTC or Europe/Berlin."),

@@ -1,6 +1,8 @@
 import type { Metadata } from "next";
 import { pageAdmin } from "@/app/_server/auth";
-import { listStoredBackups, currentBackupDir, backupDirChoices } from "@/lib/backup/store";
+import { currentBackupDir, backupDirChoices } from "@/lib/backup/directory";
+import { listStoredBackups } from "@/lib/backup/repository";
+import { LocalDirTarget } from "@/lib/backup/target";
 import { scheduleStatus } from "@/lib/backup/scheduler";
 import { settingsProblem } from "@/lib/settings/store";
 import { decryptSecret } from "@/lib/settings/secrets";
@@ -24,7 +26,7 @@ export default async function BackupPage() {
   } catch (err) {
     dirError = (err as Error).message;
   }
-  const backups = dir ? await listStoredBackups(inst, dir) : [];
+  const backups = dir ? await listStoredBackups(inst, new LocalDirTarget(dir)) : [];
   const runs = recentRuns(inst.db, 10);
   const job = currentSettings(inst.paths.settings).backup;
   const scope = job.scope;

@@ -2,8 +2,9 @@ import { z } from "zod";
 import { requireAdmin } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
 import { streamDownload } from "@/lib/backup/download";
+import { selectableScopeSchema } from "@/lib/backup/format";
 
-const query = z.object({ scope: z.enum(["full", "db", "vault"]).default("full") });
+const query = z.object({ scope: selectableScopeSchema.default("full") });
 
 export const GET = route(async (req) => {
   const { inst, user } = await requireAdmin();

@@ -1,4 +1,4 @@
-import { getInstance } from "@/lib/instance";
+import { getInstance } from "@/lib/runtime";
 import { requireSetupCode } from "@/lib/auth/setup";
 import { route, clientIp } from "@/app/_server/http";
 import { stageRequestBody } from "@/app/_server/restore";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { getInstance } from "@/lib/instance";
+import { getInstance } from "@/lib/runtime";
 import { requireSetupCode, requireSetupPending } from "@/lib/auth/setup";
 import { route, readJson, clientIp } from "@/app/_server/http";
 

@@ -1,6 +1,6 @@
 import { requireAdmin } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
-import { listStoredBackups } from "@/lib/backup/store";
+import { listStoredBackups } from "@/lib/backup/repository";
 
 export const GET = route(async () => {
   const { inst } = await requireAdmin();

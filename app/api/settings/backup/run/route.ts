@@ -1,9 +1,9 @@
 import { requireAdmin } from "@/app/_server/auth";
 import { route, clientIp } from "@/app/_server/http";
 import { currentSettings } from "@/lib/settings/store";
-import { writeStoredBackup } from "@/lib/backup/store";
+import { writeStoredBackup } from "@/lib/backup/runner";
 
-/** Run the configured backup job now, under the same lease as the scheduler. */
+/** Run the configured backup job now, under the same instance lock as the scheduler. */
 export const POST = route(async (req) => {
   const { inst, user } = await requireAdmin();
   const scope = currentSettings(inst.paths.settings).backup.scope;

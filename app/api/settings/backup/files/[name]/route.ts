@@ -1,19 +1,18 @@
-import fs from "node:fs";
 import { requireAdmin } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
-import { deleteStoredBackup, storedBackupFile } from "@/lib/backup/store";
+import { deleteStoredBackup, openStoredBackup } from "@/lib/backup/repository";
 
 type Ctx = { params: Promise<{ name: string }> };
 
 export const GET = route<Ctx>(async (_req, ctx) => {
   const { inst } = await requireAdmin();
   const { name } = await ctx.params;
-  const { file } = storedBackupFile(inst, name);
-  return new Response(toWebStream(fs.createReadStream(file, { highWaterMark: 1024 * 1024 })), {
+  return new Response(toWebStream(await openStoredBackup(inst, name)), {
     headers: {
       "Content-Type": "application/gzip",
       "Content-Disposition": attachmentDisposition(name),
       "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
     },
   });
 });
@@ -21,6 +20,6 @@ export const GET = route<Ctx>(async (_req, ctx) => {
 export const DELETE = route<Ctx>(async (req, ctx) => {
   const { inst, user } = await requireAdmin();
   const { name } = await ctx.params;
-  deleteStoredBackup(inst, { id: user.id, name: user.username, ip: clientIp(req.headers) }, name);
+  await deleteStoredBackup(inst, { id: user.id, name: user.username, ip: clientIp(req.headers) }, name);
   return new Response(null, { status: 204 });
 });

@@ -1,13 +1,12 @@
-import fs from "node:fs";
 import { requireAdmin } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
-import { storedBackupFile } from "@/lib/backup/store";
+import { openStoredBackup } from "@/lib/backup/repository";
 import { stageArchive } from "@/lib/backup/restore";
 
 type Ctx = { params: Promise<{ name: string }> };
 
 export const POST = route<Ctx>(async (_req, ctx) => {
   const { inst } = await requireAdmin();
-  const { file } = storedBackupFile(inst, (await ctx.params).name);
-  return Response.json(await stageArchive(inst, fs.createReadStream(file, { highWaterMark: 256 * 1024 })), { status: 201 });
+  const source = await openStoredBackup(inst, (await ctx.params).name);
+  return Response.json(await stageArchive(inst, source), { status: 201 });
 });

@@ -1,0 +1,110 @@
+import type { Instance } from "../instance";
+import { AppError } from "../errors";
+import { audit, type Actor } from "../audit/log";
+import { acquireLock, type InstanceLock } from "../lock";
+import { writeArchive } from "./archive";
+import { readArchive } from "./reader";
+import { startRun, finishRun } from "./runs";
+import { currentTarget, freeArchiveName } from "./repository";
+import type { BackupTarget } from "./target";
+import type { BackupMeta, Scope, Trigger } from "./format";
+
+export interface StoredBackupResult {
+  runId: number;
+  name: string;
+  bytes: number;
+  meta: BackupMeta;
+  /** Always true: an archive that does not read back whole fails the run. */
+  verified: true;
+  target: BackupTarget;
+  /** Milliseconds spent writing the archive and reading it back. */
+  timings: { writeMs: number; verifyMs: number };
+}
+
+export interface StoredBackupOptions {
+  scope: Scope;
+  trigger: Trigger;
+  actor?: Actor;
+  /** Default: the configured backup directory. */
+  target?: BackupTarget;
+  /** A lock the caller already holds (the scheduler, a restore's prerestore); otherwise one is taken. */
+  lock?: InstanceLock;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** How often a long write checks that it still holds the lock. */
+const LOCK_CHECK_MS = 5_000;
+
+/**
+ * Write an archive into a target (the object appears only when complete),
+ * then read it back through the reader and verify every member. Under the
+ * instance lock; recorded in backup_runs; audited.
+ */
+export async function writeStoredBackup(inst: Instance, opts: StoredBackupOptions): Promise<StoredBackupResult> {
+  const lock = opts.lock ?? (await acquireLock(inst.paths.root, `backup (${opts.trigger})`));
+  const runId = startRun(inst.db, opts.trigger, opts.scope);
+  try {
+    const target = opts.target ?? currentTarget(inst);
+    const now = new Date();
+    const name = await freeArchiveName(target, opts.scope, now);
+    const abort = new AbortController();
+    let lastCheck = Date.now();
+    const lockLost = () => new Error("the instance lock was lost to another process; this run is abandoned");
+    const t0 = performance.now();
+    let meta!: BackupMeta;
+    const obj = await target.put(
+      name,
+      async (out) => {
+        ({ meta } = await writeArchive(inst, out, {
+          scope: opts.scope,
+          trigger: opts.trigger,
+          now,
+          signal: abort.signal,
+          onProgress: (done, total) => {
+            opts.onProgress?.(done, total);
+            if (Date.now() - lastCheck > LOCK_CHECK_MS) {
+              lastCheck = Date.now();
+              if (!lock.held()) abort.abort(lockLost());
+            }
+          },
+        }));
+      },
+      {
+        // Another process may have taken over a stale lock: never finalize then.
+        beforeCommit: () => {
+          if (!lock.held()) throw lockLost();
+        },
+      },
+    );
+    const t1 = performance.now();
+    // Read back what was stored, through the same reader a restore uses.
+    let problem: string | null = null;
+    try {
+      const summary = await readArchive(await target.open(name));
+      if (summary.meta.created_at !== meta.created_at) problem = "it holds another backup's meta";
+      else if (summary.compressedBytes !== obj.size) problem = `${summary.compressedBytes} bytes were read back of ${obj.size} written`;
+    } catch (err) {
+      problem = (err as Error).message;
+    }
+    const timings = { writeMs: Math.round(t1 - t0), verifyMs: Math.round(performance.now() - t1) };
+    if (problem) {
+      finishRun(inst.db, runId, { status: "failed", file: name, bytes: obj.size, verified: false, error: `${name} was written but did not verify: ${problem}` });
+      throw new AppError(500, "BACKUP_NOT_VERIFIED", `The backup ${name} was written but reading it back failed (${problem}). Check the disk of the backup directory.`);
+    }
+    const verified = true as const;
+    finishRun(inst.db, runId, { status: "success", file: name, bytes: obj.size, verified });
+    audit(inst.db, opts.actor ?? { id: null, name: opts.trigger === "schedule" ? "scheduler" : "system" }, "backup.create", name, {
+      scope: opts.scope,
+      trigger: opts.trigger,
+      bytes: obj.size,
+    });
+    return { runId, name, bytes: obj.size, meta, verified, target, timings };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (!(err instanceof AppError && err.code === "BACKUP_NOT_VERIFIED")) finishRun(inst.db, runId, { status: "failed", error: message });
+    if (err instanceof AppError) throw err;
+    throw new AppError(500, "BACKUP_FAILED", `The backup failed: ${message}`);
+  } finally {
+    if (!opts.lock) lock.release();
+  }
+}

@@ -1,0 +1,142 @@
+import fs from "node:fs";
+import path from "node:path";
+import type { Readable, Writable } from "node:stream";
+import { notFound } from "../errors";
+import { fsyncDir } from "../util/fsatomic";
+
+/** One finished object in a target. */
+export interface TargetObject {
+  name: string;
+  size: number;
+  modifiedAt: string;
+}
+
+export interface PutOptions {
+  /** Called just before the object becomes visible under its name; throwing abandons it. */
+  beforeCommit?: () => void;
+}
+
+/**
+ * Where backups are kept (restic's backend interface: Save/Load/List/Remove/Stat).
+ * An object is only ever visible under its name once it is complete: a
+ * writer that dies leaves at most a partial that list() never shows and
+ * sweepPartials() removes.
+ */
+export interface BackupTarget {
+  readonly kind: string;
+  /** Where the objects are, for people (a directory, a bucket and prefix). */
+  readonly location: string;
+  /** Stream an object in through `write`, which ends the stream it is given. */
+  put(name: string, write: (out: Writable) => Promise<unknown>, opts?: PutOptions): Promise<TargetObject>;
+  list(): Promise<TargetObject[]>;
+  stat(name: string): Promise<TargetObject | null>;
+  /** 404 NOT_FOUND if there is no such finished object. */
+  open(name: string): Promise<Readable>;
+  remove(name: string): Promise<void>;
+  /** Remove partial objects left by writers that died; returns what was removed. */
+  sweepPartials(): Promise<string[]>;
+}
+
+/** Names a target accepts: one path segment, no leading dot (those are partials), nothing a shell or URL mangles. */
+export const OBJECT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
+const PARTIAL_RE = /^\.(.+)\.partial$/;
+
+/**
+ * A directory on a local filesystem, written the way restic's local backend
+ * writes: hidden `.NAME.partial`, fsync, link into place (never over an
+ * existing object), fsync the directory. Symlinks are never followed.
+ */
+export class LocalDirTarget implements BackupTarget {
+  readonly kind = "local";
+  constructor(readonly dir: string) {}
+
+  get location(): string {
+    return this.dir;
+  }
+
+  private file(name: string): string {
+    if (!OBJECT_NAME_RE.test(name)) throw notFound("That backup");
+    return path.join(this.dir, name);
+  }
+
+  private describe(name: string, st: fs.Stats): TargetObject {
+    return { name, size: st.size, modifiedAt: st.mtime.toISOString() };
+  }
+
+  async put(name: string, write: (out: Writable) => Promise<unknown>, opts: PutOptions = {}): Promise<TargetObject> {
+    const file = this.file(name);
+    const partial = path.join(this.dir, `.${name}.partial`);
+    const fd = fs.openSync(partial, "wx", 0o600);
+    let committed = false;
+    try {
+      const out = fs.createWriteStream("", { fd, autoClose: false, highWaterMark: 1024 * 1024 });
+      try {
+        await write(out);
+        if (!out.writableFinished) throw new Error(`the writer of ${name} did not finish its stream`);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      opts.beforeCommit?.();
+      fs.linkSync(partial, file); // fails if the name exists: an object is never replaced
+      committed = true;
+      fs.rmSync(partial, { force: true });
+      fsyncDir(this.dir);
+      return this.describe(name, fs.lstatSync(file));
+    } finally {
+      if (!committed) fs.rmSync(partial, { force: true });
+    }
+  }
+
+  async list(): Promise<TargetObject[]> {
+    const out: TargetObject[] = [];
+    for (const name of await fs.promises.readdir(this.dir)) {
+      if (!OBJECT_NAME_RE.test(name)) continue;
+      const st = await fs.promises.lstat(path.join(this.dir, name)).catch(() => null);
+      if (st?.isFile()) out.push(this.describe(name, st));
+    }
+    return out;
+  }
+
+  async stat(name: string): Promise<TargetObject | null> {
+    if (!OBJECT_NAME_RE.test(name)) return null;
+    const st = await fs.promises.lstat(path.join(this.dir, name)).catch(() => null);
+    return st?.isFile() ? this.describe(name, st) : null;
+  }
+
+  async open(name: string): Promise<Readable> {
+    const file = this.file(name);
+    let fd: number;
+    try {
+      // O_NOFOLLOW: a symlink put in the backup directory is never read through.
+      fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    } catch {
+      throw notFound("That backup");
+    }
+    if (!fs.fstatSync(fd).isFile()) {
+      fs.closeSync(fd);
+      throw notFound("That backup");
+    }
+    return fs.createReadStream("", { fd, highWaterMark: 1024 * 1024 });
+  }
+
+  async remove(name: string): Promise<void> {
+    const file = this.file(name);
+    const st = fs.lstatSync(file, { throwIfNoEntry: false });
+    if (!st?.isFile()) throw notFound("That backup");
+    fs.rmSync(file);
+    fsyncDir(this.dir);
+  }
+
+  async sweepPartials(): Promise<string[]> {
+    const removed: string[] = [];
+    for (const name of fs.readdirSync(this.dir)) {
+      const m = PARTIAL_RE.exec(name);
+      if (m && OBJECT_NAME_RE.test(m[1])) {
+        fs.rmSync(path.join(this.dir, name), { force: true });
+        removed.push(name);
+      }
+    }
+    return removed;
+  }
+}
