@@ -1,15 +1,79 @@
+import fs from "node:fs";
 import { isSetupComplete, type Instance } from "./instance";
 import { APP_VERSION } from "./version";
 import { lastRun, lastSuccess } from "./backup/runs";
 import { scheduleStatus } from "./backup/scheduler";
+import { quickChecks, lastDoctorReport, type Finding } from "./doctor";
+import { settingsProblem } from "./settings/store";
+import { lockHolder } from "./lock";
+
+export type HealthStatus = "ok" | "degraded" | "failing";
+
+/** One reason health is not ok: a stable code and a sentence without secrets or names. */
+export interface HealthReason {
+  level: "warn" | "fail";
+  code: string;
+  message: string;
+}
+
+/** Quick checks read the whole database (quick_check): a monitor polling every few seconds gets the last result. */
+const QUICK_CHECK_TTL_MS = 10_000;
+const quickKey = Symbol.for("coffer.healthQuickChecks");
+
+function cachedQuickChecks(inst: Instance, now: number): Finding[] {
+  const g = globalThis as unknown as Record<symbol, { db: unknown; at: number; findings: Finding[] } | undefined>;
+  const hit = g[quickKey];
+  if (hit && hit.db === inst.db && now - hit.at < QUICK_CHECK_TTL_MS) return hit.findings;
+  const findings = quickChecks(inst);
+  g[quickKey] = { db: inst.db, at: now, findings };
+  return findings;
+}
+
+function writable(dir: string): boolean {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why this instance is not wholly well, worst first. */
+export function healthReasons(inst: Instance, now = Date.now()): HealthReason[] {
+  const reasons: HealthReason[] = [];
+  if (!writable(inst.paths.root)) reasons.push({ level: "fail", code: "DATA_DIR_NOT_WRITABLE", message: "The data directory is not writable: nothing can be saved." });
+  for (const f of cachedQuickChecks(inst, now)) {
+    if (f.severity === "fail") reasons.push({ level: "fail", code: `CHECK_${f.check.toUpperCase().replace(/\W+/g, "_")}`, message: f.message });
+    else if (f.severity === "warn") reasons.push({ level: "warn", code: `CHECK_${f.check.toUpperCase().replace(/\W+/g, "_")}`, message: f.message });
+  }
+  const deep = lastDoctorReport(inst, true);
+  const deepBad = deep?.findings.filter((f) => f.severity === "fail") ?? [];
+  if (deepBad.length) reasons.push({ level: "warn", code: "DEEP_CHECK_FAILED", message: `The last deep check found problems: ${deepBad.map((f) => f.message).join(" ")}` });
+  if (settingsProblem(inst.paths.settings)) reasons.push({ level: "warn", code: "SETTINGS_INVALID", message: "settings.yaml has an error; the previous settings are still in force." });
+  if (isSetupComplete(inst)) {
+    const schedule = scheduleStatus(inst, now);
+    const last = lastRun(inst.db);
+    if (!schedule.enabled) reasons.push({ level: "warn", code: "BACKUPS_OFF", message: "Scheduled backups are off." });
+    if (schedule.stale) reasons.push({ level: "warn", code: "BACKUPS_STALE", message: "No successful backup for twice the schedule's interval." });
+    if (last?.status === "failed") reasons.push({ level: "warn", code: "BACKUP_FAILED", message: `The last backup failed (${last.finished_at ?? last.started_at}).` });
+  }
+  return reasons.sort((a, b) => (a.level === b.level ? 0 : a.level === "fail" ? -1 : 1));
+}
+
+export function healthStatus(reasons: HealthReason[]): HealthStatus {
+  return reasons.some((r) => r.level === "fail") ? "failing" : reasons.length ? "degraded" : "ok";
+}
 
 /** What /api/health tells anyone who asks: no secrets, no names. */
-export function healthReport(inst: Instance) {
+export function healthReport(inst: Instance, now = Date.now()) {
+  const reasons = healthReasons(inst, now);
   const last = lastRun(inst.db);
   const ok = lastSuccess(inst.db);
-  const schedule = scheduleStatus(inst, Date.now());
+  const schedule = scheduleStatus(inst, now);
+  const holder = lockHolder(inst.paths.root);
   return {
-    status: "ok" as const,
+    status: healthStatus(reasons),
+    reasons,
     setup: isSetupComplete(inst) ? ("complete" as const) : ("required" as const),
     version: APP_VERSION,
     backup: {
@@ -20,5 +84,6 @@ export function healthReport(inst: Instance) {
       next_run_at: schedule.next[0] ? new Date(schedule.next[0]).toISOString() : null,
       stale: schedule.stale,
     },
+    job: holder ? { running: holder.purpose, since: holder.since } : null,
   };
 }

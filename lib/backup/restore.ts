@@ -222,18 +222,40 @@ export function discardStaged(inst: Instance, id: string): void {
 interface Journal {
   id: string;
   created_at: string;
-  /** swapping: files are being moved, the new database has not been opened. swapped: all moved. */
-  phase: "swapping" | "swapped";
+  /**
+   * swapping: files are being moved, the new database has not been opened.
+   * swapped: all moved. rolling-back: the restored instance failed its
+   * checks and the old files are going back (a crash here finishes going back).
+   */
+  phase: "swapping" | "swapped" | "rolling-back";
   /** Live names under the data dir that are replaced, in order. */
   items: string[];
-  stagedDir: string;
-  oldDir: string;
   restoredFrom: string;
   actor: string | null;
   scope: string;
 }
 
 export const JOURNAL_NAME = "restore-journal.json";
+
+/**
+ * Where a journal's files are, derived from its id, never read from the
+ * journal: a damaged journal must not be able to point recovery (which
+ * renames and deletes) anywhere outside data/.staging/<id>.
+ */
+function journalDirs(root: string, j: Journal) {
+  const base = path.join(root, LAYOUT.staging, j.id);
+  return { base, staged: path.join(base, "payload"), old: path.join(base, "old") };
+}
+
+const SWAPPABLE = new Set(restoreSwapItems("full"));
+
+function parseJournal(text: string): Journal {
+  const j = JSON.parse(text) as Journal;
+  if (!j || typeof j.id !== "string" || !ID_RE.test(j.id)) throw new Error("it names no valid staged restore");
+  if (!["swapping", "swapped", "rolling-back"].includes(j.phase)) throw new Error(`unknown phase ${JSON.stringify(j.phase)}`);
+  if (!Array.isArray(j.items) || !j.items.every((i) => SWAPPABLE.has(i))) throw new Error("it names files a restore never replaces");
+  return j;
+}
 const SIDECARS: readonly string[] = LAYOUT.databaseSidecars;
 
 /** Test-only crash points: COFFER_TEST_CRASH_AT=<step> kills the process there. */
@@ -253,8 +275,8 @@ function writeJournal(root: string, j: Journal): void {
 function rollForward(root: string, j: Journal): void {
   for (const item of j.items) {
     const live = path.join(root, item);
-    const staged = path.join(j.stagedDir, item);
-    const old = path.join(j.oldDir, item);
+    const staged = path.join(journalDirs(root, j).staged, item);
+    const old = path.join(journalDirs(root, j).old, item);
     if (SIDECARS.includes(item)) {
       // The old database's WAL and SHM must not meet the new database.
       if (fs.existsSync(live)) {
@@ -284,12 +306,12 @@ function rollForward(root: string, j: Journal): void {
 function rollBack(root: string, j: Journal): void {
   for (const item of [...j.items].reverse()) {
     const live = path.join(root, item);
-    const old = path.join(j.oldDir, item);
+    const old = path.join(journalDirs(root, j).old, item);
     if (fs.existsSync(old)) {
       fs.rmSync(live, { recursive: true, force: true });
       fs.renameSync(old, live);
       crashPoint(`rollback:${item}`);
-    } else if (SIDECARS.includes(item) && j.phase === "swapped") {
+    } else if (SIDECARS.includes(item) && j.phase !== "swapping") {
       fs.rmSync(live, { force: true });
     }
   }
@@ -299,7 +321,7 @@ function rollBack(root: string, j: Journal): void {
 function finishJournal(root: string, j: Journal): void {
   fs.rmSync(path.join(root, JOURNAL_NAME), { force: true });
   fsyncDir(root);
-  fs.rmSync(path.dirname(j.stagedDir), { recursive: true, force: true });
+  fs.rmSync(journalDirs(root, j).base, { recursive: true, force: true });
 }
 
 /** The doctor's quick checks after a swap; any failure rolls the restore back. */
@@ -381,8 +403,6 @@ export async function applyRestore(inst: Instance, id: string, actor: Actor, hos
       created_at: new Date().toISOString(),
       phase: "swapping",
       items: restoreSwapItems(rec.meta.scope),
-      stagedDir: path.join(inst.paths.staging, id, "payload"),
-      oldDir: path.join(inst.paths.staging, id, "old"),
       restoredFrom: rec.meta.created_at,
       actor: actor.name,
       scope: rec.meta.scope,
@@ -424,6 +444,8 @@ function completeJournal(root: string, j: Journal): Completion {
   }
   if (problem) {
     if (inst) closeInstance(inst);
+    j.phase = "rolling-back";
+    writeJournal(root, j);
     rollBack(root, j);
     finishJournal(root, j);
     return { outcome: "back", instance: openInstance(root), problem };
@@ -459,7 +481,7 @@ export function recoverRestore(root: string): RecoveryOutcome {
   try {
     let j: Journal;
     try {
-      j = JSON.parse(fs.readFileSync(file, "utf8")) as Journal;
+      j = parseJournal(fs.readFileSync(file, "utf8"));
     } catch (err) {
       // Written atomically, so this is damage, not a crash: nothing can be known about what moved.
       throw new RecoveryError(
@@ -467,7 +489,7 @@ export function recoverRestore(root: string): RecoveryOutcome {
       );
     }
     try {
-      const forwardPossible = j.phase === "swapped" || fs.existsSync(j.stagedDir);
+      const forwardPossible = j.phase === "swapped" || (j.phase === "swapping" && fs.existsSync(journalDirs(root, j).staged));
       if (!forwardPossible) {
         rollBack(root, j);
         finishJournal(root, j);

@@ -4,6 +4,7 @@ import { lastDoctorReport, quickReport, type DoctorReport } from "@/lib/doctor";
 import { PageTitle, Card } from "@/components/ui";
 import { DeepCheckButton } from "@/components/settings/DeepCheckButton";
 import { formatDateTime } from "@/lib/format";
+import { healthReasons, healthStatus, type HealthReason, type HealthStatus } from "@/lib/health";
 
 export const metadata: Metadata = { title: "Health" };
 
@@ -38,6 +39,33 @@ function Report({ title, report, empty }: { title: string; report: DoctorReport 
   );
 }
 
+const statusText: Record<HealthStatus, { label: string; tone: string; note: string }> = {
+  ok: { label: "OK", tone: tone.ok, note: "Nothing needs your attention." },
+  degraded: { label: "Degraded", tone: tone.warn, note: "Coffer works, but something below needs your attention." },
+  failing: { label: "Failing", tone: tone.fail, note: "Something is broken: /api/health answers 503 until it is fixed." },
+};
+
+function Status({ reasons }: { reasons: HealthReason[] }) {
+  const s = statusText[healthStatus(reasons)];
+  return (
+    <Card className="space-y-2" data-testid="health-status">
+      <h2 className="font-semibold">
+        Status: <span className={s.tone}>{s.label}</span>
+      </h2>
+      <p className="text-sm text-zinc-600 dark:text-zinc-400">{s.note} Monitors can poll GET /api/health (200 when ok or degraded, 503 when failing).</p>
+      {reasons.length > 0 && (
+        <ul className="list-disc pl-5 text-sm">
+          {reasons.map((r) => (
+            <li key={r.code}>
+              <span className={r.level === "fail" ? tone.fail : tone.warn}>{r.message}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </Card>
+  );
+}
+
 export default async function HealthPage() {
   const { inst } = await pageAdmin();
   // Quick checks are cheap: always fresh. The deep check reads every file, so it runs weekly or on request.
@@ -47,6 +75,7 @@ export default async function HealthPage() {
     <>
       <PageTitle description="Checks of the database, settings, keys and every document file. The command line has the same checks: coffer doctor --deep.">Health</PageTitle>
       <div className="space-y-6">
+        <Status reasons={healthReasons(inst)} />
         <Report title="Quick checks" report={quick} empty="" />
         <Report title="Deep check" report={deep} empty="Not run yet. It runs weekly with the scheduler, or now:" />
         <DeepCheckButton />
