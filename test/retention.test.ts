@@ -127,3 +127,71 @@ describe("GFS over 400 synthetic days", () => {
     expect(keep).toEqual([some[3].name]);
   });
 });
+
+/**
+ * An oracle written independently of lib/backup/retention.ts: ISO week by
+ * counting from the week's Monday to the Thursday that names its year, and
+ * calendar months from the date's own fields. GFS keeps, for each of the
+ * last N buckets that hold a backup, the newest backup in it (restic --keep-*).
+ */
+function isoWeekOracle(t: number): string {
+  const d = new Date(t);
+  const midnight = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+  const mondayOffset = (new Date(midnight).getUTCDay() + 6) % 7; // Monday = 0
+  const thursday = new Date(midnight + (3 - mondayOffset) * DAY);
+  const year = thursday.getUTCFullYear();
+  const dayOfYear = Math.round((thursday.getTime() - Date.UTC(year, 0, 1)) / DAY);
+  return `${year}-W${Math.floor(dayOfYear / 7) + 1}`;
+}
+
+function gfsOracle(times: number[], g: RetentionPolicy["gfs"]): Set<number> {
+  const sorted = [...times].sort((a, b) => b - a);
+  const keep = new Set(sorted.slice(0, g.latest));
+  const bucketers: [number, (t: number) => string][] = [
+    [g.hourly, (t) => new Date(t).toISOString().slice(0, 13)],
+    [g.daily, (t) => new Date(t).toISOString().slice(0, 10)],
+    [g.weekly, isoWeekOracle],
+    [g.monthly, (t) => `${new Date(t).getUTCFullYear()}-${new Date(t).getUTCMonth() + 1}`],
+  ];
+  for (const [limit, bucket] of bucketers) {
+    const seen = new Set<string>();
+    for (const t of sorted) {
+      const b = bucket(t);
+      if (seen.has(b)) continue;
+      if (seen.size === limit) break;
+      seen.add(b);
+      keep.add(t);
+    }
+  }
+  return keep;
+}
+
+describe("GFS against an independent oracle", () => {
+  it("knows the ISO weeks at year ends (the oracle itself, on known dates)", () => {
+    expect(isoWeekOracle(Date.parse("2020-12-31T12:00:00Z"))).toBe("2020-W53");
+    expect(isoWeekOracle(Date.parse("2021-01-03T12:00:00Z"))).toBe("2020-W53");
+    expect(isoWeekOracle(Date.parse("2021-01-04T00:00:00Z"))).toBe("2021-W1");
+    expect(isoWeekOracle(Date.parse("2024-12-30T00:00:00Z"))).toBe("2025-W1");
+    expect(isoWeekOracle(Date.parse("2026-12-31T23:59:59Z"))).toBe("2026-W53");
+  });
+
+  it("keeps exactly the oracle's set for random histories across year ends, ISO week 53 and month ends", () => {
+    // Histories around the turns of 2020/21 (week 53), 2024/25 (Dec 30 in week 1) and 2026/27 (week 53).
+    const anchors = ["2021-01-10T00:00:00Z", "2025-01-12T00:00:00Z", "2027-01-10T00:00:00Z"].map(Date.parse);
+    const arb = fc.record({
+      now: fc.constantFrom(...anchors),
+      ages: fc.uniqueArray(fc.integer({ min: 0, max: 120 * 86400 }), { minLength: 1, maxLength: 80 }),
+      g: fc.record({ latest: fc.nat(3), hourly: fc.nat(5), daily: fc.nat(6), weekly: fc.nat(8), monthly: fc.nat(5) }),
+    });
+    fc.assert(
+      fc.property(arb, ({ now, ages, g }) => {
+        const times = ages.map((a) => now - a * 1000);
+        const files = times.map((t) => ({ name: archiveBaseName("full", new Date(t)), verified: false }));
+        const { keep } = planRetention(files, gfs(g), new Date(now));
+        const want = [...gfsOracle(times, g)].map((t) => archiveBaseName("full", new Date(t))).sort();
+        expect([...keep].sort()).toEqual(want);
+      }),
+      { numRuns: 400 },
+    );
+  });
+});
