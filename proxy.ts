@@ -3,7 +3,7 @@ import { inMaintenance } from "./lib/runtime/state";
 
 // Pages only: API routes answer 503 themselves (app/_server/http.ts), and
 // large uploads must never pass through here (proxy buffers bodies).
-export const config = { matcher: ["/((?!api/|_next/|favicon.ico).*)"] };
+export const config = { matcher: ["/((?!api/|_next/|favicon\\.svg|apple-touch-icon\\.png|manifest\\.webmanifest).*)"] };
 
 const PAGE = `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="5"><title>Restore in progress · Coffer</title>

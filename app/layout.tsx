@@ -4,9 +4,11 @@ import "./globals.css";
 export const metadata: Metadata = {
   title: { default: "Coffer", template: "%s · Coffer" },
   description: "A self-hosted document vault with backups you can restore.",
+  icons: { icon: [{ url: "/favicon.svg", type: "image/svg+xml" }], apple: "/apple-touch-icon.png" },
+  manifest: "/manifest.webmanifest",
 };
 
-export const viewport: Viewport = { width: "device-width", initialScale: 1 };
+export const viewport: Viewport = { width: "device-width", initialScale: 1, themeColor: "#047857" };
 
 export default function RootLayout({ children }: { children: React.ReactNode }) {
   return (

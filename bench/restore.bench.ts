@@ -4,6 +4,7 @@ import { Readable } from "node:stream";
 import { test, expect } from "@playwright/test";
 import { startServer, SETUP_CODE } from "../e2e/support/server";
 import { rssSampler, measureShell, fmtMiB, MiB, table } from "./support";
+import { Targets } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
 
@@ -24,6 +25,10 @@ test("restore: Coffer (upload, validate, apply) against tar xzf", async () => {
   const dataDir = path.join(WORK, "restored");
   fs.rmSync(dataDir, { recursive: true, force: true });
   const server = await startServer({ dataDir });
+  await new Promise((r) => setTimeout(r, 1000));
+  const idle = rssSampler(server.proc.pid!);
+  await new Promise((r) => setTimeout(r, 500));
+  const idleRss = idle.stop();
   const sampler = rssSampler(server.proc.pid!);
   const t0 = performance.now();
   const staged = await fetch(`${server.url}/api/setup/restore`, {
@@ -48,5 +53,10 @@ test("restore: Coffer (upload, validate, apply) against tar xzf", async () => {
     { method: "tar xzf", seconds: tar.seconds.toFixed(1), "peak RSS": fmtMiB(tar.peakRss) },
   ]);
   console.log(`\nUpload and validation ${((t1 - t0) / 1000).toFixed(1)} s, apply ${((t2 - t1) / 1000).toFixed(1)} s`);
-  console.log(`Ratio Coffer / tar xzf: ${(coffer.seconds / tar.seconds).toFixed(2)} (target <= 1.3)`);
+  console.log(`Server RSS idle ${fmtMiB(idleRss)}, peak ${fmtMiB(coffer.peakRss)}\n`);
+  const t = new Targets();
+  t.atMost("Coffer restore / tar xzf", coffer.seconds / tar.seconds, 1.3);
+  t.atMost("server peak during a restore above idle", (coffer.peakRss - idleRss) / MiB, 48, " MiB", 0);
+  t.atMost("server peak during a restore", coffer.peakRss / MiB, 200, " MiB", 0);
+  t.check();
 });

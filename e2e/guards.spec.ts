@@ -125,3 +125,18 @@ test("bad input gets a specific 4xx, never a 500", async () => {
     expect(JSON.stringify(body), p).not.toMatch(/at .*\.js:\d+/);
   }
 });
+
+test("every page links the favicon, the Apple touch icon and the web manifest, and all three are served", async () => {
+  const html = await (await fetch(`${server.url}/login`)).text();
+  expect(html).toMatch(/<link rel="icon" href="\/favicon\.svg" type="image\/svg\+xml"/);
+  expect(html).toMatch(/<link rel="apple-touch-icon" href="\/apple-touch-icon\.png"/);
+  expect(html).toMatch(/<link rel="manifest" href="\/manifest\.webmanifest"/);
+  const svg = await fetch(`${server.url}/favicon.svg`);
+  expect(svg.status).toBe(200);
+  expect(svg.headers.get("content-type")).toContain("image/svg+xml");
+  const png = Buffer.from(await (await fetch(`${server.url}/apple-touch-icon.png`)).arrayBuffer());
+  expect(png.subarray(1, 4).toString()).toBe("PNG");
+  expect(png.readUInt32BE(16)).toBe(180); // width
+  const manifest = await (await fetch(`${server.url}/manifest.webmanifest`)).json();
+  expect(manifest).toMatchObject({ name: "Coffer", icons: expect.arrayContaining([expect.objectContaining({ src: "/favicon.svg" })]) });
+});

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { spawnSync, execFileSync } from "node:child_process";
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import { Readable } from "node:stream";
 import Database from "better-sqlite3";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -194,4 +194,39 @@ describe("the instance lock across processes", () => {
     fs.writeFileSync(path.join(root, "coffer.lock"), JSON.stringify({ ...stale, host: "elsewhere" }));
     expect(tryLock(root, "backup")).toBeNull();
   });
+});
+
+describe("a CLI backup under steady writes from another process", () => {
+  it("finishes and verifies while the server commits every 10 ms (SQLite would restart a stepwise backup on each write)", async () => {
+    const { root } = await liveInstance();
+    const inst = openInstance(root);
+    const filler = inst.db.prepare("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, 'filler', 'test.fill', ?)");
+    inst.db.transaction(() => {
+      for (let i = 0; i < 40_000; i++) filler.run(new Date().toISOString(), "x".repeat(1000)); // about 45 MiB
+    })();
+    closeInstance(inst);
+    const writer = spawn(process.execPath, [
+      "-e",
+      `const D = require(${JSON.stringify(path.join(ROOT, "node_modules", "better-sqlite3"))});
+       const db = new D(${JSON.stringify(path.join(root, "coffer.db"))}); db.pragma("busy_timeout = 5000");
+       const ins = db.prepare("INSERT INTO audit_log (at, actor, action) VALUES (?, 'writer', 'test.write')");
+       let n = 0; setInterval(() => { ins.run(new Date().toISOString()); if (++n % 50 === 0) process.stdout.write("."); }, 10);`,
+    ]);
+    cleanups.push(() => writer.kill("SIGKILL"));
+    await new Promise((r) => writer.stdout.once("data", r)); // writing has begun
+    const started = Date.now();
+    const r = await new Promise<{ code: number | null; stderr: string; stdout: string }>((resolve) => {
+      const p = spawn(process.execPath, [path.join(ROOT, "bin", "coffer.cjs"), "--data-dir", root, "--json", "backup", "--scope", "db"], { env: { ...process.env, COFFER_DATA_DIR: "" } });
+      let stdout = "";
+      let stderr = "";
+      p.stdout.on("data", (d) => (stdout += d));
+      p.stderr.on("data", (d) => (stderr += d));
+      const timer = setTimeout(() => p.kill("SIGKILL"), 60_000);
+      p.on("exit", (code) => (clearTimeout(timer), resolve({ code, stdout, stderr })));
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ verified: true });
+    expect(writer.exitCode).toBeNull(); // the writer was still writing throughout
+    expect(Date.now() - started).toBeLessThan(60_000);
+  }, 120_000);
 });

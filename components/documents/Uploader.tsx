@@ -4,6 +4,7 @@ import { useRef, useState } from "react";
 import { useRouter } from "next/navigation";
 import { Alert, Button, ProgressBar } from "@/components/ui";
 import { formatBytes } from "@/lib/format";
+import { uploadWithProgress } from "@/components/upload/uploadWithProgress";
 
 interface Progress {
   name: string;
@@ -11,24 +12,13 @@ interface Progress {
   total: number;
 }
 
-/** XHR rather than fetch: only XHR reports upload progress in browsers. */
 function uploadOne(file: File, onProgress: (loaded: number) => void): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", `/api/documents?name=${encodeURIComponent(file.name)}`);
-    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
-    xhr.upload.onprogress = (e) => onProgress(e.loaded);
-    xhr.onload = () => {
-      if (xhr.status === 201) return resolve();
-      let message = `Upload failed (HTTP ${xhr.status}).`;
-      try {
-        message = JSON.parse(xhr.responseText).error.message;
-      } catch {}
-      reject(new Error(`${file.name}: ${message}`));
-    };
-    xhr.onerror = () => reject(new Error(`${file.name}: the connection to the server was lost.`));
-    xhr.send(file);
-  });
+  return uploadWithProgress<unknown>(`/api/documents?name=${encodeURIComponent(file.name)}`, file, { contentType: file.type || "application/octet-stream", onProgress }).then(
+    () => undefined,
+    (err: Error) => {
+      throw new Error(`${file.name}: ${err.message}`);
+    },
+  );
 }
 
 export function Uploader({ maxBytes, maxLabel }: { maxBytes: number; maxLabel: string }) {

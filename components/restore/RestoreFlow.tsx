@@ -1,7 +1,8 @@
 "use client";
 
 import { useEffect, useRef, useState, type FormEvent } from "react";
-import { Alert, Button, Card, Field, Input, ProgressBar } from "@/components/ui";
+import { Alert, Button, Field, Input, ProgressBar } from "@/components/ui";
+import { uploadWithProgress } from "@/components/upload/uploadWithProgress";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { RestorePreview } from "@/lib/backup/restore";
 import { SCOPE_TABLE, isScope } from "@/lib/backup/format";
@@ -12,27 +13,6 @@ type Mode = { kind: "setup"; token: string } | { kind: "admin" };
 
 function authHeaders(mode: Mode): Record<string, string> {
   return mode.kind === "setup" ? { "x-setup-token": mode.token } : {};
-}
-
-/** XHR, because only XHR reports upload progress. The body is the raw file: the server streams it. */
-function uploadArchive(url: string, file: File, headers: Record<string, string>, onProgress: (loaded: number) => void): Promise<Preview> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("POST", url);
-    xhr.setRequestHeader("Content-Type", "application/gzip");
-    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
-    xhr.upload.onprogress = (e) => onProgress(e.loaded);
-    xhr.onload = () => {
-      let data: any = null;
-      try {
-        data = JSON.parse(xhr.responseText);
-      } catch {}
-      if (xhr.status === 201 && data) resolve(data as Preview);
-      else reject(new Error(data?.error?.message ?? `The upload failed (HTTP ${xhr.status}).`));
-    };
-    xhr.onerror = () => reject(new Error("The connection to the server was lost during the upload."));
-    xhr.send(file);
-  });
 }
 
 export function PreviewCard({ preview }: { preview: Preview }) {
@@ -88,9 +68,13 @@ export function RestoreFlow({ mode, staged, onCancel }: { mode: Mode; staged?: P
     setChecking(false);
     try {
       const url = mode.kind === "setup" ? "/api/setup/restore" : "/api/settings/backup/restore";
-      const p = await uploadArchive(url, file, authHeaders(mode), (loaded) => {
-        setProgress({ loaded, total: file.size });
-        if (loaded >= file.size) setChecking(true);
+      const p = await uploadWithProgress<Preview>(url, file, {
+        contentType: "application/gzip",
+        headers: authHeaders(mode),
+        onProgress: (loaded) => {
+          setProgress({ loaded, total: file.size });
+          if (loaded >= file.size) setChecking(true);
+        },
       });
       setPreview(p);
     } catch (err) {
@@ -192,13 +176,5 @@ export function RestoreFlow({ mode, staged, onCancel }: { mode: Mode; staged?: P
         </form>
       )}
     </div>
-  );
-}
-
-export function RestoreCard({ mode }: { mode: Mode }) {
-  return (
-    <Card className="space-y-4">
-      <RestoreFlow mode={mode} />
-    </Card>
   );
 }

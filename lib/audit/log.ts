@@ -6,8 +6,6 @@ export interface Actor {
   ip?: string | null;
 }
 
-export const SYSTEM_ACTOR: Actor = { id: null, name: "system", ip: null };
-
 export interface AuditEntry {
   id: number;
   at: string;

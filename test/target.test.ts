@@ -1,0 +1,138 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { LocalDirTarget, type BackupTarget } from "@/lib/backup/target";
+import { tempDir } from "./support/instance";
+
+/**
+ * The contract every BackupTarget keeps (karakeep's AssetStore compliance
+ * suite): one suite, run over every implementation. The S3 target joins it
+ * with its own factory.
+ */
+interface TargetFactory {
+  name: string;
+  make(): Promise<{ target: BackupTarget; cleanup: () => Promise<void> | void }>;
+}
+
+const factories: TargetFactory[] = [
+  {
+    name: "local directory",
+    async make() {
+      const dir = tempDir("coffer-target-");
+      return { target: new LocalDirTarget(dir), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+];
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0)) await c();
+});
+
+async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of s) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const writeBytes = (data: Buffer) => (out: NodeJS.WritableStream) =>
+  new Promise<void>((resolve, reject) => {
+    out.on("error", reject);
+    out.end(data, () => resolve());
+  });
+
+describe.each(factories)("BackupTarget compliance: $name", (factory) => {
+  async function fresh() {
+    const { target, cleanup } = await factory.make();
+    cleanups.push(cleanup);
+    return target;
+  }
+
+  it("put then stat, list and open give back the same bytes", async () => {
+    const t = await fresh();
+    const data = crypto.randomBytes(3 * 1024 * 1024 + 17);
+    const put = await t.put("coffer_full_20261122_143022Z.tar.gz", writeBytes(data));
+    expect(put).toMatchObject({ name: "coffer_full_20261122_143022Z.tar.gz", size: data.length });
+    expect(await t.stat(put.name)).toMatchObject({ name: put.name, size: data.length });
+    expect((await t.list()).map((o) => o.name)).toEqual([put.name]);
+    const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+    expect(sha(await readAll(await t.open(put.name)))).toBe(sha(data));
+  });
+
+  it("an object is never visible under its name before it is complete, and a failed write leaves nothing", async () => {
+    const t = await fresh();
+    let seenMidway: string[] = ["not checked"];
+    await expect(
+      t.put("a.tar.gz", async (out) => {
+        out.write(Buffer.alloc(1024));
+        seenMidway = (await t.list()).map((o) => o.name);
+        throw new Error("the writer failed");
+      }),
+    ).rejects.toThrow("the writer failed");
+    expect(seenMidway).toEqual([]);
+    expect(await t.list()).toEqual([]);
+    expect(await t.stat("a.tar.gz")).toBeNull();
+    expect(await t.sweepPartials()).toEqual([]);
+  });
+
+  it("beforeCommit can abandon an object at the last moment", async () => {
+    const t = await fresh();
+    await expect(
+      t.put("b.tar.gz", writeBytes(Buffer.from("x")), {
+        beforeCommit: () => {
+          throw new Error("the lock was lost");
+        },
+      }),
+    ).rejects.toThrow("the lock was lost");
+    expect(await t.list()).toEqual([]);
+  });
+
+  it("never replaces an existing object", async () => {
+    const t = await fresh();
+    await t.put("c.tar.gz", writeBytes(Buffer.from("first")));
+    await expect(t.put("c.tar.gz", writeBytes(Buffer.from("second")))).rejects.toThrow();
+    expect((await readAll(await t.open("c.tar.gz"))).toString()).toBe("first");
+  });
+
+  it("remove deletes; open, stat and remove of what is not there are 404 or null", async () => {
+    const t = await fresh();
+    await t.put("d.tar.gz", writeBytes(Buffer.from("x")));
+    await t.remove("d.tar.gz");
+    expect(await t.stat("d.tar.gz")).toBeNull();
+    await expect(t.open("d.tar.gz")).rejects.toMatchObject({ status: 404 });
+    await expect(t.remove("d.tar.gz")).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("names that could escape or hide are refused, not joined to a path", async () => {
+    const t = await fresh();
+    for (const bad of ["../x", "a/b", ".hidden", "", "x\0y", "/etc/passwd", "..", "a\\b"]) {
+      await expect(t.open(bad), bad).rejects.toMatchObject({ status: 404 });
+      expect(await t.stat(bad), bad).toBeNull();
+      await expect(t.put(bad, writeBytes(Buffer.from("x"))), bad).rejects.toThrow();
+    }
+  });
+});
+
+describe("LocalDirTarget specifics", () => {
+  it("a writer that died leaves a hidden partial that list ignores and sweepPartials removes; symlinks are never read", async () => {
+    const dir = tempDir("coffer-target-");
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const t = new LocalDirTarget(dir);
+    fs.writeFileSync(path.join(dir, ".coffer_full_20260101_000000Z.tar.gz.partial"), "half");
+    fs.writeFileSync(path.join(dir, "notes.txt"), "someone else's file");
+    fs.symlinkSync("/etc/passwd", path.join(dir, "coffer_full_20260102_000000Z.tar.gz"));
+    expect((await t.list()).map((o) => o.name)).toEqual(["notes.txt"]);
+    await expect(t.open("coffer_full_20260102_000000Z.tar.gz")).rejects.toMatchObject({ status: 404 });
+    expect(await t.sweepPartials()).toEqual([".coffer_full_20260101_000000Z.tar.gz.partial"]);
+    expect(fs.readdirSync(dir).sort()).toEqual(["coffer_full_20260102_000000Z.tar.gz", "notes.txt"]);
+  });
+
+  it("writes objects 0600 and fsyncs before they appear", async () => {
+    const dir = tempDir("coffer-target-");
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const t = new LocalDirTarget(dir);
+    await t.put("e.tar.gz", writeBytes(Buffer.from("secret")));
+    expect(fs.statSync(path.join(dir, "e.tar.gz")).mode & 0o777).toBe(0o600);
+  });
+});
