@@ -14,6 +14,8 @@ export interface HealthReason {
   level: "warn" | "fail";
   code: string;
   message: string;
+  /** The page where it is fixed, if there is one. */
+  fix?: string;
 }
 
 /** Quick checks read the whole database (quick_check): a monitor polling every few seconds gets the last result. */
@@ -48,14 +50,15 @@ export function healthReasons(inst: Instance, now = Date.now()): HealthReason[] 
   }
   const deep = lastDoctorReport(inst, true);
   const deepBad = deep?.findings.filter((f) => f.severity === "fail") ?? [];
-  if (deepBad.length) reasons.push({ level: "warn", code: "DEEP_CHECK_FAILED", message: `The last deep check found problems: ${deepBad.map((f) => f.message).join(" ")}` });
-  if (settingsProblem(inst.paths.settings)) reasons.push({ level: "warn", code: "SETTINGS_INVALID", message: "settings.yaml has an error; the previous settings are still in force." });
+  if (deepBad.length) reasons.push({ level: "warn", code: "DEEP_CHECK_FAILED", message: `The last deep check found problems: ${deepBad.map((f) => f.message).join(" ")}`, fix: "/settings/health" });
+  if (settingsProblem(inst.paths.settings)) reasons.push({ level: "warn", code: "SETTINGS_INVALID", message: "settings.yaml has an error; the previous settings are still in force.", fix: "/settings/backup" });
   if (isSetupComplete(inst)) {
     const schedule = scheduleStatus(inst, now);
     const last = lastRun(inst.db);
-    if (!schedule.enabled) reasons.push({ level: "warn", code: "BACKUPS_OFF", message: "Scheduled backups are off." });
-    if (schedule.stale) reasons.push({ level: "warn", code: "BACKUPS_STALE", message: "No successful backup for twice the schedule's interval." });
-    if (last?.status === "failed") reasons.push({ level: "warn", code: "BACKUP_FAILED", message: `The last backup failed (${last.finished_at ?? last.started_at}).` });
+    const fix = "/settings/backup";
+    if (!schedule.enabled) reasons.push({ level: "warn", code: "BACKUPS_OFF", message: "Scheduled backups are off.", fix });
+    if (schedule.stale) reasons.push({ level: "warn", code: "BACKUPS_STALE", message: "No successful backup for twice the schedule's interval.", fix });
+    if (last?.status === "failed") reasons.push({ level: "warn", code: "BACKUP_FAILED", message: `The last backup failed (${last.finished_at ?? last.started_at}).`, fix });
   }
   return reasons.sort((a, b) => (a.level === b.level ? 0 : a.level === "fail" ? -1 : 1));
 }

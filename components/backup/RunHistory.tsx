@@ -1,5 +1,6 @@
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { BackupRun } from "@/lib/backup/runs";
+import { scopeLabel } from "@/lib/backup/format";
 
 export function RunHistory({ runs }: { runs: BackupRun[] }) {
   if (runs.length === 0) return <p className="text-sm text-zinc-600 dark:text-zinc-400">No backup has run yet.</p>;
@@ -14,7 +15,7 @@ export function RunHistory({ runs }: { runs: BackupRun[] }) {
             </span>
             <span className="tabular-nums">{formatDateTime(r.started_at)}</span>
             <span className="text-zinc-600 dark:text-zinc-400">
-              {r.trigger} · {r.scope}
+              {r.trigger} · {scopeLabel(r.scope)}
               {secs !== null ? ` · ${secs.toFixed(1)} s` : ""}
               {r.bytes !== null ? ` · ${formatBytes(r.bytes)}` : ""}
             </span>

@@ -4,6 +4,7 @@ import { useConfirmedDelete } from "@/components/useConfirmedDelete";
 import { Alert, Button, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { StoredBackup } from "@/lib/backup/repository";
+import { scopeLabel } from "@/lib/backup/format";
 
 export type StoredRow = StoredBackup;
 
@@ -36,11 +37,11 @@ export function StoredBackupsTable({ backups, onRestore, staging }: { backups: S
               <span className="block font-medium">{formatDateTime(b.created_at)}</span>
               <span className="block break-all font-mono text-xs text-zinc-600 dark:text-zinc-400">{b.name}</span>
               <span className="block text-xs text-zinc-600 sm:hidden dark:text-zinc-400">
-                {formatBytes(b.size)} · {b.scope} · {b.verified ? "verified" : "not verified"}
+                {formatBytes(b.size)} · {scopeLabel(b.scope)} · {b.verified ? "verified" : "not verified"}
               </span>
             </td>
             <td className="hidden whitespace-nowrap px-4 py-2 tabular-nums sm:table-cell">{formatBytes(b.size)}</td>
-            <td className="hidden px-4 py-2 md:table-cell">{b.scope}</td>
+            <td className="hidden px-4 py-2 md:table-cell">{scopeLabel(b.scope)}</td>
             <td className="hidden px-4 py-2 md:table-cell">{b.trigger ?? "—"}</td>
             <td className="hidden whitespace-nowrap px-4 py-2 sm:table-cell">
               {b.verified === true ? <span className="text-emerald-700 dark:text-emerald-400">✓ verified</span> : b.verified === false ? <span className="text-red-700 dark:text-red-400">failed</span> : <span className="text-zinc-500">not checked</span>}

@@ -65,6 +65,8 @@ export const selectableScopeSchema = z.enum(SELECTABLE_SCOPES);
 
 export const isScope = (s: string): s is Scope => Object.hasOwn(SCOPE_TABLE, s);
 export const scopeInfo = (s: Scope): ScopeInfo => SCOPE_TABLE[s];
+/** The label for a scope name as read from an archive or a run (unknown ones as they are). */
+export const scopeLabel = (s: string) => (isScope(s) ? SCOPE_TABLE[s].label : s);
 export const scopeHasInstance = (s: Scope) => SCOPE_TABLE[s].instance;
 export const scopeHasVault = (s: Scope) => SCOPE_TABLE[s].vault;
 

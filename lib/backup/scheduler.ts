@@ -1,4 +1,5 @@
 import type { Instance } from "../instance";
+import { Ticker } from "../util/ticker";
 import { getMeta, setMeta } from "../db/connection";
 import { currentSettings } from "../settings/store";
 import { tryLock } from "../lock";
@@ -62,7 +63,7 @@ export function scheduleStatus(inst: Instance, now: number): ScheduleStatus {
  * effect without a restart (a run in progress finishes first).
  */
 export class BackupScheduler {
-  private timer: NodeJS.Timeout | null = null;
+  private readonly ticker = new Ticker(() => this.tick());
   private running: Promise<TickResult> | null = null;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -76,15 +77,11 @@ export class BackupScheduler {
   }
 
   start(tickMs = 15_000): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), tickMs);
-    this.timer.unref();
-    void this.tick();
+    this.ticker.start(tickMs);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.ticker.stop();
   }
 
   /** Waits for a run in progress, if any. */

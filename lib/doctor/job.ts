@@ -1,4 +1,5 @@
 import type { Instance } from "../instance";
+import { Ticker } from "../util/ticker";
 import { getMeta, setMeta } from "../db/connection";
 import { lastDoctorReport, runDoctor, type DoctorReport } from "./index";
 
@@ -18,7 +19,7 @@ export function runDeepCheck(inst: Instance): Promise<DoctorReport> {
  * blob, and must neither delay a scheduled backup nor hold the event loop.
  */
 export class DeepCheckJob {
-  private timer: NodeJS.Timeout | null = null;
+  private readonly ticker = new Ticker(() => this.tick());
   private readonly now: () => number;
   private readonly log: (line: string) => void;
 
@@ -31,15 +32,11 @@ export class DeepCheckJob {
   }
 
   start(tickMs = 15 * 60 * 1000): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), tickMs);
-    this.timer.unref();
-    void this.tick();
+    this.ticker.start(tickMs);
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
+    this.ticker.stop();
   }
 
   /** Runs the deep check if it is due. Never rejects. */

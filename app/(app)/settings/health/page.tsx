@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import Link from "next/link";
 import { pageAdmin } from "@/app/_server/auth";
 import { lastDoctorReport, quickReport, type DoctorReport } from "@/lib/doctor";
 import { PageTitle, Card } from "@/components/ui";
@@ -58,6 +59,11 @@ function Status({ reasons }: { reasons: HealthReason[] }) {
           {reasons.map((r) => (
             <li key={r.code}>
               <span className={r.level === "fail" ? tone.fail : tone.warn}>{r.message}</span>
+              {r.fix && r.fix !== "/settings/health" && (
+                <Link href={r.fix} className="ml-2 font-medium text-emerald-800 underline dark:text-emerald-400">
+                  Fix in Settings → {r.fix === "/settings/backup" ? "Backup" : r.fix}
+                </Link>
+              )}
             </li>
           ))}
         </ul>
@@ -77,7 +83,7 @@ export default async function HealthPage() {
       <div className="space-y-6">
         <Status reasons={healthReasons(inst)} />
         <Report title="Quick checks" report={quick} empty="" />
-        <Report title="Deep check" report={deep} empty="Not run yet. It runs weekly with the scheduler, or now:" />
+        <Report title="Deep check" report={deep} empty="Not run yet. It runs once a week, or now:" />
         <DeepCheckButton />
       </div>
     </>
