@@ -22,6 +22,8 @@ import { isSetupComplete } from "../lib/instance";
 import { doctorDataDir, worst } from "../lib/doctor";
 import { runningServer } from "../lib/server-pid";
 import { LAYOUT, SELECTABLE_SCOPES, selectableScopeSchema } from "../lib/backup/format";
+import { AgeError, parseIdentities, type AgeKeys } from "../lib/crypto/age";
+import { ageArchiveError } from "../lib/backup/reader";
 
 const USAGE = `Usage: coffer [--data-dir DIR] [--json] <command>
 
@@ -29,8 +31,11 @@ Commands:
   backup [--scope SCOPE] [--out DIR]          write a backup (default: the configured directory)
                                               SCOPE: ${SELECTABLE_SCOPES.join(", ")} (default full)
   list                                        stored backups, newest first
-  verify FILE                                 check a backup as a restore would, without applying it
-  restore FILE [--yes]                        restore a backup into this data dir (the server must be stopped)
+  verify FILE [KEY]                           check a backup as a restore would, without applying it
+  restore FILE [KEY] [--yes]                  restore a backup into this data dir (the server must be stopped)
+                                              KEY for an encrypted backup (.tar.gz.age):
+                                              --identity FILE (the recovery kit or an age-keygen file)
+                                              or --passphrase-file FILE
   doctor [--deep] [--fix]                     check the instance; --fix repairs only what is safe
   setup-code                                  print the pending setup code
 
@@ -65,8 +70,30 @@ function describePreview(p: RestorePreview): string {
     `Accounts:       ${p.tables.users ?? "-"}`,
     `Documents:      ${p.tables.documents ?? "-"}`,
     `Document files: ${p.vault.objects} (${formatBytes(p.vault.bytes)})`,
+    ...(p.encrypted ? ["Encrypted:      yes (age), decrypted with the key given"] : []),
     ...p.warnings.map((w) => `Warning:        ${w}`),
   ].join("\n");
+}
+
+/** The key of an encrypted backup, read from the files named; used for this command only. */
+function cliKeys(o: { identity?: string; "passphrase-file"?: string }): AgeKeys | undefined {
+  const keys: AgeKeys = {};
+  const read = (flag: string, file: string) => {
+    try {
+      return fs.readFileSync(file, "utf8");
+    } catch {
+      throw new UsageError(`${flag}: cannot read ${file}.`);
+    }
+  };
+  try {
+    if (o.identity) keys.identities = parseIdentities(read("--identity", o.identity));
+  } catch (err) {
+    if (err instanceof AgeError) throw ageArchiveError(err);
+    throw err;
+  }
+  // A passphrase file holds the passphrase on its first line.
+  if (o["passphrase-file"]) keys.passphrase = read("--passphrase-file", o["passphrase-file"]).split(/\r?\n/)[0];
+  return keys.identities || keys.passphrase !== undefined ? keys : undefined;
 }
 
 async function confirm(question: string): Promise<boolean> {
@@ -95,6 +122,8 @@ export async function main(argv: string[]): Promise<number> {
         scope: { type: "string" },
         out: { type: "string" },
         yes: { type: "boolean", default: false },
+        identity: { type: "string" },
+        "passphrase-file": { type: "string" },
         deep: { type: "boolean", default: false },
         fix: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
@@ -148,7 +177,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === "verify") {
-      const preview = await stageArchive(inst, openFile(arg));
+      const preview = await stageArchive(inst, openFile(arg), { keys: cliKeys(o) });
       discardStaged(inst, preview.id);
       out(o.json, { ok: true, ...preview }, `OK: ${arg} is a valid Coffer backup.\n${describePreview(preview)}`);
       return 0;
@@ -156,7 +185,7 @@ export async function main(argv: string[]): Promise<number> {
     if (command === "restore") {
       const server = runningServer(dataDir);
       if (server) throw new AppError(409, "SERVER_RUNNING", `Coffer is running on ${dataDir} (pid ${server}). Stop it first, or restore from Settings → Backup in the browser.`);
-      const preview = await stageArchive(inst, openFile(arg));
+      const preview = await stageArchive(inst, openFile(arg), { keys: cliKeys(o) });
       process.stderr.write(describePreview(preview) + "\n");
       if (!o.yes && !(await confirm(`Replace the instance in ${dataDir} with this backup? Type yes: `))) {
         discardStaged(inst, preview.id);

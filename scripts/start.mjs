@@ -2,7 +2,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
-import { run, bin } from "./run.mjs";
+import { run, bin, serverEnv } from "./run.mjs";
 
 function newestMtime(p) {
   if (!fs.existsSync(p)) return 0;
@@ -23,8 +23,6 @@ if (built < Math.max(...sources.map(newestMtime))) {
 
 const args = ["start", "-p", process.env.PORT || "3000"];
 if (process.env.HOST) args.push("-H", process.env.HOST);
-// --expose-gc lets the backup writer free its spent buffers early (lib/backup/pgzip.ts): lower peak memory.
-const nodeOptions = [process.env.NODE_OPTIONS, "--expose-gc"].filter(Boolean).join(" ");
-const child = spawn(bin("next"), args, { stdio: "inherit", env: { ...process.env, NEXT_TELEMETRY_DISABLED: "1", NODE_OPTIONS: nodeOptions } });
+const child = spawn(bin("next"), args, { stdio: "inherit", env: { ...process.env, ...serverEnv() } });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -202,7 +202,7 @@ describe("stored backups", () => {
     const run = inst.db.prepare("SELECT * FROM backup_runs WHERE id = ?").get(r.runId) as Record<string, unknown>;
     expect(run).toMatchObject({ status: "success", file: r.name, bytes: fs.statSync(file).size, verified: 1, trigger: "manual" });
     const list = await listStoredBackups(inst);
-    expect(list).toEqual([{ name: r.name, size: fs.statSync(file).size, created_at: r.meta.created_at, scope: "full", trigger: "manual", verified: true }]);
+    expect(list).toEqual([{ name: r.name, size: fs.statSync(file).size, created_at: r.meta.created_at, scope: "full", trigger: "manual", verified: true, encryption: null }]);
     await deleteStoredBackup(inst, { id: admin.id, name: "admin" }, r.name);
     expect(fs.existsSync(file)).toBe(false);
     expect(inst.db.prepare("SELECT count(*) FROM audit_log WHERE action = 'backup.delete'").pluck().get()).toBe(1);

@@ -95,7 +95,11 @@ export function toWebStream(node: import("node:stream").Readable, onCancel?: () 
         try {
           const { value, done } = await it.next();
           if (done) controller.close();
-          else controller.enqueue(new Uint8Array(value as Buffer));
+          else {
+            // A view, not a copy: the chunk is not reused by its producer.
+            const b = value as Buffer;
+            controller.enqueue(new Uint8Array(b.buffer, b.byteOffset, b.byteLength));
+          }
         } catch (err) {
           controller.error(err);
         }

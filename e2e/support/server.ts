@@ -38,8 +38,8 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   const port = await freePort();
   const dataDir = opts.dataDir ?? tempDataDir();
   let out = "";
-  // As npm start runs it (scripts/start.mjs): with --expose-gc.
-  const proc = spawn(process.execPath, ["--expose-gc", require.resolve("next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], {
+  // As npm start runs it (serverEnv in scripts/run.mjs): --expose-gc, a small young generation, two malloc arenas, eight libuv threads.
+  const proc = spawn(process.execPath, ["--expose-gc", "--max-semi-space-size=4", require.resolve("next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], {
     cwd: path.resolve(__dirname, "../.."),
     env: {
       ...process.env,
@@ -48,6 +48,8 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
       COFFER_DATA_DIR: dataDir,
       COFFER_SETUP_TOKEN: SETUP_CODE,
       PORT: String(port),
+      MALLOC_ARENA_MAX: "2",
+      UV_THREADPOOL_SIZE: "8",
       ...opts.env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -118,17 +118,23 @@ export type BackupMeta = z.infer<typeof metaSchema> & { scope: Scope; trigger: T
 export const metaUnpackedBytes = (meta: BackupMeta) => Object.values(meta.members).reduce((a, m) => a + m.size, 0) + meta.vault.bytes;
 
 export const ARCHIVE_EXTENSION = ".tar.gz";
-/** coffer_<scope>_<YYYYMMDD>_<HHMMSS>Z[_n].tar.gz — the only names Coffer treats as archives. */
-export const ARCHIVE_NAME_RE = new RegExp(`^coffer_(${SCOPES.join("|")})_(\\d{8})_(\\d{6})Z(?:_(\\d{1,4}))?\\.tar\\.gz$`);
+/** An encrypted archive is the same .tar.gz inside an age v1 file (DESIGN section 9). */
+export const ENCRYPTED_EXTENSION = ".tar.gz.age";
+/** coffer_<scope>_<YYYYMMDD>_<HHMMSS>Z[_n].tar.gz[.age] — the only names Coffer treats as archives. */
+export const ARCHIVE_NAME_RE = new RegExp(`^coffer_(${SCOPES.join("|")})_(\\d{8})_(\\d{6})Z(?:_(\\d{1,4}))?\\.tar\\.gz(\\.age)?$`);
 
 export function isArchiveName(name: string): boolean {
   return ARCHIVE_NAME_RE.test(name);
 }
 
-export function archiveBaseName(scope: Scope, at: Date, suffix = 0): string {
+export function isEncryptedArchiveName(name: string): boolean {
+  return ARCHIVE_NAME_RE.exec(name)?.[5] === ".age";
+}
+
+export function archiveBaseName(scope: Scope, at: Date, suffix = 0, encrypted = false): string {
   const iso = at.toISOString(); // 2026-11-22T14:30:22.123Z
   const stamp = `${iso.slice(0, 10).replace(/-/g, "")}_${iso.slice(11, 19).replace(/:/g, "")}Z`;
-  return `coffer_${scope}_${stamp}${suffix ? `_${suffix}` : ""}${ARCHIVE_EXTENSION}`;
+  return `coffer_${scope}_${stamp}${suffix ? `_${suffix}` : ""}${encrypted ? ENCRYPTED_EXTENSION : ARCHIVE_EXTENSION}`;
 }
 
 /** When the name says the archive was made (UTC), or null for a non-archive name. */

@@ -1,9 +1,11 @@
 import crypto from "node:crypto";
 import zlib from "node:zlib";
-import { Transform, type Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { AppError } from "../errors";
+import { collectAfter } from "../util/gc";
+import { AGE_MAGIC, AgeError, createDecryptStream, looksLikeAge, type AgeKeys } from "../crypto/age";
 import { SCHEMA_VERSION } from "../db/migrations";
 import {
   BLOB_MEMBER_RE,
@@ -39,8 +41,8 @@ export interface ReadArchiveOptions {
   onMember?: (name: string, content: Readable) => Promise<void>;
   /** Called once backup_meta.json has been read and checked, before any other member. */
   onMeta?: (meta: BackupMeta) => void;
-  /** The decode stages in front of the tar stage (default: gunzip). */
-  decode?: ReadStage[];
+  /** Keys for an encrypted (age) archive, held in memory for this read only. */
+  keys?: AgeKeys;
 }
 
 export interface ArchiveSummary {
@@ -50,6 +52,8 @@ export interface ArchiveSummary {
   compressedBytes: number;
   /** Unpacked bytes of all members. */
   unpackedBytes: number;
+  /** How the archive was encrypted, or null for a plain .tar.gz. */
+  encryption: "age" | null;
 }
 
 const MAX_META_BYTES = 1024 * 1024;
@@ -182,6 +186,7 @@ function counter(): Transform & { bytes: number } {
     new Transform({
       transform(chunk: Buffer, _e, cb) {
         c.bytes += chunk.length;
+        collectAfter(chunk.length);
         cb(null, chunk);
       },
     }),
@@ -214,6 +219,50 @@ export function gunzipStage(): ReadStage {
       if (gunzip.bytesWritten < input.bytes) throw TRAILING();
     },
   };
+}
+
+const AGE_STATUS: Record<AgeError["code"], 400 | 422> = { KEY_REQUIRED: 400, KEY_INVALID: 400, KEY_MISMATCH: 422, ARCHIVE_TAMPERED: 422, AGE_UNSUPPORTED: 422 };
+
+export const ageArchiveError = (e: AgeError) => new ArchiveError(e.code, e.message, AGE_STATUS[e.code]);
+
+/** age → gzip. Nothing it passes on has not authenticated; the stream must end in a valid final chunk. */
+export function ageStage(keys: AgeKeys): ReadStage {
+  const input = counter();
+  const decrypt = createDecryptStream(keys);
+  const output = counter();
+  return {
+    name: "age",
+    streams: [input, decrypt, output],
+    bytesIn: () => input.bytes,
+    bytesOut: () => output.bytes,
+    explain: (err) => (err instanceof AgeError ? ageArchiveError(err) : new ArchiveError("ARCHIVE_TAMPERED", "The encrypted backup cannot be read: it is damaged.")),
+    finish() {
+      if (!decrypt.finished()) throw new ArchiveError("ARCHIVE_TAMPERED", "The encrypted backup is truncated: its final part is missing.");
+    },
+  };
+}
+
+/** The first `n` bytes of a stream, and the whole stream again (those bytes included). */
+async function peek(source: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
+  const it = source[Symbol.asyncIterator]();
+  const parts: Buffer[] = [];
+  let len = 0;
+  while (len < n) {
+    const r = await it.next();
+    if (r.done) break;
+    parts.push(r.value as Buffer);
+    len += (r.value as Buffer).length;
+  }
+  const head = Buffer.concat(parts);
+  const rest = async function* () {
+    if (head.length) yield head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value as Buffer;
+    }
+  };
+  return { head, stream: Readable.from(rest(), { objectMode: false }) };
 }
 
 /** The tar stream's framing and headers; entries come out of `extract`. */
@@ -251,17 +300,32 @@ class SinkError extends Error {
  * blob names against their content, counts against the meta, caps.
  * The single validator behind verify, restore staging and the CLI.
  */
-export async function readArchive(source: Readable, opts: ReadArchiveOptions = {}): Promise<ArchiveSummary> {
+export async function readArchive(original: Readable, opts: ReadArchiveOptions = {}): Promise<ArchiveSummary> {
   const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
   const maxEntries = opts.maxEntries ?? DEFAULT_MAX_ENTRIES;
-  const decode = opts.decode ?? [gunzipStage()];
+  // Whose stream failed first decides what the person is told.
+  const origin = new Map<unknown, ReadStage | "source">();
+  original.on("error", (e) => origin.has(e) || origin.set(e, "source"));
+
+  // An age file (recognised by its first line) is decrypted first; a plain .tar.gz goes straight to gunzip.
+  let peeked: Awaited<ReturnType<typeof peek>>;
+  try {
+    peeked = await peek(original, AGE_MAGIC.length);
+  } catch (err) {
+    original.destroy();
+    throw explainReadError(err, origin, tarStage());
+  }
+  const source = peeked.stream;
+  source.on("error", (e) => origin.has(e) || origin.set(e, "source"));
+  const encrypted = looksLikeAge(peeked.head);
+  if (encrypted && !opts.keys?.identities?.length && opts.keys?.passphrase === undefined) {
+    original.destroy();
+    throw ageArchiveError(new AgeError("KEY_REQUIRED", "This backup is encrypted: give its age identity (AGE-SECRET-KEY-1…, from the recovery kit) or its passphrase to read it."));
+  }
+  const decode = encrypted ? [ageStage(opts.keys!), gunzipStage()] : [gunzipStage()];
   const tarred = tarStage();
   const stages: ReadStage[] = [...decode, tarred];
   const extract = tarred.extract;
-
-  // Whose stream failed first decides what the person is told.
-  const origin = new Map<unknown, ReadStage | "source">();
-  source.on("error", (e) => origin.has(e) || origin.set(e, "source"));
   for (const st of stages) for (const s of st.streams) s.on("error", (e) => origin.has(e) || origin.set(e, st));
   extract.on("error", (e) => origin.has(e) || origin.set(e, tarred));
 
@@ -348,6 +412,7 @@ export async function readArchive(source: Readable, opts: ReadArchiveOptions = {
     for (const st of stages) st.finish();
   } catch (err) {
     source.destroy();
+    original.destroy();
     extract.destroy();
     consume.catch(() => {});
     throw explainReadError(err, origin, tarred);
@@ -360,7 +425,7 @@ export async function readArchive(source: Readable, opts: ReadArchiveOptions = {
   if (blobs !== m.vault.objects || blobBytes !== m.vault.bytes) {
     throw new ArchiveError("VAULT_INCOMPLETE", `The archive holds ${blobs} document blobs (${blobBytes} bytes) but backup_meta.json says ${m.vault.objects} (${m.vault.bytes} bytes).`);
   }
-  return { meta: m, warnings, compressedBytes: stages[0].bytesIn(), unpackedBytes: unpacked };
+  return { meta: m, warnings, compressedBytes: stages[0].bytesIn(), unpackedBytes: unpacked, encryption: encrypted ? "age" : null };
 }
 
 /**

@@ -6,11 +6,11 @@ import type { Instance } from "../instance";
 import type { InstanceLock } from "../lock";
 import { notFound } from "../errors";
 import { audit, type Actor } from "../audit/log";
-import { verifiedFiles } from "./runs";
+import { fileEncryption, verifiedFiles } from "./runs";
 import { currentBackupDir } from "./directory";
 import { LocalDirTarget, type BackupTarget } from "./target";
 import { planRetention, type RetentionPolicy } from "./retention";
-import { META_NAME, archiveBaseName, archiveNameDate, archiveNameScope, isArchiveName, metaSchema, type BackupMeta, type Scope } from "./format";
+import { META_NAME, archiveBaseName, archiveNameDate, archiveNameScope, isArchiveName, isEncryptedArchiveName, metaSchema, type BackupMeta, type Scope } from "./format";
 
 /**
  * Stored backups: the Coffer archives in a target, seen through their names
@@ -30,6 +30,8 @@ export interface StoredBackup {
   scope: string;
   trigger: string | null;
   verified: boolean | null;
+  /** Encrypted (an age file): for which recipients, or with the passphrase. */
+  encryption: { mode: "recipients"; recipients: string[] } | { mode: "passphrase" } | { mode: "unknown" } | null;
 }
 
 interface MetaCacheEntry {
@@ -68,14 +70,17 @@ export async function readArchiveMeta(source: Readable): Promise<BackupMeta | nu
 /** Finished archives in the target, newest first. */
 export async function listStoredBackups(inst: Instance, target: BackupTarget = currentTarget(inst)): Promise<StoredBackup[]> {
   const verified = verifiedFiles(inst.db);
+  const encryption = fileEncryption(inst.db);
   const cache = metaCache();
   const out: StoredBackup[] = [];
   for (const obj of await target.list()) {
     if (!isArchiveName(obj.name)) continue;
+    const encrypted = isEncryptedArchiveName(obj.name);
     const key = `${target.kind}:${target.location}/${obj.name}`;
     let hit = cache.get(key);
     if (!hit || hit.size !== obj.size || hit.modifiedAt !== obj.modifiedAt) {
-      const meta = await target.open(obj.name).then(readArchiveMeta, () => null);
+      // An encrypted archive's meta is inside the ciphertext: its name tells the rest.
+      const meta = encrypted ? null : await target.open(obj.name).then(readArchiveMeta, () => null);
       hit = { size: obj.size, modifiedAt: obj.modifiedAt, meta };
       cache.set(key, hit);
     }
@@ -86,6 +91,7 @@ export async function listStoredBackups(inst: Instance, target: BackupTarget = c
       scope: hit.meta?.scope ?? archiveNameScope(obj.name)!,
       trigger: hit.meta?.trigger ?? null,
       verified: verified.get(obj.name) ?? null,
+      encryption: encrypted ? (encryption.get(obj.name) ?? { mode: "unknown" }) : null,
     });
   }
   return out.sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : b.name.localeCompare(a.name)));
@@ -104,11 +110,12 @@ export async function deleteStoredBackup(inst: Instance, actor: Actor, name: str
 }
 
 /** A name no archive in the target has yet (a suffix when two land in the same second). */
-export async function freeArchiveName(target: BackupTarget, scope: Scope, at: Date): Promise<string> {
+export async function freeArchiveName(target: BackupTarget, scope: Scope, at: Date, encrypted = false): Promise<string> {
   const taken = new Set((await target.list()).map((o) => o.name));
   for (let i = 0; i < 10000; i++) {
-    const name = archiveBaseName(scope, at, i);
-    if (!taken.has(name)) return name;
+    const name = archiveBaseName(scope, at, i, encrypted);
+    // A plain and an encrypted archive of the same second get different suffixes: one name, one time.
+    if (!taken.has(name) && !taken.has(archiveBaseName(scope, at, i, !encrypted))) return name;
   }
   throw new Error("no free archive name");
 }

@@ -18,6 +18,7 @@ import { KEY_BYTES } from "../instance";
 import { formatBytes } from "../format";
 import { acquireLock, tryLock, describeHolder, lockHolder } from "../lock";
 import { readArchive, ArchiveError } from "./reader";
+import type { AgeKeys } from "../crypto/age";
 import { LAYOUT, PRIVATE_MEMBERS, metaUnpackedBytes, restoreSwapItems, scopeHasInstance, scopeHasVault, scopeInfo, type BackupMeta } from "./format";
 import { writeStoredBackup } from "./runner";
 
@@ -36,6 +37,8 @@ export interface RestorePreview {
   tables: Record<string, number>;
   vault: { objects: number; bytes: number };
   warnings: string[];
+  /** The backup was an age file, decrypted with the key given for this one request. */
+  encrypted: boolean;
   staged_at: string;
   expires_at: string;
 }
@@ -132,7 +135,7 @@ function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string
  * settings, the keys), and return what a restore would bring back. Nothing
  * outside the staging directory is touched; a rejected archive leaves nothing.
  */
-export async function stageArchive(inst: Instance, source: Readable, opts: { maxBytes?: number; maxEntries?: number } = {}): Promise<RestorePreview> {
+export async function stageArchive(inst: Instance, source: Readable, opts: { maxBytes?: number; maxEntries?: number; keys?: AgeKeys } = {}): Promise<RestorePreview> {
   sweepStaging(inst);
   const id = crypto.randomBytes(16).toString("hex");
   const dir = path.join(inst.paths.staging, id);
@@ -143,6 +146,7 @@ export async function stageArchive(inst: Instance, source: Readable, opts: { max
     const summary = await readArchive(source, {
       maxBytes: opts.maxBytes ?? restoreCapBytes(inst),
       maxEntries: opts.maxEntries,
+      keys: opts.keys,
       onMeta: (meta) => {
         // Known before the first byte is written: a backup that cannot fit is refused now, not half-way.
         need = metaUnpackedBytes(meta);
@@ -184,6 +188,7 @@ export async function stageArchive(inst: Instance, source: Readable, opts: { max
       tables: meta.tables,
       vault: meta.vault,
       warnings,
+      encrypted: summary.encryption !== null,
       staged_at: now.toISOString(),
       expires_at: new Date(now.getTime() + STAGE_TTL_MS).toISOString(),
     };

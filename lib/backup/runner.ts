@@ -1,8 +1,11 @@
+import crypto from "node:crypto";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
 import { audit, type Actor } from "../audit/log";
 import { acquireLock, type InstanceLock } from "../lock";
-import { writeArchive } from "./archive";
+import { packArchive, type PackedArchive } from "./archive";
+import { archiveEncryption } from "./encryption";
+import { checkFraming, type AgeEncryptTo } from "../crypto/age";
 import { readArchive } from "./reader";
 import { startRun, finishRun } from "./runs";
 import { currentTarget, freeArchiveName } from "./repository";
@@ -45,21 +48,23 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
   const runId = startRun(inst.db, opts.trigger, opts.scope);
   try {
     const target = opts.target ?? currentTarget(inst);
+    const encryption = archiveEncryption(inst);
     const now = new Date();
-    const name = await freeArchiveName(target, opts.scope, now);
+    const name = await freeArchiveName(target, opts.scope, now, !!encryption);
     const abort = new AbortController();
     let lastCheck = Date.now();
     const lockLost = () => new Error("the instance lock was lost to another process; this run is abandoned");
     const t0 = performance.now();
-    let meta!: BackupMeta;
+    let packed!: PackedArchive;
     const obj = await target.put(
       name,
       async (out) => {
-        ({ meta } = await writeArchive(inst, out, {
+        packed = await packArchive(inst, out, {
           scope: opts.scope,
           trigger: opts.trigger,
           now,
           signal: abort.signal,
+          encryptTo: encryption?.to,
           onProgress: (done, total) => {
             opts.onProgress?.(done, total);
             if (Date.now() - lastCheck > LOCK_CHECK_MS) {
@@ -67,7 +72,7 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
               if (!lock.held()) abort.abort(lockLost());
             }
           },
-        }));
+        });
       },
       {
         // Another process may have taken over a stale lock: never finalize then.
@@ -77,28 +82,21 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
       },
     );
     const t1 = performance.now();
-    // Read back what was stored, through the same reader a restore uses.
-    let problem: string | null = null;
-    try {
-      const summary = await readArchive(await target.open(name));
-      if (summary.meta.created_at !== meta.created_at) problem = "it holds another backup's meta";
-      else if (summary.compressedBytes !== obj.size) problem = `${summary.compressedBytes} bytes were read back of ${obj.size} written`;
-    } catch (err) {
-      problem = (err as Error).message;
-    }
+    const problem = await verifyStored(target, name, packed, encryption?.to);
     const timings = { writeMs: Math.round(t1 - t0), verifyMs: Math.round(performance.now() - t1) };
+    const record = { file: name, bytes: obj.size, sha256: packed.sha256, encryption: encryption?.record ?? null };
     if (problem) {
-      finishRun(inst.db, runId, { status: "failed", file: name, bytes: obj.size, verified: false, error: `${name} was written but did not verify: ${problem}` });
+      finishRun(inst.db, runId, { status: "failed", ...record, verified: false, error: `${name} was written but did not verify: ${problem}` });
       throw new AppError(500, "BACKUP_NOT_VERIFIED", `The backup ${name} was written but reading it back failed (${problem}). Check the disk of the backup directory.`);
     }
-    const verified = true as const;
-    finishRun(inst.db, runId, { status: "success", file: name, bytes: obj.size, verified });
+    finishRun(inst.db, runId, { status: "success", ...record, verified: true });
     audit(inst.db, opts.actor ?? { id: null, name: opts.trigger === "schedule" ? "scheduler" : "system" }, "backup.create", name, {
       scope: opts.scope,
       trigger: opts.trigger,
       bytes: obj.size,
+      encrypted: !!encryption,
     });
-    return { runId, name, bytes: obj.size, meta, verified, target, timings };
+    return { runId, name, bytes: obj.size, meta: packed.meta, verified: true, target, timings };
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     if (!(err instanceof AppError && err.code === "BACKUP_NOT_VERIFIED")) finishRun(inst.db, runId, { status: "failed", error: message });
@@ -106,5 +104,48 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
     throw new AppError(500, "BACKUP_FAILED", `The backup failed: ${message}`);
   } finally {
     if (!opts.lock) lock.release();
+  }
+}
+
+/** SHA-256 and size of a stored object, read back. */
+async function hashStored(target: BackupTarget, name: string): Promise<{ sha256: string; size: number; head: Buffer }> {
+  const hash = crypto.createHash("sha256");
+  let size = 0;
+  const heads: Buffer[] = [];
+  for await (const chunk of await target.open(name)) {
+    hash.update(chunk as Buffer);
+    if (size < 64 * 1024) heads.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest("hex"), size, head: Buffer.concat(heads) };
+}
+
+/**
+ * Read back what was stored. A plain archive goes through the reader; an
+ * encrypted one was checked member by member as it was written, so its
+ * framing and the SHA-256 of the stored ciphertext are checked (and, with a
+ * passphrase Coffer holds, it is decrypted and read in full). Returns what
+ * is wrong, or null.
+ */
+async function verifyStored(target: BackupTarget, name: string, packed: PackedArchive, to: AgeEncryptTo | undefined): Promise<string | null> {
+  try {
+    if (!to) {
+      const summary = await readArchive(await target.open(name));
+      if (summary.meta.created_at !== packed.meta.created_at) return "it holds another backup's meta";
+      if (summary.compressedBytes !== packed.bytes) return `${summary.compressedBytes} bytes were read back of ${packed.bytes} written`;
+      return null;
+    }
+    if (!packed.plain || packed.plain.meta.created_at !== packed.meta.created_at) return "the archive inside did not check out as it was written";
+    const stored = await hashStored(target, name);
+    if (stored.sha256 !== packed.sha256) return "the stored ciphertext differs from what was written";
+    const framing = checkFraming(stored.head, stored.size);
+    if (framing.kind !== ("passphrase" in to ? "passphrase" : "recipients")) return "it is encrypted for other keys than configured";
+    if ("passphrase" in to) {
+      const summary = await readArchive(await target.open(name), { keys: { passphrase: to.passphrase } });
+      if (summary.meta.created_at !== packed.meta.created_at) return "it holds another backup's meta";
+    }
+    return null;
+  } catch (err) {
+    return (err as Error).message;
   }
 }

@@ -1,5 +1,6 @@
 import type { DB } from "../db/connection";
 import type { Scope, Trigger } from "./format";
+import type { RunEncryption } from "./encryption";
 
 export interface BackupRun {
   id: number;
@@ -12,6 +13,8 @@ export interface BackupRun {
   bytes: number | null;
   verified: number;
   error: string | null;
+  sha256: string | null;
+  encryption: string | null;
 }
 
 export function startRun(db: DB, trigger: Trigger, scope: Scope): number {
@@ -20,16 +23,28 @@ export function startRun(db: DB, trigger: Trigger, scope: Scope): number {
   );
 }
 
-export function finishRun(db: DB, id: number, r: { status: "success" | "failed"; file?: string | null; bytes?: number | null; verified?: boolean; error?: string | null }): void {
-  db.prepare("UPDATE backup_runs SET finished_at = ?, status = ?, file = ?, bytes = ?, verified = ?, error = ? WHERE id = ?").run(
+export function finishRun(
+  db: DB,
+  id: number,
+  r: { status: "success" | "failed"; file?: string | null; bytes?: number | null; verified?: boolean; error?: string | null; sha256?: string | null; encryption?: RunEncryption },
+): void {
+  db.prepare("UPDATE backup_runs SET finished_at = ?, status = ?, file = ?, bytes = ?, verified = ?, error = ?, sha256 = ?, encryption = ? WHERE id = ?").run(
     new Date().toISOString(),
     r.status,
     r.file ?? null,
     r.bytes ?? null,
     r.verified ? 1 : 0,
     r.error ?? null,
+    r.sha256 ?? null,
+    r.encryption ? JSON.stringify(r.encryption) : null,
     id,
   );
+}
+
+/** How each stored file was encrypted, from the run that wrote it. */
+export function fileEncryption(db: DB): Map<string, RunEncryption> {
+  const rows = db.prepare("SELECT file, encryption FROM backup_runs WHERE file IS NOT NULL AND encryption IS NOT NULL").all() as { file: string; encryption: string }[];
+  return new Map(rows.map((r) => [r.file, JSON.parse(r.encryption) as RunEncryption]));
 }
 
 export function recentRuns(db: DB, limit = 20): BackupRun[] {

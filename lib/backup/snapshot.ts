@@ -15,11 +15,13 @@ export interface DbSnapshot {
 /**
  * Runs in a worker thread (plain CommonJS, not bundled): the copy and the
  * checks on it read the whole database, and the server's event loop must
- * keep answering meanwhile. Its own connection copies in one step, inside a
- * single read transaction: a point in time that writers in this or any
- * other process can neither block (WAL) nor restart, so a CLI backup under
- * steady writes finishes (SQLite restarts a stepwise backup whenever
- * another connection writes between steps).
+ * keep answering meanwhile. Its own connection copies with VACUUM INTO: one
+ * statement, one read transaction, so a point in time that writers in this
+ * or any other process can neither block (WAL) nor restart (SQLite restarts
+ * a stepwise online backup whenever another connection writes between
+ * steps, so a CLI backup under steady writes might never finish). VACUUM
+ * INTO keeps application_id and user_version, and needs half the memory of
+ * the backup API, whose destination connection gets a 16 MiB page cache.
  */
 const WORKER_SOURCE = String.raw`
 const { parentPort, workerData } = require("node:worker_threads");
@@ -31,7 +33,7 @@ const { source, dest, requireFrom } = workerData;
   try {
     src.pragma("busy_timeout = 5000");
     src.pragma("cache_size = -2000");
-    await src.backup(dest, { progress: ({ remainingPages }) => Math.max(1, remainingPages) });
+    src.prepare("VACUUM INTO ?").run(dest);
   } finally {
     src.close();
   }

@@ -68,6 +68,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   DROP TABLE leases;
   `,
+  // 4: encrypted archives: how each run's archive was encrypted, and the SHA-256 of what was stored
+  `
+  ALTER TABLE backup_runs ADD COLUMN encryption TEXT;
+  ALTER TABLE backup_runs ADD COLUMN sha256 TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -22,6 +22,24 @@ export const retentionSchema = z
   .strict()
   .prefault({});
 
+/** age1… in bech32 (the doctor checks the checksum too). */
+export const AGE_RECIPIENT_RE = /^age1[02-9ac-hj-np-z]{58}$/;
+
+export const encryptionSchema = z
+  .object({
+    mode: z.enum(["off", "recipients", "passphrase"]).default("off"),
+    /** Public keys only (age1…): the identities that decrypt are never stored by Coffer. */
+    recipients: z.array(z.string().regex(AGE_RECIPIENT_RE, "not an age recipient (age1…)")).max(20).default([]),
+    // Stored as enc:v1:… (lib/settings/secrets.ts), passphrase mode only.
+    passphrase: z.string().nullable().default(null),
+  })
+  .strict()
+  .prefault({})
+  .superRefine((e, ctx) => {
+    if (e.mode === "recipients" && e.recipients.length === 0) ctx.addIssue({ code: "custom", path: ["recipients"], message: "recipients mode needs at least one age1… recipient" });
+    if (e.mode === "passphrase" && !e.passphrase) ctx.addIssue({ code: "custom", path: ["passphrase"], message: "passphrase mode needs a passphrase" });
+  });
+
 export const backupJobSchema = z
   .object({
     enabled: z.boolean().default(false),
@@ -37,6 +55,7 @@ export const backupJobSchema = z
       })
       .strict()
       .prefault({}),
+    encryption: encryptionSchema,
   })
   .strict()
   .prefault({});
@@ -59,3 +78,4 @@ export const settingsSchema = z
 
 export type Settings = z.infer<typeof settingsSchema>;
 export type BackupJob = z.infer<typeof backupJobSchema>;
+export type EncryptionSettings = z.infer<typeof encryptionSchema>;

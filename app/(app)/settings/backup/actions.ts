@@ -71,6 +71,7 @@ export const saveBackupJob = adminAction(jobForm, async (v, ctx) => {
         gfs: { latest: v.gfs_latest, hourly: v.gfs_hourly, daily: v.gfs_daily, weekly: v.gfs_weekly, monthly: v.gfs_monthly },
       },
       notify: { webhook_url: webhook },
+      encryption: settings.backup.encryption,
     },
   });
   audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.backup", schedule, { enabled: v.enabled === "on", scope: v.scope, retention: v.retention_mode });

@@ -9,10 +9,10 @@ const query = z.object({ scope: selectableScopeSchema.default("full") });
 export const GET = route(async (req) => {
   const { inst, user } = await requireAdmin();
   const { scope } = query.parse(Object.fromEntries(new URL(req.url).searchParams));
-  const { name, stream, abort } = streamDownload(inst, { id: user.id, name: user.username, ip: clientIp(req.headers) }, scope);
+  const { name, encrypted, stream, abort } = streamDownload(inst, { id: user.id, name: user.username, ip: clientIp(req.headers) }, scope);
   return new Response(toWebStream(stream, abort), {
     headers: {
-      "Content-Type": "application/gzip",
+      "Content-Type": encrypted ? "application/octet-stream" : "application/gzip",
       "Content-Disposition": attachmentDisposition(name),
       "Cache-Control": "no-store",
       "X-Content-Type-Options": "nosniff",

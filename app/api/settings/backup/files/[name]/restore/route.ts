@@ -2,11 +2,14 @@ import { requireAdmin } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
 import { openStoredBackup } from "@/lib/backup/repository";
 import { stageArchive } from "@/lib/backup/restore";
+import { keysFromJson } from "@/app/_server/restore";
 
 type Ctx = { params: Promise<{ name: string }> };
 
-export const POST = route<Ctx>(async (_req, ctx) => {
+/** Stage a stored backup; an encrypted one takes JSON {identity} or {passphrase}, used for this request only. */
+export const POST = route<Ctx>(async (req, ctx) => {
   const { inst } = await requireAdmin();
+  const keys = await keysFromJson(req);
   const source = await openStoredBackup(inst, (await ctx.params).name);
-  return Response.json(await stageArchive(inst, source), { status: 201 });
+  return Response.json(await stageArchive(inst, source, { keys }), { status: 201 });
 });

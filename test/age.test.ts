@@ -1,0 +1,124 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { afterAll, describe, expect, it } from "vitest";
+import { AgeError, createDecryptStream, createEncryptStream, generateKey, parseIdentities, parseRecipient, recipientOf, type AgeEncryptTo, type AgeKeys } from "@/lib/crypto/age";
+import { tempDir } from "./support/instance";
+
+const dir = tempDir("coffer-age-");
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function encrypt(data: Buffer, to: AgeEncryptTo): Promise<Buffer> {
+  const out: Buffer[] = [];
+  await pipeline(Readable.from([data]), await createEncryptStream(to), async function* (src) {
+    for await (const c of src) out.push(c as Buffer);
+  });
+  return Buffer.concat(out);
+}
+
+async function decrypt(data: Buffer | Buffer[], keys: AgeKeys): Promise<Buffer> {
+  const out: Buffer[] = [];
+  await pipeline(Readable.from(Array.isArray(data) ? data : [data]), createDecryptStream(keys), async function* (src) {
+    for await (const c of src) out.push(c as Buffer);
+  });
+  return Buffer.concat(out);
+}
+
+const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+const codeOf = (p: Promise<unknown>) => p.then(() => "ok", (e) => (e instanceof AgeError ? e.code : `untyped: ${(e as Error).message}`));
+
+describe("age keys", () => {
+  it("generates an identity and recipient that round-trip through bech32, and age-keygen agrees on the recipient", () => {
+    const k = generateKey();
+    expect(k.identity).toMatch(/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/);
+    expect(k.recipient).toMatch(/^age1[0-9a-z]{58}$/);
+    expect(parseRecipient(k.recipient)).toHaveLength(32);
+    expect(recipientOf(parseIdentities(k.identity)[0])).toBe(k.recipient);
+    const file = path.join(dir, "k.txt");
+    fs.writeFileSync(file, `# a comment\n${k.identity}\n`);
+    expect(execFileSync("age-keygen", ["-y", file]).toString().trim()).toBe(k.recipient);
+  });
+
+  it("refuses malformed keys with KEY_INVALID", () => {
+    const k = generateKey();
+    for (const bad of ["", "AGE-SECRET-KEY-1", k.identity.slice(0, -1) + (k.identity.endsWith("Q") ? "P" : "Q"), k.recipient, "hello"]) {
+      expect(() => parseIdentities(bad), bad).toThrow(expect.objectContaining({ code: "KEY_INVALID" }));
+    }
+    expect(parseRecipient(k.identity)).toBeNull();
+    expect(parseRecipient(k.recipient.slice(0, -1) + "x")).toBeNull();
+  });
+});
+
+describe("age files", () => {
+  const sizes = [0, 1, 64 * 1024 - 1, 64 * 1024, 64 * 1024 + 1, 3 * 64 * 1024, 1_000_003];
+
+  it.each(sizes)("%i bytes: Coffer encrypts, Debian's age -d decrypts to the same bytes; age -r encrypts, Coffer decrypts", async (size) => {
+    const data = crypto.randomBytes(size);
+    const k = generateKey();
+    const other = generateKey();
+    const keyFile = path.join(dir, `id-${size}.txt`);
+    fs.writeFileSync(keyFile, k.identity + "\n");
+    const enc = await encrypt(data, { recipients: [other.recipient, k.recipient] });
+    const encFile = path.join(dir, `c-${size}.age`);
+    fs.writeFileSync(encFile, enc);
+    expect(sha(execFileSync("age", ["-d", "-i", keyFile, encFile], { maxBuffer: 64 * 1024 * 1024 }))).toBe(sha(data));
+    const plainFile = path.join(dir, `p-${size}.bin`);
+    fs.writeFileSync(plainFile, data);
+    const theirs = execFileSync("age", ["-r", k.recipient, plainFile], { maxBuffer: 64 * 1024 * 1024 });
+    expect(sha(await decrypt(theirs, { identities: parseIdentities(k.identity) }))).toBe(sha(data));
+  });
+
+  it("decrypts when fed one byte at a time, and with a passphrase", async () => {
+    const data = crypto.randomBytes(70_000);
+    const k = generateKey();
+    const enc = await encrypt(data, { recipients: [k.recipient] });
+    const bytes = [...enc].map((b) => Buffer.from([b]));
+    expect(sha(await decrypt(bytes, { identities: parseIdentities(k.identity) }))).toBe(sha(data));
+    const withPass = await encrypt(data, { passphrase: "correct horse battery staple", logN: 10 });
+    expect(withPass.toString("latin1", 0, 200)).toContain("-> scrypt ");
+    expect(sha(await decrypt(withPass, { passphrase: "correct horse battery staple" }))).toBe(sha(data));
+  });
+
+  it("uses age's default scrypt work factor (2^18) unless told otherwise", async () => {
+    const enc = await encrypt(Buffer.from("x"), { passphrase: "p" });
+    expect(enc.toString("latin1").split("\n")[1]).toMatch(/^-> scrypt \S{22} 18$/);
+  });
+
+  it("names each bad input: no key, the wrong key, the wrong passphrase, truncation, a flipped bit anywhere", async () => {
+    const data = crypto.randomBytes(200_000);
+    const k = generateKey();
+    const ids = { identities: parseIdentities(k.identity) };
+    const enc = await encrypt(data, { recipients: [k.recipient] });
+    const headerEnd = enc.indexOf("\n---") + 1;
+    const macLineEnd = enc.indexOf(0x0a, headerEnd) + 1;
+    expect(await codeOf(decrypt(enc, {}))).toBe("KEY_REQUIRED");
+    expect(await codeOf(decrypt(enc, { identities: parseIdentities(generateKey().identity) }))).toBe("KEY_MISMATCH");
+    expect(await codeOf(decrypt(enc, { passphrase: "nope" }))).toBe("KEY_REQUIRED");
+    const pass = await encrypt(data, { passphrase: "right", logN: 10 });
+    expect(await codeOf(decrypt(pass, { passphrase: "wrong" }))).toBe("KEY_MISMATCH");
+    expect(await codeOf(decrypt(pass, ids))).toBe("KEY_MISMATCH");
+    // Truncated: inside the header, right after it, mid-payload, at a chunk boundary, one byte short.
+    for (const at of [10, macLineEnd, macLineEnd + 16, macLineEnd + 16 + 65536 + 16, enc.length - 1]) {
+      expect(await codeOf(decrypt(enc.subarray(0, at), ids)), `cut at ${at}`).toBe("ARCHIVE_TAMPERED");
+    }
+    // Appended data after the final chunk.
+    expect(await codeOf(decrypt(Buffer.concat([enc, Buffer.from("x")]), ids))).toBe("ARCHIVE_TAMPERED");
+    // A flipped bit in the MAC, the nonce, each payload chunk and the last byte.
+    for (const at of [headerEnd + 5, macLineEnd + 3, macLineEnd + 16 + 100, macLineEnd + 16 + 65536 + 16 + 7, enc.length - 1]) {
+      const bad = Buffer.from(enc);
+      bad[at] ^= 0x01;
+      expect(await codeOf(decrypt(bad, ids)), `bit flipped at ${at}`).toBe("ARCHIVE_TAMPERED");
+    }
+    // In the version line: not an age file of a version we know.
+    const v = Buffer.from(enc);
+    v[3] ^= 0x01;
+    expect(await codeOf(decrypt(v, ids))).toBe("ARCHIVE_TAMPERED");
+    // In the recipient stanza: the key can no longer open it (indistinguishable from another key's file).
+    const s = Buffer.from(enc);
+    s[enc.indexOf("-> X25519 ") + 12] ^= 0x01;
+    expect(["KEY_MISMATCH", "ARCHIVE_TAMPERED"]).toContain(await codeOf(decrypt(s, ids)));
+  });
+});
