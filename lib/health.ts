@@ -4,7 +4,7 @@ import { APP_VERSION } from "./version";
 import { lastRun, lastSuccess } from "./backup/runs";
 import { scheduleStatus } from "./backup/scheduler";
 import { quickChecks, lastDoctorReport, type Finding } from "./doctor";
-import { settingsProblem } from "./settings/store";
+import { currentSettings, settingsProblem } from "./settings/store";
 import { lockHolder } from "./lock";
 
 export type HealthStatus = "ok" | "degraded" | "failing";
@@ -59,6 +59,9 @@ export function healthReasons(inst: Instance, now = Date.now()): HealthReason[] 
     if (!schedule.enabled) reasons.push({ level: "warn", code: "BACKUPS_OFF", message: "Scheduled backups are off.", fix });
     if (schedule.stale) reasons.push({ level: "warn", code: "BACKUPS_STALE", message: "No successful backup for twice the schedule's interval.", fix });
     if (last?.status === "failed") reasons.push({ level: "warn", code: "BACKUP_FAILED", message: `The last backup failed (${last.finished_at ?? last.started_at}).`, fix });
+    if (currentSettings(inst.paths.settings).backup.encryption.mode === "off") {
+      reasons.push({ level: "warn", code: "BACKUPS_UNENCRYPTED", message: "Backups hold every document and key in clear.", fix });
+    }
   }
   return reasons.sort((a, b) => (a.level === b.level ? 0 : a.level === "fail" ? -1 : 1));
 }

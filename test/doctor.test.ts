@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { runDoctor, doctorDataDir, worst, type Finding } from "@/lib/doctor";
 import { createDocument } from "@/lib/vault/documents";
 import { blobPath } from "@/lib/vault/blobs";
+import { generateKey } from "@/lib/crypto/age";
 import { makeSetUpInstance, tempDir } from "./support/instance";
 
 const cleanups: (() => void)[] = [];
@@ -88,6 +89,16 @@ describe("doctor", () => {
   it("a data directory with no instance is a finding, not a crash", async () => {
     const report = await doctorDataDir(path.join(tempDir(), "nothing"));
     expect(report.findings).toMatchObject([{ check: "instance", severity: "fail", message: expect.stringContaining("There is no Coffer instance") }]);
+  });
+
+  it("warns when a backup recipient in settings.yaml does not parse (a typo in a hand edit)", async () => {
+    const { inst } = await instanceWithDocs();
+    const good = generateKey().recipient;
+    const typo = good.slice(0, -1) + (good.endsWith("q") ? "p" : "q"); // right shape, wrong checksum
+    fs.writeFileSync(inst.paths.settings, `backup:\n  encryption:\n    mode: recipients\n    recipients: [${typo}]\n`);
+    const r = await runDoctor(inst);
+    expect(bad(r.findings)).toEqual({ encryption: 1 });
+    expect(r.findings.find((f) => f.check === "encryption")!.examples[0]).toContain("not a valid age public key");
   });
 
   it("finds key files with the wrong mode and --fix makes them 0600", async () => {

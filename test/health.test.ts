@@ -4,16 +4,19 @@ import { healthReport } from "@/lib/health";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { startRun, finishRun } from "@/lib/backup/runs";
 import { setMeta } from "@/lib/db/connection";
+import { generateKey } from "@/lib/crypto/age";
 import { makeInstance, makeSetUpInstance } from "./support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
 
+const RECIPIENT = generateKey().recipient;
+
 async function scheduled() {
   const t = await makeSetUpInstance();
   cleanups.push(t.cleanup);
   const s = currentSettings(t.inst.paths.settings);
-  saveSettings(t.inst.paths.settings, { ...s, backup: { ...s.backup, enabled: true, schedule: "daily" } });
+  saveSettings(t.inst.paths.settings, { ...s, backup: { ...s.backup, enabled: true, schedule: "daily", encryption: { mode: "recipients", recipients: [RECIPIENT], passphrase: null } } });
   return t;
 }
 
@@ -46,6 +49,16 @@ describe("health", () => {
     // Enabled (the scheduler records when), then three days without a success on a daily schedule.
     setMeta(inst.db, "schedule_enabled_at", String(Date.now()));
     expect(codes(healthReport(inst, Date.now() + 3 * 24 * 3600 * 1000))).toEqual(expect.arrayContaining(["BACKUPS_STALE"]));
+  });
+
+  it("warns while backups are unencrypted", async () => {
+    const { inst } = await scheduled();
+    finishRun(inst.db, startRun(inst.db, "schedule", "full"), { status: "success", file: "x", verified: true });
+    const s = currentSettings(inst.paths.settings);
+    saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, encryption: { mode: "off", recipients: [], passphrase: null } } });
+    const r = healthReport(inst, later());
+    expect(r.status).toBe("degraded");
+    expect(r.reasons).toMatchObject([{ code: "BACKUPS_UNENCRYPTED", message: "Backups hold every document and key in clear." }]);
   });
 
   it("is failing when a quick check fails (a key file damaged on disk)", async () => {

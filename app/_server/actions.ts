@@ -16,7 +16,7 @@ export type ActionState = {
 
 function echoValues(formData: FormData): Record<string, string> {
   const values: Record<string, string> = {};
-  for (const [k, v] of formData) if (typeof v === "string" && !/password|secret|token|\$/i.test(k)) values[k] = v;
+  for (const [k, v] of formData) if (typeof v === "string" && !/pass|secret|token|identity|\$/i.test(k)) values[k] = v;
   return values;
 }
 

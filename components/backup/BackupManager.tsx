@@ -1,7 +1,8 @@
 "use client";
 
 import { useState } from "react";
-import { Alert, Card } from "@/components/ui";
+import { Alert, Button, Card } from "@/components/ui";
+import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
 import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
 import { StoredBackupsTable, type StoredRow } from "./StoredBackupsTable";
 
@@ -11,22 +12,55 @@ export function BackupManager({ backups }: { backups: StoredRow[] }) {
   const [staging, setStaging] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  async function restoreStored(name: string) {
+  // An encrypted stored backup asks for its key first.
+  const [needsKey, setNeedsKey] = useState<string | null>(null);
+  const [key, setKey] = useState<RestoreKey>({});
+
+  async function restoreStored(name: string, k?: RestoreKey) {
+    if (!k && backups.find((b) => b.name === name)?.encryption) {
+      setNeedsKey(name);
+      setError(null);
+      return;
+    }
     setStaging(name);
     setError(null);
-    const res = await fetch(`/api/settings/backup/files/${encodeURIComponent(name)}/restore`, { method: "POST" });
+    const res = await fetch(`/api/settings/backup/files/${encodeURIComponent(name)}/restore`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(k ?? {}),
+    });
     const data = await res.json().catch(() => null);
     setStaging(null);
     if (res.ok) {
+      setNeedsKey(null);
       setStaged(data as Preview);
       document.getElementById("restore")?.scrollIntoView({ behavior: "smooth" });
-    } else setError(data?.error?.message ?? `Could not check that backup (HTTP ${res.status}).`);
+    } else {
+      setError(data?.error?.message ?? `Could not check that backup (HTTP ${res.status}).`);
+      if (/^KEY_/.test(data?.error?.code ?? "")) setNeedsKey(name);
+    }
   }
 
   return (
     <>
       {error && <Alert>{error}</Alert>}
-      <StoredBackupsTable backups={backups} onRestore={restoreStored} staging={staging} />
+      <StoredBackupsTable backups={backups} onRestore={(n) => restoreStored(n)} staging={staging} />
+      {needsKey && (
+        <div className="mt-3 space-y-3">
+          <p className="text-sm">
+            Restore <span className="font-mono text-xs">{needsKey}</span>:
+          </p>
+          <KeyInput id="stored-key" onChange={setKey} />
+          <div className="flex gap-2">
+            <Button type="button" disabled={!hasKey(key)} busy={staging === needsKey} busyLabel="Checking…" onClick={() => restoreStored(needsKey, key)}>
+              Check this backup
+            </Button>
+            <Button type="button" variant="ghost" onClick={() => setNeedsKey(null)}>
+              Cancel
+            </Button>
+          </div>
+        </div>
+      )}
       <h2 id="restore" className="mb-3 mt-8 text-lg font-semibold">
         Restore
       </h2>

@@ -36,6 +36,16 @@ export function StoredBackupsTable({ backups, onRestore, staging }: { backups: S
             <td className="px-4 py-2">
               <span className="block font-medium">{formatDateTime(b.created_at)}</span>
               <span className="block break-all font-mono text-xs text-zinc-600 dark:text-zinc-400">{b.name}</span>
+              {b.encryption && (
+                <span className="block text-xs text-zinc-700 dark:text-zinc-300" data-testid="encrypted-for">
+                  🔒{" "}
+                  {b.encryption.mode === "recipients"
+                    ? `encrypted for ${b.encryption.recipients.map((r) => `${r.slice(0, 12)}…${r.slice(-6)}`).join(", ")}`
+                    : b.encryption.mode === "passphrase"
+                      ? "encrypted with the passphrase"
+                      : "encrypted (age)"}
+                </span>
+              )}
               <span className="block text-xs text-zinc-600 sm:hidden dark:text-zinc-400">
                 {formatBytes(b.size)} · {scopeLabel(b.scope)} · {b.verified ? "verified" : "not verified"}
               </span>

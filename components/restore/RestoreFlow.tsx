@@ -3,6 +3,7 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Alert, Button, Field, Input, ProgressBar } from "@/components/ui";
 import { uploadWithProgress } from "@/components/upload/uploadWithProgress";
+import { KeyInput, hasKey, keyHeaders, type RestoreKey } from "./KeyInput";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { RestorePreview } from "@/lib/backup/restore";
 import { SCOPE_TABLE, isScope } from "@/lib/backup/format";
@@ -59,27 +60,45 @@ export function RestoreFlow({ mode, staged, onCancel }: { mode: Mode; staged?: P
 
   useEffect(() => setPreview(staged ?? null), [staged]);
 
+  // An encrypted backup (.age, or one the server says needs a key) waits for its key before it is uploaded.
+  const [pending, setPending] = useState<File | null>(null);
+  const [key, setKey] = useState<RestoreKey>({});
+
   async function choose(files: FileList | null) {
     const file = files?.[0];
     if (!file) return;
     setError(null);
     setPreview(null);
+    if (file.name.endsWith(".age")) {
+      setPending(file);
+      return;
+    }
+    setPending(null);
+    await upload(file, {});
+  }
+
+  async function upload(file: File, k: RestoreKey) {
+    setError(null);
     setProgress({ loaded: 0, total: file.size });
     setChecking(false);
     try {
       const url = mode.kind === "setup" ? "/api/setup/restore" : "/api/settings/backup/restore";
       const p = await uploadWithProgress<Preview>(url, file, {
-        contentType: "application/gzip",
-        headers: authHeaders(mode),
+        contentType: "application/octet-stream",
+        headers: { ...authHeaders(mode), ...keyHeaders(k) },
         onProgress: (loaded) => {
           setProgress({ loaded, total: file.size });
           if (loaded >= file.size) setChecking(true);
         },
       });
       setPreview(p);
+      setPending(null);
     } catch (err) {
-      setError((err as Error).message);
-      if (input.current) input.current.value = "";
+      const e = err as Error & { code?: string };
+      setError(e.message);
+      // A key was missing or did not fit: keep the file and ask for the key, then try again.
+      if (e.code && /^KEY_/.test(e.code)) setPending(file);
+      else if (input.current) input.current.value = "";
     } finally {
       setProgress(null);
       setChecking(false);
@@ -124,13 +143,13 @@ export function RestoreFlow({ mode, staged, onCancel }: { mode: Mode; staged?: P
             label="Backup file"
             htmlFor="restore-file"
             error={error}
-            hint="A Coffer backup: coffer_full_….tar.gz (from Download backup, a stored backup, or the coffer CLI)."
+            hint="A Coffer backup: coffer_full_….tar.gz, or .tar.gz.age if encrypted (from Download backup, a stored backup, or the coffer CLI)."
           >
             <input
               ref={input}
               id="restore-file"
               type="file"
-              accept=".gz,.tgz,application/gzip"
+              accept=".gz,.tgz,.age,application/gzip"
               disabled={!!progress}
               onChange={(e) => choose(e.target.files)}
               aria-invalid={!!error || undefined}
@@ -138,6 +157,14 @@ export function RestoreFlow({ mode, staged, onCancel }: { mode: Mode; staged?: P
               className="block w-full text-sm file:mr-3 file:rounded-md file:border-0 file:bg-emerald-700 file:px-3 file:py-1.5 file:text-sm file:font-medium file:text-white hover:file:bg-emerald-800"
             />
           </Field>
+          {pending && !progress && (
+            <div className="space-y-3">
+              <KeyInput id="restore-key" onChange={setKey} />
+              <Button type="button" disabled={!hasKey(key)} onClick={() => upload(pending, key)}>
+                Upload and check {pending.name}
+              </Button>
+            </div>
+          )}
           {progress && (
             <div className="space-y-1" data-testid="restore-progress">
               <ProgressBar value={pct} label="Uploading the backup" />

@@ -21,8 +21,8 @@ export function uploadWithProgress<T>(
         data = JSON.parse(xhr.responseText);
       } catch {}
       if (xhr.status === (opts.expectStatus ?? 201)) return resolve(data as T);
-      const message = (data as { error?: { message?: string } } | null)?.error?.message;
-      reject(new Error(message ?? `The upload failed (HTTP ${xhr.status}).`));
+      const error = (data as { error?: { message?: string; code?: string } } | null)?.error;
+      reject(Object.assign(new Error(error?.message ?? `The upload failed (HTTP ${xhr.status}).`), { code: error?.code }));
     };
     xhr.onerror = () => reject(new Error("The connection to the server was lost during the upload."));
     xhr.send(file);

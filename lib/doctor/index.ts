@@ -5,6 +5,8 @@ import { openInstance, closeInstance, KEY_BYTES, type Instance } from "../instan
 import { LAYOUT } from "../backup/format";
 import { sha256File } from "../backup/snapshot";
 import { acquireLock } from "../lock";
+import { parseRecipient } from "../crypto/age";
+import { decryptSecret, isEncryptedSecret } from "../settings/secrets";
 import { SCHEMA_VERSION } from "../db/migrations";
 import { getMeta, setMeta } from "../db/connection";
 import { readSettingsFile } from "../settings/store";
@@ -35,6 +37,25 @@ function finding(check: string, problems: string[], severity: Severity, okMessag
   return problems.length
     ? { check, severity, count: problems.length, message: badMessage(problems.length), examples: problems.slice(0, MAX_EXAMPLES) }
     : { check, severity: "ok", count: 0, message: okMessage, examples: [] };
+}
+
+/** Recipients that do not parse (a bad checksum in a hand edit), or a passphrase keys/config.key cannot decrypt. */
+function encryptionProblems(inst: Instance): string[] {
+  let e;
+  try {
+    e = readSettingsFile(inst.paths.settings).backup.encryption;
+  } catch {
+    return []; // the settings check reports it
+  }
+  const problems = e.recipients.filter((r) => !parseRecipient(r)).map((r) => `${r} is not a valid age public key`);
+  if (e.mode === "passphrase" && e.passphrase && isEncryptedSecret(e.passphrase)) {
+    try {
+      decryptSecret(inst.configKey, e.passphrase);
+    } catch {
+      problems.push("the passphrase cannot be decrypted with keys/config.key");
+    }
+  }
+  return problems;
 }
 
 /** Quick checks: cheap enough to run after every restore (a failure rolls it back) and on demand. */
@@ -80,6 +101,7 @@ export function quickChecks(inst: Instance): Finding[] {
     else if ((st.mode & 0o777) !== 0o600) keyModes.push(`${path.basename(k)} has mode ${(st.mode & 0o777).toString(8)}, not 600`);
   }
   out.push(finding("keys", keyProblems, "fail", "Key files present, 32 bytes each.", (n) => `${n} key file(s) missing or the wrong size.`));
+  out.push(finding("encryption", encryptionProblems(inst), "warn", "Backup encryption settings are usable.", (n) => `${n} problem(s) with backup encryption: backups would fail.`));
   out.push(finding("keys.mode", keyModes, "warn", "Key files are readable by their owner only.", (n) => `${n} key file(s) readable by others.`));
   return out;
 }

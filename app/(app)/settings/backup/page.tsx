@@ -14,6 +14,7 @@ import { PageTitle, Alert } from "@/components/ui";
 import { BackupActions } from "@/components/backup/BackupActions";
 import { BackupManager } from "@/components/backup/BackupManager";
 import { RunHistory } from "@/components/backup/RunHistory";
+import { EncryptionForm } from "@/components/backup/EncryptionForm";
 
 export const metadata: Metadata = { title: "Backup" };
 
@@ -60,6 +61,8 @@ export default async function BackupPage() {
       <BackupActions defaultScope={scope} directory={dir} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Stored backups</h2>
       <BackupManager backups={backups} />
+      <h2 className="mb-3 mt-8 text-lg font-semibold">Encryption</h2>
+      <EncryptionForm current={{ mode: job.encryption.mode, recipients: job.encryption.recipients }} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Schedule</h2>
       <ScheduleForm
         job={{ ...job, directory: dir ?? job.directory, webhookMasked }}
