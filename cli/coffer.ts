@@ -15,7 +15,7 @@ import { formatBytes } from "../lib/format";
 import { writeStoredBackup } from "../lib/backup/runner";
 import { listStoredBackups } from "../lib/backup/repository";
 import { currentBackupDir } from "../lib/backup/directory";
-import { LocalDirTarget } from "../lib/backup/target";
+import { LocalDirTarget, READ_CHUNK } from "../lib/backup/target";
 import { stageArchive, applyRestore, discardStaged, recoverRestore, type RestorePreview } from "../lib/backup/restore";
 import { ensureSetupCode } from "../lib/auth/setup";
 import { isSetupComplete } from "../lib/instance";
@@ -107,7 +107,7 @@ async function confirm(question: string): Promise<boolean> {
 function openFile(file: string | undefined): fs.ReadStream {
   if (!file) throw new UsageError("Name the backup file.");
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw new AppError(404, "NOT_FOUND", `${file} is not a file.`);
-  return fs.createReadStream(file, { highWaterMark: 1024 * 1024 });
+  return fs.createReadStream(file, { highWaterMark: READ_CHUNK });
 }
 
 export async function main(argv: string[]): Promise<number> {

