@@ -12,7 +12,7 @@ import { createDocument } from "@/lib/vault/documents";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import { closeInstance, type Instance } from "@/lib/instance";
-import { generateKey, parseIdentities } from "@/lib/crypto/age";
+import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
 import { AppError } from "@/lib/errors";
 import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
 
@@ -51,7 +51,7 @@ async function fresh(): Promise<Instance> {
   return t.inst;
 }
 
-async function stageCode(inst: Instance, source: Readable, keys?: Parameters<typeof stageArchive>[2]["keys"]): Promise<string> {
+async function stageCode(inst: Instance, source: Readable, keys?: AgeKeys): Promise<string> {
   try {
     const p = await stageArchive(inst, source, { keys });
     discardStaged(inst, p.id);
