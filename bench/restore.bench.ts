@@ -11,7 +11,7 @@ const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
 // Runs after backup.bench.ts, on the archive it stored.
 test("restore: Coffer (upload, validate, apply) against tar xzf", async () => {
   const backups = path.join(WORK, "data", "backups");
-  const name = fs.existsSync(backups) ? fs.readdirSync(backups).find((n) => n.startsWith("coffer_full_")) : undefined;
+  const name = fs.existsSync(backups) ? fs.readdirSync(backups).find((n) => n.startsWith("coffer_full_") && n.endsWith(".tar.gz")) : undefined;
   test.skip(!name, "run backup.bench.ts first: it makes the dataset and the archive");
   const archive = path.join(backups, name!);
   const size = fs.statSync(archive).size;

@@ -180,7 +180,8 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
     return { meta, bytes };
   } finally {
     unpin();
-    fs.rmSync(workDir, { recursive: true, force: true });
+    // Asynchronous: removing a gigabyte-sized snapshot copy takes long enough to stall the event loop.
+    await fs.promises.rm(workDir, { recursive: true, force: true });
   }
 }
 

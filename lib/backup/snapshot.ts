@@ -83,10 +83,9 @@ export async function snapshotDatabase(inst: Instance, workDir: string): Promise
   }
 }
 
-/** SHA-256 of a file through one reused buffer: no garbage left for the GC, whatever the size. */
-export async function sha256File(file: string): Promise<{ sha256: string; size: number }> {
+/** SHA-256 of a file through one reused buffer (the caller's, to reuse it across files): no garbage left for the GC. */
+export async function sha256File(file: string, buf: Buffer = Buffer.allocUnsafe(1024 * 1024)): Promise<{ sha256: string; size: number }> {
   const hash = crypto.createHash("sha256");
-  const buf = Buffer.allocUnsafe(1024 * 1024);
   const fh = await fs.promises.open(file, "r");
   let size = 0;
   try {

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { notFound } from "../errors";
-import { fsyncDir } from "../util/fsatomic";
+import { fsyncDir, fsyncDirAsync } from "../util/fsatomic";
 
 /** One finished object in a target. */
 export interface TargetObject {
@@ -68,23 +68,24 @@ export class LocalDirTarget implements BackupTarget {
   async put(name: string, write: (out: Writable) => Promise<unknown>, opts: PutOptions = {}): Promise<TargetObject> {
     const file = this.file(name);
     const partial = path.join(this.dir, `.${name}.partial`);
-    const fd = fs.openSync(partial, "wx", 0o600);
+    // Asynchronous throughout: fsync of a large archive takes long enough to stall the server's event loop.
+    const fh = await fs.promises.open(partial, "wx", 0o600);
     let committed = false;
     try {
-      const out = fs.createWriteStream("", { fd, autoClose: false, highWaterMark: 1024 * 1024 });
+      const out = fs.createWriteStream("", { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 });
       try {
         await write(out);
         if (!out.writableFinished) throw new Error(`the writer of ${name} did not finish its stream`);
-        fs.fsyncSync(fd);
+        await fh.sync();
       } finally {
-        fs.closeSync(fd);
+        await fh.close();
       }
       opts.beforeCommit?.();
-      fs.linkSync(partial, file); // fails if the name exists: an object is never replaced
+      await fs.promises.link(partial, file); // fails if the name exists: an object is never replaced
       committed = true;
-      fs.rmSync(partial, { force: true });
-      fsyncDir(this.dir);
-      return this.describe(name, fs.lstatSync(file));
+      await fs.promises.rm(partial, { force: true });
+      await fsyncDirAsync(this.dir);
+      return this.describe(name, await fs.promises.lstat(file));
     } finally {
       if (!committed) fs.rmSync(partial, { force: true });
     }

@@ -140,13 +140,14 @@ export async function deepChecks(inst: Instance): Promise<Finding[]> {
   }
   const corrupt: string[] = [];
   const untracked: string[] = [];
+  const buf = Buffer.allocUnsafe(1024 * 1024);
   for (const rel of await vaultFiles(inst.paths.vault)) {
     const [dir, name] = rel.split("/");
     if (!name || !SHA256_RE.test(name) || dir !== name.slice(0, 2) || !referenced.has(name)) {
       untracked.push(rel);
       continue;
     }
-    const { sha256 } = await sha256File(path.join(inst.paths.vault, rel)).catch(() => ({ sha256: null }));
+    const { sha256 } = await sha256File(path.join(inst.paths.vault, rel), buf).catch(() => ({ sha256: null }));
     if (sha256 !== name) corrupt.push(rel);
   }
   const counters = (

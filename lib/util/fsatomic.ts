@@ -16,6 +16,19 @@ export function fsyncDir(dir: string): void {
   }
 }
 
+/** fsyncDir without holding the event loop. */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  let fh: fs.promises.FileHandle | undefined;
+  try {
+    fh = await fs.promises.open(dir, "r");
+    await fh.sync();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EINVAL" && (err as NodeJS.ErrnoException).code !== "EISDIR") throw err;
+  } finally {
+    await fh?.close();
+  }
+}
+
 /** Temp name in the same directory, hidden, so it is never mistaken for the real file. */
 export function partialPathFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.${crypto.randomBytes(4).toString("hex")}.partial`);
