@@ -1,7 +1,7 @@
 "use client";
 
-import { useActionState, useState } from "react";
-import { Alert, Button, Card, Field, Input } from "@/components/ui";
+import { useActionState, useEffect, useState } from "react";
+import { Alert, Button, Card, Field, Input, LockIcon } from "@/components/ui";
 import { saveEncryption } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
 
@@ -62,6 +62,13 @@ export function EncryptionForm({ current }: { current: EncryptionView }) {
   const [keepOthers, setKeepOthers] = useState(true);
   const [advanced, setAdvanced] = useState(false);
   const f = state.fields ?? {};
+  // Saved: the key leaves the screen for good.
+  useEffect(() => {
+    if (state.ok) {
+      setNewKey(null);
+      setProof("");
+    }
+  }, [state]);
 
   async function generate() {
     setKeyError(null);
@@ -84,7 +91,7 @@ export function EncryptionForm({ current }: { current: EncryptionView }) {
         )}
         {current.mode === "recipients" && (
           <p className="text-sm" data-testid="encryption-status">
-            🔒 New backups are age files (.tar.gz.age) encrypted for{" "}
+            <LockIcon /> New backups are age files (.tar.gz.age) encrypted for{" "}
             {current.recipients.map((r, i) => (
               <span key={r} className="font-mono text-xs">
                 {i > 0 && ", "}
@@ -96,7 +103,7 @@ export function EncryptionForm({ current }: { current: EncryptionView }) {
         )}
         {current.mode === "passphrase" && (
           <p className="text-sm" data-testid="encryption-status">
-            🔒 New backups are age files encrypted with a passphrase. It is stored on this server, encrypted with keys/config.key: it protects copies of backups kept elsewhere, not a backup next to this server&apos;s data directory.
+            <LockIcon /> New backups are age files encrypted with a passphrase. It is stored on this server, encrypted with keys/config.key: it protects copies of backups kept elsewhere, not a backup next to this server&apos;s data directory.
           </p>
         )}
       </div>

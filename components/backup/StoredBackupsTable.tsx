@@ -1,7 +1,7 @@
 "use client";
 
 import { useConfirmedDelete } from "@/components/useConfirmedDelete";
-import { Alert, Button, Table } from "@/components/ui";
+import { Alert, Button, LockIcon, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { StoredBackup } from "@/lib/backup/repository";
 import { scopeLabel } from "@/lib/backup/format";
@@ -38,7 +38,7 @@ export function StoredBackupsTable({ backups, onRestore, staging }: { backups: S
               <span className="block break-all font-mono text-xs text-zinc-600 dark:text-zinc-400">{b.name}</span>
               {b.encryption && (
                 <span className="block text-xs text-zinc-700 dark:text-zinc-300" data-testid="encrypted-for">
-                  🔒{" "}
+                  <LockIcon />{" "}
                   {b.encryption.mode === "recipients"
                     ? `encrypted for ${b.encryption.recipients.map((r) => `${r.slice(0, 12)}…${r.slice(-6)}`).join(", ")}`
                     : b.encryption.mode === "passphrase"

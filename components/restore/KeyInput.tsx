@@ -1,7 +1,7 @@
 "use client";
 
 import { useState } from "react";
-import { Field, Input } from "@/components/ui";
+import { Field, Input, LockIcon } from "@/components/ui";
 
 /** The key for an encrypted backup, as the person gave it; sent with that one request, never stored. */
 export interface RestoreKey {
@@ -48,7 +48,7 @@ export function KeyInput({ id, onChange, error }: { id: string; onChange: (k: Re
   }
   return (
     <div className="space-y-3 rounded-md border border-zinc-200 p-3 dark:border-zinc-800" data-testid="key-input">
-      <p className="text-sm font-medium">🔒 This backup is encrypted. Give its key (used for this restore only, never stored):</p>
+      <p className="text-sm font-medium"><LockIcon /> This backup is encrypted. Give its key (used for this restore only, never stored):</p>
       <Field label="Recovery kit or key file" htmlFor={`${id}-kit`} hint={fileNote ?? "coffer-recovery-kit.txt, or a file from age-keygen."}>
         <input
           id={`${id}-kit`}

@@ -174,3 +174,13 @@ export function PageTitle({ children, description }: { children: ReactNode; desc
 }
 
 export { cx };
+
+/** A padlock, inline SVG (an emoji would need an emoji font, which servers and some desktops lack). */
+export function LockIcon({ className }: { className?: string }) {
+  return (
+    <svg viewBox="0 0 16 16" aria-hidden="true" className={cx("inline-block h-3.5 w-3.5 align-[-2px]", className)} fill="none" stroke="currentColor" strokeWidth="1.6">
+      <rect x="3" y="7" width="10" height="7.5" rx="1.5" fill="currentColor" stroke="none" />
+      <path d="M5 7V5a3 3 0 0 1 6 0v2" />
+    </svg>
+  );
+}
