@@ -3,7 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { test, expect } from "@playwright/test";
-import { startServer, setupInstance, signInCookie, uploadDocument, cookiesFor, SETUP_CODE, type Server } from "./support/server";
+import { startServer, setupInstance, signInCookie, uploadDocument, cookiesFor, openRestoreWizard, type Server } from "./support/server";
 
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 
@@ -63,10 +63,7 @@ test("encrypt backups from Settings, then restore a fresh server from the encryp
 
   // A fresh server: Restore from backup, the .age file, then the key.
   const b = await startServer();
-  await page.goto(`${b.url}/setup`);
-  await page.getByLabel("Setup code").fill(SETUP_CODE);
-  await page.getByRole("button", { name: "Continue" }).click();
-  await page.getByRole("button", { name: /Restore from backup/ }).click();
+  await openRestoreWizard(page, b);
   await page.getByLabel("Backup file").setInputFiles(archive);
   const keyBox = page.getByTestId("key-input");
   await expect(keyBox).toContainText("This backup is encrypted");

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { test, expect } from "@playwright/test";
-import { startServer, setupInstance, signInCookie, addUserViaUi, uploadDocument, cookiesFor, SETUP_CODE, type Server } from "./support/server";
+import { startServer, setupInstance, signInCookie, addUserViaUi, uploadDocument, cookiesFor, SETUP_CODE, type Server, openRestoreWizard } from "./support/server";
 import { encryptSecret, decryptSecret } from "../lib/settings/secrets";
 
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
@@ -37,10 +37,7 @@ test("round trip on two instances: a full backup of A restored into fresh B thro
 
   // Instance B, fresh: the wizard's Restore from backup.
   const b = await startServer();
-  await page.goto(`${b.url}/setup`);
-  await page.getByLabel("Setup code").fill(SETUP_CODE);
-  await page.getByRole("button", { name: "Continue" }).click();
-  await page.getByRole("button", { name: /Restore from backup/ }).click();
+  await openRestoreWizard(page, b);
 
   // A broken file first: the error shows next to the file input, nothing changes.
   const broken = testInfo.outputPath("broken.tar.gz");

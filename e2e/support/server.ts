@@ -151,3 +151,11 @@ export async function uploadDocument(server: Server, cookie: string, name: strin
   if (res.status !== 201) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
   return res.json();
 }
+
+/** The wizard on a fresh instance: the setup code, then Restore from backup, up to choosing the file. */
+export async function openRestoreWizard(page: import("@playwright/test").Page, server: Server): Promise<void> {
+  await page.goto(`${server.url}/setup`);
+  await page.getByLabel("Setup code").fill(SETUP_CODE);
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.getByRole("button", { name: /Restore from backup/ }).click();
+}

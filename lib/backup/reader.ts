@@ -198,27 +198,42 @@ function counter(): Transform & { bytes: number } {
 const NOT_GZIP = () => new ArchiveError("ARCHIVE_NOT_GZIP", "This file is not a gzip-compressed archive (.tar.gz).", 400);
 const TRAILING = () => new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra bytes after its end: it may be damaged or two files joined together.");
 
-/** gzip → tar. Bytes after the one gzip member are refused. */
-export function gunzipStage(): ReadStage {
+/** A decode stage: one transform between two byte counters. */
+function decodeStage(
+  name: string,
+  decoder: Transform,
+  explain: (err: Error & { code?: string }, bytes: { in: number; out: number }) => ArchiveError,
+  finish: (bytesIn: number) => void,
+): ReadStage {
   const input = counter();
-  const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
   const output = counter();
   return {
-    name: "gzip",
-    streams: [input, gunzip, output],
+    name,
+    streams: [input, decoder, output],
     bytesIn: () => input.bytes,
     bytesOut: () => output.bytes,
-    explain(err) {
+    explain: (err) => explain(err, { in: input.bytes, out: output.bytes }),
+    finish: () => finish(input.bytes),
+  };
+}
+
+/** gzip → tar. Bytes after the one gzip member are refused. */
+export function gunzipStage(): ReadStage {
+  const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 });
+  return decodeStage(
+    "gzip",
+    gunzip,
+    (err, bytes) => {
       // Bytes after a complete gzip member that are not another member.
-      if (err.code === "Z_DATA_ERROR" && output.bytes > 0 && /header/i.test(err.message)) return TRAILING();
-      if (err.code === "Z_DATA_ERROR" && (input.bytes <= 10 || /header/i.test(err.message))) return NOT_GZIP();
+      if (err.code === "Z_DATA_ERROR" && bytes.out > 0 && /header/i.test(err.message)) return TRAILING();
+      if (err.code === "Z_DATA_ERROR" && (bytes.in <= 10 || /header/i.test(err.message))) return NOT_GZIP();
       if (err.code === "Z_BUF_ERROR" || /unexpected end/i.test(err.message)) return new ArchiveError("ARCHIVE_TRUNCATED", "The archive ends too early: it is truncated (an incomplete download or copy?).");
       return new ArchiveError("ARCHIVE_CORRUPT", "The archive's compressed data is damaged.");
     },
-    finish() {
-      if (gunzip.bytesWritten < input.bytes) throw TRAILING();
+    (bytesIn) => {
+      if (gunzip.bytesWritten < bytesIn) throw TRAILING();
     },
-  };
+  );
 }
 
 const AGE_STATUS: Record<AgeError["code"], 400 | 422> = { KEY_REQUIRED: 400, KEY_INVALID: 400, KEY_MISMATCH: 422, ARCHIVE_TAMPERED: 422, AGE_UNSUPPORTED: 422 };
@@ -227,19 +242,15 @@ export const ageArchiveError = (e: AgeError) => new ArchiveError(e.code, e.messa
 
 /** age → gzip. Nothing it passes on has not authenticated; the stream must end in a valid final chunk. */
 export function ageStage(keys: AgeKeys): ReadStage {
-  const input = counter();
   const decrypt = createDecryptStream(keys);
-  const output = counter();
-  return {
-    name: "age",
-    streams: [input, decrypt, output],
-    bytesIn: () => input.bytes,
-    bytesOut: () => output.bytes,
-    explain: (err) => (err instanceof AgeError ? ageArchiveError(err) : new ArchiveError("ARCHIVE_TAMPERED", "The encrypted backup cannot be read: it is damaged.")),
-    finish() {
+  return decodeStage(
+    "age",
+    decrypt,
+    (err) => (err instanceof AgeError ? ageArchiveError(err) : new ArchiveError("ARCHIVE_TAMPERED", "The encrypted backup cannot be read: it is damaged.")),
+    () => {
       if (!decrypt.finished()) throw new ArchiveError("ARCHIVE_TAMPERED", "The encrypted backup is truncated: its final part is missing.");
     },
-  };
+  );
 }
 
 /** The first `n` bytes of a stream, and the whole stream again (those bytes included). */
