@@ -62,10 +62,14 @@ test("encryption: encrypted Back up now and restore against plain, side by side"
   for (const f of fs.readdirSync(backups)) fs.rmSync(path.join(backups, f));
   const t = new Targets();
   try {
+    // Each on a fresh server, so both start from the same idle memory.
     let server = await startServer({ dataDir });
     let cookie = await signInCookie(server, "admin", "admin-password-1");
     const plain = await backUpNow(server, cookie);
+    await server.stop();
     setEncryption(dataDir, key.recipient);
+    server = await startServer({ dataDir });
+    cookie = await signInCookie(server, "admin", "admin-password-1");
     const encrypted = await backUpNow(server, cookie);
     expect(encrypted.name).toMatch(/\.age$/);
     await server.stop();

@@ -100,7 +100,7 @@ export function tryLock(root: string, purpose: string): InstanceLock | null {
     start: SELF_START,
     token: crypto.randomBytes(12).toString("hex"),
   };
-  const tmp = path.join(root, `.${LAYOUT.lock}.${holder.token}`);
+  const tmp = path.join(/*turbopackIgnore: true*/ root, `.${LAYOUT.lock}.${holder.token}`);
   fs.writeFileSync(tmp, JSON.stringify(holder), { mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 3; attempt++) {

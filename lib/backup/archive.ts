@@ -227,7 +227,7 @@ export async function packArchive(inst: Instance, out: Writable, opts: WriteArch
     }
   }
   const enc = await createEncryptStream(opts.encryptTo);
-  const plaintext = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const plaintext = new PassThrough({ highWaterMark: 64 * 1024 });
   const validating = readArchive(plaintext);
   const piping = pipeline(enc, m, out);
   const tee = new Tee(enc, plaintext);

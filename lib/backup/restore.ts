@@ -494,7 +494,7 @@ export function recoverRestore(root: string): RecoveryOutcome {
       );
     }
     try {
-      const forwardPossible = j.phase === "swapped" || (j.phase === "swapping" && fs.existsSync(journalDirs(root, j).staged));
+      const forwardPossible = j.phase === "swapped" || (j.phase === "swapping" && fs.existsSync(/*turbopackIgnore: true*/ journalDirs(root, j).staged));
       if (!forwardPossible) {
         rollBack(root, j);
         finishJournal(root, j);

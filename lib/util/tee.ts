@@ -6,7 +6,7 @@ export class Tee extends Writable {
     private readonly a: Writable,
     private readonly b: Writable,
   ) {
-    super({ highWaterMark: 1024 * 1024 });
+    super({ highWaterMark: 64 * 1024 });
     const fail = (err: Error) => this.destroy(err);
     a.on("error", fail);
     b.on("error", fail);
