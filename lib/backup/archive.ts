@@ -3,7 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import zlib from "node:zlib";
 import os from "node:os";
-import { PassThrough, Transform, type Writable } from "node:stream";
+import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Instance } from "../instance";
 import { APP_VERSION } from "../version";
@@ -14,9 +14,7 @@ import { FORMAT_VERSION, INSTANCE_MEMBERS, LAYOUT, MAGIC, META_NAME, blobMember,
 import { snapshotDatabase, sha256File } from "./snapshot";
 import { tarHeader, tarPadding, TAR_END } from "./tar";
 import { BlockGzipWriter } from "./pgzip";
-import { readArchive, type ArchiveSummary } from "./reader";
 import { createEncryptStream, type AgeEncryptTo } from "../crypto/age";
-import { Tee } from "../util/tee";
 
 /** End `out` and wait until everything written has been flushed (or it failed). */
 function endStream(out: Writable, signal?: AbortSignal): Promise<void> {
@@ -186,10 +184,8 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
 }
 
 export interface PackedArchive extends WrittenArchive {
-  /** SHA-256 of the bytes written to `out` (the ciphertext, when encrypted). */
+  /** SHA-256 of the bytes written to `out` (the ciphertext, when encrypted): what verification compares. */
   sha256: string;
-  /** The plaintext archive as the reader saw it while it was written (encrypted archives only). */
-  plain: ArchiveSummary | null;
 }
 
 function meter(): Transform & { hash: crypto.Hash; bytes: number } {
@@ -208,36 +204,19 @@ function meter(): Transform & { hash: crypto.Hash; bytes: number } {
 
 /**
  * An archive as it is stored or downloaded: the v1 .tar.gz, wrapped in an
- * age file when `encryptTo` is given. An encrypted archive's plaintext goes
- * through the reader while it is written, so every member is checked
- * without the identity, which Coffer never has.
+ * age file when `encryptTo` is given, with the SHA-256 of the bytes written.
  */
 export async function packArchive(inst: Instance, out: Writable, opts: WriteArchiveOptions & { encryptTo?: AgeEncryptTo | null }): Promise<PackedArchive> {
   const m = meter();
-  if (!opts.encryptTo) {
-    const piping = pipeline(m, out);
-    try {
-      const w = await writeArchive(inst, m, opts);
-      await piping;
-      return { ...w, bytes: m.bytes, sha256: m.hash.digest("hex"), plain: null };
-    } catch (err) {
-      m.destroy();
-      await piping.catch(() => {});
-      throw err;
-    }
-  }
-  const enc = await createEncryptStream(opts.encryptTo);
-  const plaintext = new PassThrough({ highWaterMark: 64 * 1024 });
-  const validating = readArchive(plaintext);
-  const piping = pipeline(enc, m, out);
-  const tee = new Tee(enc, plaintext);
+  const enc = opts.encryptTo ? await createEncryptStream(opts.encryptTo) : null;
+  const piping = enc ? pipeline(enc, m, out) : pipeline(m, out);
   try {
-    const w = await writeArchive(inst, tee, opts);
-    const [plain] = await Promise.all([validating, piping]);
-    return { ...w, bytes: m.bytes, sha256: m.hash.digest("hex"), plain };
+    const w = await writeArchive(inst, enc ?? m, opts);
+    await piping;
+    return { ...w, bytes: m.bytes, sha256: m.hash.digest("hex") };
   } catch (err) {
-    tee.destroy(err as Error);
-    await Promise.allSettled([validating, piping]);
+    (enc ?? m).destroy();
+    await piping.catch(() => {});
     throw err;
   }
 }
