@@ -6,7 +6,7 @@ import { startServer, signInCookie, SETUP_CODE, type Server } from "../e2e/suppo
 import { openInstance, closeInstance } from "../lib/instance";
 import { writeStoredBackup } from "../lib/backup/runner";
 import { generateKey } from "../lib/crypto/age";
-import { rssSampler, fmtMiB, MiB, table } from "./support";
+import { rssSampler, idleRss, fmtMiB, MiB, table } from "./support";
 import { Targets, eventLoopDelay } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -20,15 +20,13 @@ function setEncryption(dataDir: string, recipient: string | null) {
 }
 
 async function backUpNow(server: Server, cookie: string) {
-  const idle = rssSampler(server.proc.pid!);
-  await new Promise((r) => setTimeout(r, 500));
-  const idleRss = idle.stop();
+  const idle = await idleRss(server.proc.pid!);
   const sampler = rssSampler(server.proc.pid!);
   const t0 = performance.now();
   const res = await fetch(`${server.url}/api/settings/backup/run`, { method: "POST", headers: { cookie } });
   const body = await res.json();
   expect(res.status, JSON.stringify(body)).toBe(201);
-  return { seconds: (performance.now() - t0) / 1000, peak: sampler.stop(), idleRss, name: body.name as string };
+  return { seconds: (performance.now() - t0) / 1000, peak: sampler.stop(), idleRss: idle, name: body.name as string };
 }
 
 async function restoreOver(file: string, headers: Record<string, string>) {

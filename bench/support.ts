@@ -5,6 +5,13 @@ import { rssSampler } from "../e2e/support/rss";
 
 export { rssSampler };
 
+/** A server's resident memory at rest: sampled for half a second. */
+export async function idleRss(pid: number): Promise<number> {
+  const sampler = rssSampler(pid);
+  await new Promise((r) => setTimeout(r, 500));
+  return sampler.stop();
+}
+
 /** Run a shell command, timing it and sampling its process tree's peak RSS. */
 export async function measureShell(cmd: string): Promise<{ seconds: number; peakRss: number }> {
   const t0 = performance.now();

@@ -8,7 +8,7 @@ import path from "node:path";
 import readline from "node:readline";
 import { parseArgs } from "node:util";
 import { closeInstance, type Instance } from "../lib/instance";
-import { openRecoveredInstance } from "../lib/startup";
+import { openRecoveredInstance, recoverAndSay } from "../lib/startup";
 import { resolveDataDir } from "../lib/paths";
 import { AppError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
@@ -16,7 +16,7 @@ import { writeStoredBackup } from "../lib/backup/runner";
 import { listStoredBackups } from "../lib/backup/repository";
 import { currentBackupDir } from "../lib/backup/directory";
 import { LocalDirTarget, READ_CHUNK } from "../lib/backup/target";
-import { stageArchive, applyRestore, discardStaged, recoverRestore, type RestorePreview } from "../lib/backup/restore";
+import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "../lib/backup/restore";
 import { ensureSetupCode } from "../lib/auth/setup";
 import { isSetupComplete } from "../lib/instance";
 import { doctorDataDir, worst } from "../lib/doctor";
@@ -147,7 +147,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new AppError(404, "NO_INSTANCE", `There is no Coffer instance in ${dataDir}.`);
     }
     if (command === "doctor") {
-      recoverRestore(dataDir);
+      recoverAndSay(dataDir, (line) => process.stderr.write(line + "\n"));
       const report = await doctorDataDir(dataDir, { deep: o.deep, fix: o.fix });
       const lines = report.findings.map((f) => `${f.severity.toUpperCase().padEnd(4)}  ${f.check.padEnd(22)}  ${f.message}${f.examples.length ? "\n" + f.examples.map((e) => `      - ${e}`).join("\n") : ""}`);
       out(o.json, report, [...lines, ...report.fixed.map((f) => `FIXED ${f}`)].join("\n"));

@@ -55,6 +55,16 @@ test("encrypt backups from Settings, then restore a fresh server from the encryp
   // The standard tool opens it with the recovery kit as it is.
   const listing = execFileSync("bash", ["-c", `age -d -i '${kit}' '${archive}' | tar tz`]).toString();
   expect(listing).toContain("coffer.db");
+  // The key travels as a small JSON body: a large one (chunked, no length declared) is refused after at most the cap.
+  const huge = new ReadableStream({
+    start(c) {
+      for (let i = 0; i < 64; i++) c.enqueue(new Uint8Array(64 * 1024).fill(32));
+      c.close();
+    },
+  });
+  const big = await fetch(`${a.url}/api/settings/backup/files/${name}/restore`, { method: "POST", headers: { cookie, "content-type": "application/json" }, body: huge, duplex: "half" } as RequestInit);
+  expect(big.status).toBe(413);
+  expect(fs.readdirSync(path.join(a.dataDir, ".staging"))).toEqual([]);
   const audit = await (await fetch(`${a.url}/settings/audit`, { headers: { cookie } })).text();
   expect(audit).toContain("settings.encryption");
   expectNoIdentityAnywhere(a);

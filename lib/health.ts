@@ -40,11 +40,11 @@ function writable(dir: string): boolean {
   }
 }
 
-/** Why this instance is not wholly well, worst first. */
-export function healthReasons(inst: Instance, now = Date.now()): HealthReason[] {
+/** Why this instance is not wholly well, worst first. `quick`: findings the caller has just computed. */
+export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[]): HealthReason[] {
   const reasons: HealthReason[] = [];
   if (!writable(inst.paths.root)) reasons.push({ level: "fail", code: "DATA_DIR_NOT_WRITABLE", message: "The data directory is not writable: nothing can be saved." });
-  for (const f of cachedQuickChecks(inst, now)) {
+  for (const f of quick ?? cachedQuickChecks(inst, now)) {
     if (f.severity === "fail") reasons.push({ level: "fail", code: `CHECK_${f.check.toUpperCase().replace(/\W+/g, "_")}`, message: f.message });
     else if (f.severity === "warn") reasons.push({ level: "warn", code: `CHECK_${f.check.toUpperCase().replace(/\W+/g, "_")}`, message: f.message });
   }

@@ -26,10 +26,16 @@ const OPERATOR_ERRORS = [InstanceError, SettingsError, RecoveryError];
  * finished or undone first (the server at start-up, each CLI command).
  */
 export function openRecoveredInstance(root: string, log: (line: string) => void = console.log): Instance {
+  recoverAndSay(root, log);
+  return openInstance(root);
+}
+
+/** Finish or undo an interrupted restore, and say which in one line. */
+export function recoverAndSay(root: string, log: (line: string) => void = console.log): RecoveryOutcome {
   const recovered: RecoveryOutcome = fs.existsSync(root) ? recoverRestore(root) : "none";
   if (recovered === "forward") log("Coffer: finished a restore that was interrupted; the instance is now the restored one");
   if (recovered === "back") log("Coffer: undid a restore that was interrupted; the instance is as it was before");
-  return openInstance(root);
+  return recovered;
 }
 
 /**

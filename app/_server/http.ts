@@ -69,12 +69,32 @@ export function route<C = unknown>(fn: Handler<C>): Handler<C> {
   };
 }
 
-/** Parse a JSON body; malformed JSON is a 400, not a 500. */
-export async function readJson(req: Request, maxBytes = 64 * 1024): Promise<unknown> {
-  const len = Number(req.headers.get("content-length") ?? "0");
-  if (len > maxBytes) throw new AppError(413, "TOO_LARGE", "The request body is too large.");
-  const text = await req.text();
-  if (text.length > maxBytes) throw new AppError(413, "TOO_LARGE", "The request body is too large.");
+const tooLarge = () => new AppError(413, "TOO_LARGE", "The request body is too large.");
+
+/** A small body as text, never reading more than `maxBytes` (a chunked body declares no length). */
+async function readCapped(req: Request, maxBytes: number): Promise<string> {
+  if (Number(req.headers.get("content-length") ?? "0") > maxBytes) throw tooLarge();
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > maxBytes) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Parse a JSON body; malformed JSON is a 400, not a 500. With `empty`, an empty body stands for it. */
+export async function readJson(req: Request, maxBytes = 64 * 1024, opts: { empty?: unknown } = {}): Promise<unknown> {
+  const text = await readCapped(req, maxBytes);
+  if (!text.trim() && "empty" in opts) return opts.empty;
   try {
     return JSON.parse(text);
   } catch {

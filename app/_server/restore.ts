@@ -39,16 +39,7 @@ const keysBody = z.object({ identity: z.string().max(64 * 1024).optional(), pass
 
 /** Keys sent as JSON {identity?, passphrase?}; an empty body means none. */
 export async function keysFromJson(req: Request): Promise<AgeKeys | undefined> {
-  if (!req.body || req.headers.get("content-length") === "0") return undefined;
-  const text = await req.text();
-  if (!text.trim()) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new AppError(400, "BAD_JSON", "The request body must be JSON.");
-  }
-  return restoreKeys(keysBody.parse(json));
+  return restoreKeys(keysBody.parse(await readJson(req, 64 * 1024, { empty: {} })));
 }
 
 /** Stream a raw request body (the archive) into staging; a declared size over the cap is refused before reading. */

@@ -1,4 +1,5 @@
 import crypto from "node:crypto";
+import { Transform, type Readable } from "node:stream";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
 import { audit, type Actor } from "../audit/log";
@@ -107,17 +108,22 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
   }
 }
 
-/** SHA-256 and size of a stored object, read back. */
-async function hashStored(target: BackupTarget, name: string): Promise<{ sha256: string; size: number; head: Buffer }> {
+/** A pass-through that hashes what it passes and keeps its first 64 KiB (the age header). */
+function readBackTap(source: Readable): Transform & { sha256: () => string; size: () => number; head: () => Buffer } {
   const hash = crypto.createHash("sha256");
-  let size = 0;
   const heads: Buffer[] = [];
-  for await (const chunk of await target.open(name)) {
-    hash.update(chunk as Buffer);
-    if (size < 64 * 1024) heads.push(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest("hex"), size, head: Buffer.concat(heads) };
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      if (size < 64 * 1024) heads.push(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  source.on("error", (err) => tap.destroy(err));
+  source.pipe(tap);
+  return Object.assign(tap, { sha256: () => hash.digest("hex"), size: () => size, head: () => Buffer.concat(heads) });
 }
 
 /**
@@ -136,14 +142,17 @@ async function verifyStored(target: BackupTarget, name: string, packed: PackedAr
       if (summary.compressedBytes !== packed.bytes) return `${summary.compressedBytes} bytes were read back of ${packed.bytes} written`;
       return null;
     }
-    const stored = await hashStored(target, name);
-    if (stored.sha256 !== packed.sha256) return "the stored ciphertext differs from what was written";
-    const framing = checkFraming(stored.head, stored.size);
-    if (framing.kind !== ("passphrase" in to ? "passphrase" : "recipients")) return "it is encrypted for other keys than configured";
+    // One pass: hashed as it is read, and decrypted and read in full where a passphrase is held.
+    const tap = readBackTap(await target.open(name));
     if ("passphrase" in to) {
-      const summary = await readArchive(await target.open(name), { keys: { passphrase: to.passphrase } });
+      const summary = await readArchive(tap, { keys: { passphrase: to.passphrase } });
       if (summary.meta.created_at !== packed.meta.created_at) return "it holds another backup's meta";
+    } else {
+      for await (const _ of tap);
     }
+    if (tap.sha256() !== packed.sha256) return "the stored ciphertext differs from what was written";
+    const framing = checkFraming(tap.head(), tap.size());
+    if (framing.kind !== ("passphrase" in to ? "passphrase" : "recipients")) return "it is encrypted for other keys than configured";
     return null;
   } catch (err) {
     return (err as Error).message;

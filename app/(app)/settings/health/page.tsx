@@ -81,7 +81,7 @@ export default async function HealthPage() {
     <>
       <PageTitle description="Checks of the database, settings, keys and every document file. The command line has the same checks: coffer doctor --deep.">Health</PageTitle>
       <div className="space-y-6">
-        <Status reasons={healthReasons(inst)} />
+        <Status reasons={healthReasons(inst, Date.now(), quick.findings)} />
         <Report title="Quick checks" report={quick} empty="" />
         <Report title="Deep check" report={deep} empty="Not run yet. It runs once a week, or now:" />
         <DeepCheckButton />

@@ -1,6 +1,7 @@
 import { requireAdmin } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
 import { deleteStoredBackup, openStoredBackup } from "@/lib/backup/repository";
+import { isEncryptedArchiveName } from "@/lib/backup/format";
 
 type Ctx = { params: Promise<{ name: string }> };
 
@@ -9,7 +10,7 @@ export const GET = route<Ctx>(async (_req, ctx) => {
   const { name } = await ctx.params;
   return new Response(toWebStream(await openStoredBackup(inst, name)), {
     headers: {
-      "Content-Type": "application/gzip",
+      "Content-Type": isEncryptedArchiveName(name) ? "application/octet-stream" : "application/gzip",
       "Content-Disposition": attachmentDisposition(name),
       "Cache-Control": "no-store",
       "X-Content-Type-Options": "nosniff",
