@@ -24,6 +24,17 @@ const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 
 /**
+ * Worker-thread source that lowers the running thread to nice 10 (Linux
+ * priorities are per thread), so a backup's CPU work yields to requests.
+ */
+export const LOWER_THIS_THREAD = String.raw`
+try {
+  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
+  require("node:os").setPriority(tid, 10);
+} catch {}
+`;
+
+/**
  * A compression lane: a worker thread that deflates one block at a time
  * (synchronously, on its own thread, so it never occupies libuv's pool that
  * file reads and writes of requests need) at a lower CPU priority than the
@@ -34,10 +45,7 @@ const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 const LANE_SOURCE = String.raw`
 const { parentPort } = require("node:worker_threads");
 const zlib = require("node:zlib");
-try {
-  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
-  require("node:os").setPriority(tid, 10);
-} catch {}
+${LOWER_THIS_THREAD}
 let sinceGc = 0;
 parentPort.on("message", ({ id, block, length, level }) => {
   let out;

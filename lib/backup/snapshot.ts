@@ -3,6 +3,8 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { Worker } from "node:worker_threads";
 import type { Instance } from "../instance";
+import { paceFileWriteback } from "../util/writeback";
+import { LOWER_THIS_THREAD } from "./pgzip";
 
 export interface DbSnapshot {
   file: string;
@@ -24,6 +26,7 @@ export interface DbSnapshot {
  * the backup API, whose destination connection gets a 16 MiB page cache.
  */
 const WORKER_SOURCE = String.raw`
+${LOWER_THIS_THREAD}
 const { parentPort, workerData } = require("node:worker_threads");
 const { createRequire } = require("node:module");
 const { source, dest, requireFrom } = workerData;
@@ -68,6 +71,7 @@ function requireFrom(): string {
 export async function snapshotDatabase(inst: Instance, workDir: string): Promise<DbSnapshot> {
   const file = path.join(workDir, "coffer.db");
   const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { source: inst.paths.db, dest: file, requireFrom: requireFrom() } });
+  const pacer = paceFileWriteback(file);
   try {
     const result = await new Promise<{ ok: true; schemaVersion: number; tables: Record<string, number>; referencedBlobs: string[] } | { ok: false; message: string }>(
       (resolve, reject) => {
@@ -79,6 +83,7 @@ export async function snapshotDatabase(inst: Instance, workDir: string): Promise
     if (!result.ok) throw new Error(result.message);
     return { file, schemaVersion: result.schemaVersion, tables: result.tables, referencedBlobs: result.referencedBlobs };
   } finally {
+    await pacer.stop();
     await worker.terminate();
   }
 }

@@ -3,6 +3,7 @@ import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { notFound } from "../errors";
 import { fsyncDir, fsyncDirAsync } from "../util/fsatomic";
+import { paceWriteback } from "../util/writeback";
 
 /** One finished object in a target. */
 export interface TargetObject {
@@ -73,11 +74,14 @@ export class LocalDirTarget implements BackupTarget {
     let committed = false;
     try {
       const out = fs.createWriteStream("", { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 });
+      const pacer = paceWriteback(async () => fh, () => out.bytesWritten);
       try {
         await write(out);
+        await pacer.stop();
         if (!out.writableFinished) throw new Error(`the writer of ${name} did not finish its stream`);
         await fh.sync();
       } finally {
+        await pacer.stop();
         await fh.close();
       }
       opts.beforeCommit?.();
