@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { notFound } from "../errors";
-import { fsyncDir, fsyncDirAsync } from "../util/fsatomic";
+import { fsyncDir, fsyncDirAsync, handleStream } from "../util/fsatomic";
 import { paceWriteback } from "../util/writeback";
 
 /** One finished object in a target. */
@@ -73,7 +73,7 @@ export class LocalDirTarget implements BackupTarget {
     const fh = await fs.promises.open(partial, "wx", 0o600);
     let committed = false;
     try {
-      const out = fs.createWriteStream("", { fd: fh.fd, autoClose: false, highWaterMark: 1024 * 1024 });
+      const { out, release } = handleStream(fh, { highWaterMark: 1024 * 1024 });
       const pacer = paceWriteback(async () => fh, () => out.bytesWritten);
       try {
         await write(out);
@@ -82,7 +82,7 @@ export class LocalDirTarget implements BackupTarget {
         await fh.sync();
       } finally {
         await pacer.stop();
-        await fh.close();
+        await release();
       }
       opts.beforeCommit?.();
       await fs.promises.link(partial, file); // fails if the name exists: an object is never replaced

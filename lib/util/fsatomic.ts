@@ -38,7 +38,7 @@ export function partialPathFor(target: string): string {
  * Write a small file the way restic's local backend does: temp file, fsync,
  * rename, fsync the directory. A crash leaves either the old file or the new one.
  */
-export function writeFileAtomic(target: string, data: string | Buffer, mode = 0o644): void {
+export function writeFileAtomic(target: string, data: string | Buffer, mode = 0o600): void {
   const tmp = partialPathFor(target);
   const fd = fs.openSync(tmp, "wx", mode);
   try {
@@ -50,8 +50,30 @@ export function writeFileAtomic(target: string, data: string | Buffer, mode = 0o
     throw err;
   }
   fs.closeSync(fd);
-  // openSync's mode is filtered by umask; key files must be exactly 0600.
+  // openSync's mode is filtered by umask; key files must be exactly 0600 whatever the umask.
   fs.chmodSync(tmp, mode);
   fs.renameSync(tmp, target);
   fsyncDir(path.dirname(target));
+}
+
+/**
+ * A write stream over an open FileHandle, for writers that must fsync
+ * before closing: `release` closes the handle through its stream, once,
+ * whether the stream finished, failed or was never used. (A stream over the
+ * bare fd number would close that number when destroyed, and a second close
+ * after it could close another file that reused the number; and the
+ * handle's own close waits forever while its stream holds it.)
+ */
+export function handleStream(fh: fs.promises.FileHandle, opts: { highWaterMark?: number } = {}) {
+  const out = fh.createWriteStream({ autoClose: false, ...opts });
+  const release = async () => {
+    if (!out.closed) {
+      const closed = new Promise<void>((r) => out.once("close", () => r()));
+      out.on("error", () => {}); // already reported to whoever was writing
+      out.destroy();
+      await closed;
+    }
+    await fh.close(); // a no-op once the stream has closed it
+  };
+  return { out, release };
 }

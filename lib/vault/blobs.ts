@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AppError } from "../errors";
-import { fsyncDir } from "../util/fsatomic";
+import { fsyncDir, handleStream } from "../util/fsatomic";
 import type { DataPaths } from "../paths";
 import { formatBytes } from "../format";
 
@@ -41,17 +41,20 @@ export async function stageBlob(paths: DataPaths, source: Readable, maxBytes: nu
       cb(null, chunk);
     },
   });
-  const out = fs.createWriteStream(tmpPath, { flags: "wx", mode: 0o644 });
+  // Opened before the pipeline starts: were the stream to open the file
+  // itself, a body that fails at once (the client hung up) could reject the
+  // pipeline, and the clean-up run, before the open created the file.
+  const fh = await fs.promises.open(tmpPath, "wx", 0o600);
+  const { out, release } = handleStream(fh);
   try {
-    await pipeline(source, meter, out);
-    const fd = fs.openSync(tmpPath, "r");
     try {
-      fs.fsyncSync(fd);
+      await pipeline(source, meter, out);
+      await fh.sync(); // off the event loop: a busy disk makes fsync slow for every request
     } finally {
-      fs.closeSync(fd);
+      await release();
     }
   } catch (err) {
-    fs.rmSync(tmpPath, { force: true });
+    await fs.promises.rm(tmpPath, { force: true });
     throw err;
   }
   return { tmpPath, sha256: hash.digest("hex"), size };
@@ -69,7 +72,7 @@ export function commitBlobSync(paths: DataPaths, staged: StagedBlob): string {
     return dest;
   }
   const dir = path.dirname(dest);
-  fs.mkdirSync(dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.renameSync(staged.tmpPath, dest);
   fsyncDir(dir);
   return dest;
