@@ -15,7 +15,7 @@ test.afterAll(async () => {
 });
 
 test("setup code → New setup → Documents → upload, download, sign out, sign in", async ({ page }, testInfo) => {
-  expect(server.logs()).toContain(`Coffer is not set up yet. Open http://localhost:${server.port}/setup and enter the setup code ${SETUP_CODE}`);
+  expect(server.logs()).toContain(`Coffer is not set up yet. Open http://127.0.0.1:${server.port}/setup and enter the setup code ${SETUP_CODE}`);
 
   // Every page sends a new instance to the wizard.
   await page.goto(`${server.url}/documents`);

@@ -1,4 +1,5 @@
-// npm start: build when the build is missing or older than the sources, then serve ./data (or COFFER_DATA_DIR).
+// npm start: build when the build is missing or older than the sources, then serve ./data (or COFFER_DATA_DIR)
+// on PORT (3000) and HOST (all interfaces) through Coffer's own entry (server/main.ts).
 import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
@@ -21,8 +22,11 @@ if (built < Math.max(...sources.map(newestMtime))) {
   run(bin("next"), ["build"]);
 }
 
-const args = ["start", "-p", process.env.PORT || "3000"];
-if (process.env.HOST) args.push("-H", process.env.HOST);
-const child = spawn(bin("next"), args, { stdio: "inherit", env: { ...process.env, ...serverEnv() } });
+// The server entry and the CLI share one small TypeScript build (npm install runs it; redo it when stale).
+const entry = "dist/server/main.js";
+const entryBuilt = fs.existsSync(entry) ? fs.statSync(entry).mtimeMs : 0;
+if (entryBuilt < Math.max(...["server", "cli", "lib", "tsconfig.cli.json"].map(newestMtime))) run(bin("tsc"), ["-p", "tsconfig.cli.json"]);
+
+const child = spawn(process.execPath, ["bin/coffer-server.cjs"], { stdio: "inherit", env: { ...process.env, NODE_ENV: "production", ...serverEnv() } });
 for (const sig of ["SIGINT", "SIGTERM"]) process.on(sig, () => child.kill(sig));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

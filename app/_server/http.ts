@@ -1,13 +1,37 @@
 import "server-only";
 import { ZodError } from "zod";
 import { AppError } from "@/lib/errors";
+import { Readable } from "node:stream";
+import { CLIENT_HEADER, EDGE_MARK, REQUEST_HEADER, requestsInFlight } from "@/lib/http/edge";
 import { generation, inMaintenance, maintenanceError } from "@/lib/runtime";
 
-/** The client address as Next saw it (Next fills X-Forwarded-For from the socket when absent). */
+/**
+ * The client's address as Coffer's entry (server/main.ts) worked it out: the
+ * TCP peer, or what a trusted proxy vouched for. Without the entry (next dev)
+ * there is no address anyone can trust, so there is none.
+ */
 export function clientIp(headers: Headers): string | null {
-  const xff = headers.get("x-forwarded-for");
-  if (xff) return xff.split(",").pop()!.trim() || null;
-  return headers.get("x-real-ip");
+  if (!(globalThis as Record<symbol, unknown>)[EDGE_MARK]) return null;
+  return headers.get(CLIENT_HEADER);
+}
+
+/**
+ * A request's raw body as a Node stream that fails when the client hangs up
+ * (the request's own signal, or the entry's view of the socket), so that
+ * whatever it is piped into cleans up instead of waiting forever.
+ */
+export function requestBody(req: Request): Readable {
+  const body = Readable.fromWeb(req.body as never);
+  const id = req.headers.get(REQUEST_HEADER);
+  const signals = [req.signal, id ? requestsInFlight().get(id)?.signal : undefined].filter((s): s is AbortSignal => !!s);
+  const gone = AbortSignal.any(signals);
+  const hangUp = () => body.destroy(new AppError(400, "CLIENT_GONE", "The connection closed before the whole body arrived."));
+  if (gone.aborted) hangUp();
+  else {
+    gone.addEventListener("abort", hangUp, { once: true });
+    body.once("close", () => gone.removeEventListener("abort", hangUp));
+  }
+  return body;
 }
 
 export function jsonError(status: number, code: string, message: string, fields?: Record<string, string>): Response {

@@ -39,7 +39,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
   const dataDir = opts.dataDir ?? tempDataDir();
   let out = "";
   // As npm start runs it (serverEnv in scripts/run.mjs): --expose-gc, a small young generation, two malloc arenas, eight libuv threads.
-  const proc = spawn(process.execPath, ["--expose-gc", "--max-semi-space-size=4", require.resolve("next/dist/bin/next"), "start", "-p", String(port), "-H", "127.0.0.1"], {
+  const proc = spawn(process.execPath, ["--expose-gc", "--max-semi-space-size=4", "bin/coffer-server.cjs"], {
     cwd: path.resolve(__dirname, "../.."),
     env: {
       ...process.env,
@@ -48,6 +48,7 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
       COFFER_DATA_DIR: dataDir,
       COFFER_SETUP_TOKEN: SETUP_CODE,
       PORT: String(port),
+      HOST: "127.0.0.1",
       MALLOC_ARENA_MAX: "2",
       UV_THREADPOOL_SIZE: "8",
       ...opts.env,

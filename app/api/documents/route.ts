@@ -1,6 +1,5 @@
-import { Readable } from "node:stream";
 import { requireUser } from "@/app/_server/auth";
-import { route, clientIp } from "@/app/_server/http";
+import { route, clientIp, requestBody } from "@/app/_server/http";
 import { createDocument, listDocuments } from "@/lib/vault/documents";
 import { currentSettings } from "@/lib/settings/store";
 import { AppError } from "@/lib/errors";
@@ -21,7 +20,7 @@ export const POST = route(async (req) => {
   const doc = await createDocument(inst, user, clientIp(req.headers), {
     name: url.searchParams.get("name") ?? "",
     contentType: req.headers.get("content-type"),
-    body: Readable.fromWeb(req.body as never),
+    body: requestBody(req),
     maxBytes,
   });
   return Response.json({ id: doc.id, name: doc.name, sha256: doc.sha256, size: doc.size, content_type: doc.content_type }, { status: 201 });
