@@ -8,14 +8,23 @@ import { isSetupComplete, type Instance } from "@/lib/instance";
 import { getInstance } from "@/lib/runtime";
 import { getUser, verifyLogin, type User } from "@/lib/auth/users";
 import { sessionEpoch } from "@/lib/auth/epoch";
+import { endSession, newSessionId, sessionEnded } from "@/lib/auth/sessions";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { unauthorized, forbidden } from "@/lib/errors";
 import { clientIp } from "./http";
 
 declare module "next-auth" {
   interface Session {
-    user: { id: number; name: string; role: string; sv: number; ep: string };
+    user: { id: number; name: string; role: string; sv: number; ep: string; sid: string };
   }
 }
+
+/** One sign-in request: the device cookie it brought, and who it signed in (so the route can renew that cookie). */
+export interface SignInContext {
+  deviceToken: string | null;
+  signedIn?: string;
+}
+export const signInContext = new AsyncLocalStorage<SignInContext>();
 
 /**
  * Built per request from the instance's own keys/secret.key, so no
@@ -38,10 +47,12 @@ export function authOptions(): NextAuthOptions {
           const password = String(credentials?.password ?? "");
           const h = new Headers();
           for (const [k, v] of Object.entries(req?.headers ?? {})) if (typeof v === "string") h.set(k, v);
-          const result = await verifyLogin(getInstance(), username, password, clientIp(h));
+          const ctx = signInContext.getStore();
+          const result = await verifyLogin(getInstance(), username, password, clientIp(h), ctx?.deviceToken);
           // next-auth hands a thrown message to the client as `error`.
           if (!result.ok) throw new Error(result.message);
           const u = result.user;
+          if (ctx) ctx.signedIn = u.username;
           return { id: String(u.id), name: u.username, role: u.role, sv: u.session_version } as never;
         },
       }),
@@ -54,12 +65,19 @@ export function authOptions(): NextAuthOptions {
           token.role = u.role;
           token.sv = u.sv;
           token.ep = sessionEpoch(getInstance().db);
+          token.sid = newSessionId();
         }
         return token;
       },
       async session({ session, token }) {
-        session.user = { id: token.uid as number, name: token.name as string, role: token.role as string, sv: token.sv as number, ep: token.ep as string };
+        session.user = { id: token.uid as number, name: token.name as string, role: token.role as string, sv: token.sv as number, ep: token.ep as string, sid: token.sid as string };
         return session;
+      },
+    },
+    events: {
+      // Signing out ends this session on the server too: a copy of the token stops working.
+      async signOut({ token }) {
+        if (token) endSession(getInstance().db, token.sid, token.exp);
       },
     },
     logger: {
@@ -82,7 +100,7 @@ export async function sessionUser(inst: Instance = getInstance()): Promise<User 
   const id = session?.user?.id;
   if (!id) return null;
   const user = getUser(inst, id);
-  if (!user || user.session_version !== session.user.sv || session.user.ep !== sessionEpoch(inst.db)) return null;
+  if (!user || user.session_version !== session.user.sv || session.user.ep !== sessionEpoch(inst.db) || sessionEnded(inst.db, session.user.sid)) return null;
   return user;
 }
 

@@ -3,7 +3,8 @@ import type { Instance } from "../instance";
 import { AppError, notFound } from "../errors";
 import { audit, type Actor } from "../audit/log";
 import { hashPassword, verifyPassword, dummyPasswordHash, MIN_PASSWORD_LENGTH } from "./password";
-import { retryAfter, recordAttempt, clearAttempts, minutesText, type Limit } from "./ratelimit";
+import { retryAfter, recordAttempt, clearAttempts, minutesText, backoffWait, recordFailure, waitText, type Limit, type Backoff } from "./ratelimit";
+import { verifyDeviceToken } from "./device";
 
 export type Role = "admin" | "member";
 
@@ -98,38 +99,51 @@ export function removeUser(inst: Instance, actor: Actor & { id: number }, userId
 
 export const LOGIN_LIMIT: Limit = { max: 5, windowMs: 15 * 60 * 1000 };
 export const LOGIN_IP_LIMIT: Limit = { max: 30, windowMs: 15 * 60 * 1000 };
-// The address can be spoofed (X-Forwarded-For), so one account also has a cap of its own.
-export const LOGIN_USER_LIMIT: Limit = { max: 20, windowMs: 15 * 60 * 1000 };
+/**
+ * Unknown clients guessing one username, from any number of addresses, are
+ * slowed down (10 free tries, then 1 s doubling to 15 min), never locked
+ * out for good: and a browser that signed in as that user before (a device
+ * cookie) is not slowed by strangers at all, only by its own failures.
+ */
+export const LOGIN_USER_BACKOFF: Backoff = { free: 10, baseMs: 1000, maxMs: 15 * 60 * 1000, forgetMs: 60 * 60 * 1000 };
+export const LOGIN_DEVICE_LIMIT: Limit = { max: 10, windowMs: 15 * 60 * 1000 };
 
 export type LoginResult = { ok: true; user: User } | { ok: false; code: "INVALID" | "RATE_LIMITED"; message: string };
 
 /**
- * Checks a sign-in. Failures count against the username+address pair and
- * the address alone, and are audited; success clears the pair's counter.
+ * Checks a sign-in. From an unknown client, failures count against the
+ * username+address pair, the address, and (as a growing delay) the
+ * username; from a browser with a device token for this username, only
+ * against that device. Every failure is audited.
  */
-export async function verifyLogin(inst: Instance, username: string, password: string, ip: string | null): Promise<LoginResult> {
+export async function verifyLogin(inst: Instance, username: string, password: string, ip: string | null, deviceToken?: string | null): Promise<LoginResult> {
   const name = username.trim().slice(0, 64);
-  const pairKey = `login:${name.toLowerCase()}|${ip ?? "?"}`;
+  const lower = name.toLowerCase();
+  const device = verifyDeviceToken(inst.secretKey, deviceToken, lower);
+  const pairKey = `login:${lower}|${ip ?? "?"}`;
   const ipKey = `login-ip:${ip ?? "?"}`;
-  const userKey = `login-user:${name.toLowerCase()}`;
-  const wait = Math.max(
-    retryAfter(pairKey, LOGIN_LIMIT),
-    retryAfter(ipKey, LOGIN_IP_LIMIT),
-    retryAfter(userKey, LOGIN_USER_LIMIT),
-  );
+  const userKey = `login-user:${lower}`;
+  const deviceKey = `login-device:${device}`;
+  const wait = device
+    ? retryAfter(deviceKey, LOGIN_DEVICE_LIMIT)
+    : Math.max(retryAfter(pairKey, LOGIN_LIMIT), retryAfter(ipKey, LOGIN_IP_LIMIT), backoffWait(userKey, LOGIN_USER_BACKOFF));
   if (wait > 0) {
-    return { ok: false, code: "RATE_LIMITED", message: `Too many failed sign-ins. Try again in ${minutesText(wait)}.` };
+    return { ok: false, code: "RATE_LIMITED", message: `Too many failed sign-ins. Try again in ${waitText(wait)}.` };
   }
   const row = inst.db.prepare("SELECT * FROM users WHERE username = ?").get(name) as UserRow | undefined;
   const ok = await verifyPassword(password, row?.password_hash ?? (await dummyPasswordHash()));
   if (!row || !ok) {
-    recordAttempt(pairKey, LOGIN_LIMIT);
-    recordAttempt(ipKey, LOGIN_IP_LIMIT);
-    recordAttempt(userKey, LOGIN_USER_LIMIT);
-    audit(inst.db, { id: row?.id ?? null, name: name || null, ip }, "auth.login_failed", name || null);
+    if (device) recordAttempt(deviceKey, LOGIN_DEVICE_LIMIT);
+    else {
+      recordAttempt(pairKey, LOGIN_LIMIT);
+      recordAttempt(ipKey, LOGIN_IP_LIMIT);
+      recordFailure(userKey, LOGIN_USER_BACKOFF);
+    }
+    audit(inst.db, { id: row?.id ?? null, name: name || null, ip }, "auth.login_failed", name || null, { device: device ? "known" : "unknown" });
     return { ok: false, code: "INVALID", message: "Wrong username or password." };
   }
-  clearAttempts(pairKey);
+  if (device) clearAttempts(deviceKey);
+  else clearAttempts(pairKey);
   audit(inst.db, { id: row.id, name: row.username, ip }, "auth.login", row.username);
   const { password_hash: _omit, ...user } = row;
   return { ok: true, user };

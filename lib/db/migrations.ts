@@ -73,6 +73,13 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE backup_runs ADD COLUMN encryption TEXT;
   ALTER TABLE backup_runs ADD COLUMN sha256 TEXT;
   `,
+  // 5: sessions ended by signing out, until their token would have expired anyway
+  `
+  CREATE TABLE ended_sessions (
+    sid        TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
