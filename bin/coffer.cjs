@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The coffer command: plain Node, running the CLI compiled by `npm run build:cli` (npm install runs it).
 const path = require("node:path");
+// Whatever umask cron or a shell gave us, nothing Coffer writes is readable by other users.
+process.umask(0o077);
 // Worker threads resolve Coffer's dependencies from here, wherever the command is run from.
 process.env.COFFER_APP_ROOT ??= path.join(__dirname, "..");
 let cli;

@@ -4,6 +4,7 @@ import { dataPaths, resolveDataDir, type DataPaths } from "./paths";
 import { openDatabase, migrate, getMeta, type DB } from "./db/connection";
 import { readSettingsFile, writeSettingsFile, defaultSettings, SettingsError } from "./settings/store";
 import { writeFileAtomic } from "./util/fsatomic";
+import { makePrivate, openModesSync, PRIVATE_DIR_MODE } from "./util/modes";
 
 export interface Instance {
   paths: DataPaths;
@@ -17,7 +18,7 @@ export class InstanceError extends Error {}
 
 export const KEY_BYTES = 32;
 
-function ensureDir(dir: string, mode = 0o755): void {
+function ensureDir(dir: string, mode = PRIVATE_DIR_MODE): void {
   try {
     fs.mkdirSync(dir, { recursive: true, mode });
   } catch (err) {
@@ -50,7 +51,7 @@ export function openInstance(root: string): Instance {
   } catch {
     throw new InstanceError(`data directory ${paths.root} is not writable by this user`);
   }
-  ensureDir(paths.keysDir, 0o700);
+  ensureDir(paths.keysDir);
   for (const d of [paths.vault, paths.backups, paths.staging, paths.tmp]) ensureDir(d);
 
   const secretKey = ensureKey(paths.secretKey);
@@ -61,8 +62,11 @@ export function openInstance(root: string): Instance {
 
   let db: DB;
   try {
+    // Before SQLite opens it: the WAL and shared-memory files it creates take the database file's mode.
+    makePrivate(openModesSync(paths));
     db = openDatabase(paths.db);
     migrate(db);
+    makePrivate(openModesSync(paths)); // a database created just now, and its sidecars
   } catch (err) {
     throw new InstanceError(`cannot open database ${paths.db}: ${(err as Error).message}`);
   }

@@ -53,8 +53,8 @@ describe("doctor", () => {
     const { inst } = await instanceWithDocs();
     const stray = crypto.randomBytes(100);
     const sha = crypto.createHash("sha256").update(stray).digest("hex");
-    fs.mkdirSync(path.dirname(blobPath(inst.paths, sha)), { recursive: true });
-    fs.writeFileSync(blobPath(inst.paths, sha), stray);
+    fs.mkdirSync(path.dirname(blobPath(inst.paths, sha)), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(blobPath(inst.paths, sha), stray, { mode: 0o600 });
     expect(bad((await runDoctor(inst, { deep: true })).findings)).toEqual({ "vault.untracked": 1 });
     const fixed = await runDoctor(inst, { deep: true, fix: true });
     expect(fixed.fixed.join(" ")).toMatch(/moved 1 untracked file/);
@@ -101,10 +101,28 @@ describe("doctor", () => {
     expect(r.findings.find((f) => f.check === "encryption")!.examples[0]).toContain("not a valid age public key");
   });
 
+  it("the deep check finds a document file others can read, and --fix makes it private without touching its bytes", async () => {
+    const { inst } = await instanceWithDocs();
+    const sha = inst.db.prepare("SELECT sha256 FROM documents LIMIT 1").pluck().get() as string;
+    const blob = blobPath(inst.paths, sha);
+    expect(fs.statSync(blob).mode & 0o777).toBe(0o600);
+    const bytes = fs.readFileSync(blob);
+    fs.chmodSync(blob, 0o644);
+    fs.chmodSync(path.dirname(blob), 0o755);
+    expect(bad((await runDoctor(inst)).findings)).toEqual({}); // the quick check looks at the top level only
+    const found = (await runDoctor(inst, { deep: true })).findings.find((f) => f.check === "files.mode")!;
+    expect(found.count).toBe(2);
+    expect(found.examples.join(" ")).toContain(`vault/${sha.slice(0, 2)}/${sha} has mode 644`);
+    expect(bad((await runDoctor(inst, { deep: true, fix: true })).findings)).toEqual({});
+    expect(fs.statSync(blob).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.dirname(blob)).mode & 0o777).toBe(0o700);
+    expect(fs.readFileSync(blob).equals(bytes)).toBe(true);
+  });
+
   it("finds key files with the wrong mode and --fix makes them 0600", async () => {
     const { inst } = await instanceWithDocs();
     fs.chmodSync(inst.paths.secretKey, 0o644);
-    expect(bad((await runDoctor(inst)).findings)).toEqual({ "keys.mode": 1 });
+    expect(bad((await runDoctor(inst)).findings)).toEqual({ "files.mode": 1 });
     expect(bad((await runDoctor(inst, { fix: true })).findings)).toEqual({});
   });
 });

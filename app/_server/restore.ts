@@ -1,5 +1,4 @@
 import "server-only";
-import { Readable } from "node:stream";
 import { z } from "zod";
 import { isSetupComplete, type Instance } from "@/lib/instance";
 import { getInstance } from "@/lib/runtime";
@@ -11,7 +10,7 @@ import { restoreCapBytes, stageArchive } from "@/lib/backup/restore";
 import { requireAdmin } from "./auth";
 import { parseIdentities, type AgeError, type AgeKeys } from "@/lib/crypto/age";
 import { ageArchiveError } from "@/lib/backup/reader";
-import { clientIp, readJson } from "./http";
+import { clientIp, readJson, requestBody } from "./http";
 
 /**
  * The key for an encrypted backup, from this request only: held in memory
@@ -43,13 +42,13 @@ export async function keysFromJson(req: Request): Promise<AgeKeys | undefined> {
 }
 
 /** Stream a raw request body (the archive) into staging; a declared size over the cap is refused before reading. */
-export async function stageRequestBody(inst: Instance, req: Request) {
+export async function stageRequestBody(inst: Instance, req: Request, owner: string) {
   if (!req.body) throw new AppError(400, "EMPTY_BODY", "Send the backup file (.tar.gz or .tar.gz.age) as the request body.");
   const keys = keysFromHeaders(req.headers);
   const cap = restoreCapBytes(inst);
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > cap) throw new AppError(413, "TOO_LARGE", "This backup is larger than this server can take (COFFER_RESTORE_MAX_BYTES or free disk).");
-  return stageArchive(inst, Readable.fromWeb(req.body as never), { maxBytes: cap, keys });
+  return stageArchive(inst, requestBody(req), { maxBytes: cap, keys, owner });
 }
 
 /**

@@ -59,7 +59,7 @@ export function resolveBackupDir(inst: Instance, configured: string, env: Env = 
   if (INTERNAL_DIRS.some((d) => inside(real, path.join(root, d)))) {
     throw new AppError(422, "BACKUP_DIR_NOT_ALLOWED", `${real} is one of Coffer's own directories; choose another (for example data/backups).`);
   }
-  fs.mkdirSync(real, { recursive: true });
+  fs.mkdirSync(real, { recursive: true, mode: 0o700 });
   return fs.realpathSync(real);
 }
 

@@ -31,8 +31,6 @@ export const LAYOUT = {
 /** The members of an archive's "instance" part, in archive order: the database, settings and keys. */
 export const INSTANCE_MEMBERS = [LAYOUT.database, LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey] as const;
 export type InstanceMember = (typeof INSTANCE_MEMBERS)[number];
-/** Members that hold secrets: written 0600 wherever they land. */
-export const PRIVATE_MEMBERS: readonly string[] = [LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey];
 
 interface ScopeInfo {
   /** Short label for lists. */

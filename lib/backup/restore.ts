@@ -19,10 +19,13 @@ import { formatBytes } from "../format";
 import { acquireLock, tryLock, describeHolder, lockHolder } from "../lock";
 import { readArchive, ArchiveError } from "./reader";
 import type { AgeKeys } from "../crypto/age";
-import { LAYOUT, PRIVATE_MEMBERS, metaUnpackedBytes, restoreSwapItems, scopeHasInstance, scopeHasVault, scopeInfo, type BackupMeta } from "./format";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../util/modes";
+import { LAYOUT, metaUnpackedBytes, restoreSwapItems, scopeHasInstance, scopeHasVault, scopeInfo, type BackupMeta } from "./format";
 import { writeStoredBackup } from "./runner";
 
 export const STAGE_TTL_MS = 60 * 60 * 1000;
+/** Staged restores kept at once (finished or in flight): each is a full copy of a backup on disk. */
+export const MAX_STAGED = 3;
 const DISK_MARGIN = 512 * 1024 * 1024;
 const ID_RE = /^[0-9a-f]{32}$/;
 
@@ -58,11 +61,27 @@ function freeBytes(dir: string): number {
   return st.bavail * st.bsize;
 }
 
-/** Cap on unpacked size: COFFER_RESTORE_MAX_BYTES, else free disk minus a margin. */
-export function restoreCapBytes(inst: Instance, env: Env = process.env): number {
+/**
+ * Disk promised to stagings in flight in this process (their archive's
+ * unpacked size, once its meta is read): a second upload must not be given
+ * the free space the first one is about to fill.
+ */
+function reservations(): Map<string, number> {
+  const g = globalThis as unknown as Record<symbol, Map<string, number>>;
+  return (g[Symbol.for("coffer.staging.reserved")] ??= new Map());
+}
+
+function reservedByOthers(id: string): number {
+  let sum = 0;
+  for (const [other, bytes] of reservations()) if (other !== id) sum += bytes;
+  return sum;
+}
+
+/** Cap on unpacked size: COFFER_RESTORE_MAX_BYTES, else free disk minus a margin and what stagings in flight will still need. */
+export function restoreCapBytes(inst: Instance, env: Env = process.env, forId = ""): number {
   const set = Number(env.COFFER_RESTORE_MAX_BYTES);
   if (Number.isFinite(set) && set > 0) return set;
-  return Math.max(0, freeBytes(inst.paths.staging) - DISK_MARGIN);
+  return Math.max(0, freeBytes(inst.paths.staging) - DISK_MARGIN - reservedByOthers(forId));
 }
 
 const isDiskFull = (err: unknown) => ["ENOSPC", "EDQUOT"].includes((err as NodeJS.ErrnoException)?.code ?? "");
@@ -72,21 +91,76 @@ function insufficientStorage(need: number | null, have: number): AppError {
   return new AppError(507, "INSUFFICIENT_STORAGE", `There is not enough free disk to stage this backup: ${needs}have ${formatBytes(have)}. Free some space (or restore from a disk with more room) and try again.`);
 }
 
+interface StagingClaim {
+  owner: string;
+  at: string;
+}
+
 /** Remove staged restores older than the TTL (and any leftover without a record). */
 export function sweepStaging(inst: Instance, now = Date.now()): void {
   for (const name of fs.readdirSync(inst.paths.staging)) {
     const dir = path.join(inst.paths.staging, name);
-    const rec = path.join(dir, "staged.json");
-    let expired = true;
+    if (!fs.existsSync(path.join(dir, "staged.json")) && reservations().has(name)) continue; // in flight here
+    if (stagingExpiry(dir) <= now) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** When a staging directory expires: its record's expiry, else an hour after it was claimed (or last touched). */
+function stagingExpiry(dir: string): number {
+  try {
+    return Date.parse((JSON.parse(fs.readFileSync(path.join(dir, "staged.json"), "utf8")) as StagedRecord).preview.expires_at);
+  } catch {
     try {
-      const { preview } = JSON.parse(fs.readFileSync(rec, "utf8")) as StagedRecord;
-      expired = Date.parse(preview.expires_at) <= now;
+      return Date.parse((JSON.parse(fs.readFileSync(path.join(dir, "claim.json"), "utf8")) as StagingClaim).at) + STAGE_TTL_MS;
     } catch {
       const st = fs.statSync(dir, { throwIfNoEntry: false });
-      expired = !st || now - st.mtimeMs > STAGE_TTL_MS;
+      return st ? st.mtimeMs + STAGE_TTL_MS : 0;
     }
-    if (expired) fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function stagingOwner(dir: string): string | null {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(dir, "claim.json"), "utf8")) as StagingClaim).owner;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A new staging directory, if there is room for one more staged restore.
+ * At the limit, the caller's own oldest finished staging makes way (someone
+ * who uploads again has given up on the earlier one); anyone else waits for
+ * the oldest to expire. Synchronous from count to mkdir, so two uploads in
+ * this process cannot both take the last slot.
+ */
+function claimStagingDir(inst: Instance, owner: string, now = Date.now()): { id: string; dir: string } {
+  sweepStaging(inst, now);
+  const dirs = fs
+    .readdirSync(inst.paths.staging)
+    .filter((n) => ID_RE.test(n))
+    .map((n) => ({ id: n, dir: path.join(inst.paths.staging, n) }))
+    .map((d) => ({ ...d, expires: stagingExpiry(d.dir), finished: fs.existsSync(path.join(d.dir, "staged.json")), owner: stagingOwner(d.dir) }))
+    .sort((a, b) => a.expires - b.expires);
+  if (dirs.length >= MAX_STAGED) {
+    const mine = dirs.find((d) => d.finished && d.owner === owner);
+    if (!mine) {
+      const oldest = dirs[0];
+      const minutes = Math.max(1, Math.ceil((oldest.expires - now) / 60_000));
+      throw new AppError(
+        429,
+        "TOO_MANY_STAGED",
+        `${MAX_STAGED} restores are already staged or uploading. The oldest expires at ${new Date(oldest.expires).toISOString().slice(11, 16)} UTC (in ${minutes} minute${minutes === 1 ? "" : "s"}); apply or discard one, or try again then.`,
+      );
+    }
+    fs.rmSync(mine.dir, { recursive: true, force: true });
+  }
+  const id = crypto.randomBytes(16).toString("hex");
+  const dir = path.join(inst.paths.staging, id);
+  fs.mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
+  reservations().set(id, 0);
+  fs.writeFileSync(path.join(dir, "claim.json"), JSON.stringify({ owner, at: new Date(now).toISOString() } satisfies StagingClaim), { mode: PRIVATE_FILE_MODE });
+  return { id, dir };
 }
 
 function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string | null, liveVault: string): string[] {
@@ -135,37 +209,47 @@ function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string
  * settings, the keys), and return what a restore would bring back. Nothing
  * outside the staging directory is touched; a rejected archive leaves nothing.
  */
-export async function stageArchive(inst: Instance, source: Readable, opts: { maxBytes?: number; maxEntries?: number; keys?: AgeKeys } = {}): Promise<RestorePreview> {
-  sweepStaging(inst);
-  const id = crypto.randomBytes(16).toString("hex");
-  const dir = path.join(inst.paths.staging, id);
+export async function stageArchive(
+  inst: Instance,
+  source: Readable,
+  opts: { maxBytes?: number; maxEntries?: number; keys?: AgeKeys; owner?: string } = {},
+): Promise<RestorePreview> {
+  let claimed;
+  try {
+    claimed = claimStagingDir(inst, opts.owner ?? "local");
+  } catch (err) {
+    source.destroy();
+    throw err;
+  }
+  const { id, dir } = claimed;
   const payload = path.join(dir, "payload");
   let need: number | null = null;
   try {
-    fs.mkdirSync(payload, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(payload, { recursive: true, mode: PRIVATE_DIR_MODE });
     const summary = await readArchive(source, {
-      maxBytes: opts.maxBytes ?? restoreCapBytes(inst),
+      maxBytes: opts.maxBytes ?? restoreCapBytes(inst, process.env, id),
       maxEntries: opts.maxEntries,
       keys: opts.keys,
       onMeta: (meta) => {
         // Known before the first byte is written: a backup that cannot fit is refused now, not half-way.
         need = metaUnpackedBytes(meta);
-        const have = freeBytes(inst.paths.staging);
+        const have = Math.max(0, freeBytes(inst.paths.staging) - reservedByOthers(id));
         if (need > have) throw insufficientStorage(need, have);
+        reservations().set(id, need);
       },
       onMember: async (name, content) => {
         // readArchive has checked the name against the whitelist; this is a second lock on the door.
         const target = path.resolve(payload, name);
         if (!target.startsWith(payload + path.sep)) throw new ArchiveError("ARCHIVE_BAD_PATH", `Refusing to write ${name} outside the staging directory.`);
-        fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
-        await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: PRIVATE_MEMBERS.includes(name) ? 0o600 : 0o644 }));
+        fs.mkdirSync(path.dirname(target), { recursive: true, mode: PRIVATE_DIR_MODE });
+        await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: PRIVATE_FILE_MODE }));
       },
     });
     const meta = summary.meta;
     const warnings = [...summary.warnings];
     if (scopeHasInstance(meta.scope)) {
       const stagedVault = scopeHasVault(meta.scope) ? path.join(payload, LAYOUT.vault) : null;
-      if (stagedVault) fs.mkdirSync(stagedVault, { recursive: true });
+      if (stagedVault) fs.mkdirSync(stagedVault, { recursive: true, mode: PRIVATE_DIR_MODE });
       warnings.push(...checkStagedDatabase(path.join(payload, LAYOUT.database), meta, stagedVault, inst.paths.vault));
       try {
         parseSettings(LAYOUT.settings, fs.readFileSync(path.join(payload, LAYOUT.settings), "utf8"));
@@ -198,6 +282,8 @@ export async function stageArchive(inst: Instance, source: Readable, opts: { max
     fs.rmSync(dir, { recursive: true, force: true });
     if (isDiskFull(err)) throw insufficientStorage(need, freeBytes(inst.paths.staging));
     throw err;
+  } finally {
+    reservations().delete(id);
   }
 }
 
@@ -287,7 +373,7 @@ function rollForward(root: string, j: Journal): void {
       if (fs.existsSync(live)) {
         if (fs.existsSync(old)) fs.rmSync(live, { force: true });
         else {
-          fs.mkdirSync(path.dirname(old), { recursive: true });
+          fs.mkdirSync(path.dirname(old), { recursive: true, mode: PRIVATE_DIR_MODE });
           fs.renameSync(live, old);
         }
       }
@@ -297,7 +383,7 @@ function rollForward(root: string, j: Journal): void {
     if (fs.existsSync(live)) {
       if (fs.existsSync(old)) fs.rmSync(live, { recursive: true, force: true });
       else {
-        fs.mkdirSync(path.dirname(old), { recursive: true });
+        fs.mkdirSync(path.dirname(old), { recursive: true, mode: PRIVATE_DIR_MODE });
         fs.renameSync(live, old);
       }
     }

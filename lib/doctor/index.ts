@@ -13,6 +13,7 @@ import { readSettingsFile } from "../settings/store";
 import { SHA256_RE } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
 import { fsyncDir } from "../util/fsatomic";
+import { describeMode, makePrivate, openModes, openModesSync, PRIVATE_DIR_MODE } from "../util/modes";
 
 export type Severity = "ok" | "warn" | "fail";
 
@@ -58,6 +59,16 @@ function encryptionProblems(inst: Instance): string[] {
   return problems;
 }
 
+function modesFinding(inst: Instance, open: string[]): Finding {
+  return finding(
+    "files.mode",
+    open.map((p) => describeMode(inst.paths.root, p)),
+    "warn",
+    "The data directory is readable by its owner only.",
+    (n) => `${n} file(s) or folder(s) in the data directory can be read by other users of this machine (coffer doctor --fix makes them private).`,
+  );
+}
+
 /** Quick checks: cheap enough to run after every restore (a failure rolls it back) and on demand. */
 export function quickChecks(inst: Instance): Finding[] {
   const out: Finding[] = [];
@@ -93,16 +104,14 @@ export function quickChecks(inst: Instance): Finding[] {
     out.push({ check: "settings", severity: "fail", count: 1, message: (err as Error).message, examples: [] });
   }
   const keyProblems: string[] = [];
-  const keyModes: string[] = [];
   for (const k of [inst.paths.secretKey, inst.paths.configKey]) {
     const st = fs.statSync(k, { throwIfNoEntry: false });
     if (!st) keyProblems.push(`${path.basename(k)} is missing`);
     else if (st.size !== KEY_BYTES) keyProblems.push(`${path.basename(k)} is ${st.size} bytes, not ${KEY_BYTES}`);
-    else if ((st.mode & 0o777) !== 0o600) keyModes.push(`${path.basename(k)} has mode ${(st.mode & 0o777).toString(8)}, not 600`);
   }
   out.push(finding("keys", keyProblems, "fail", "Key files present, 32 bytes each.", (n) => `${n} key file(s) missing or the wrong size.`));
   out.push(finding("encryption", encryptionProblems(inst), "warn", "Backup encryption settings are usable.", (n) => `${n} problem(s) with backup encryption: backups would fail.`));
-  out.push(finding("keys.mode", keyModes, "warn", "Key files are readable by their owner only.", (n) => `${n} key file(s) readable by others.`));
+  out.push(modesFinding(inst, openModesSync(inst.paths)));
   return out;
 }
 
@@ -165,12 +174,14 @@ export async function deepChecks(inst: Instance): Promise<Finding[]> {
     finding("vault.corrupt", corrupt, "fail", "Every file's content matches its name (SHA-256).", (n) => `${n} file(s) are damaged: their content does not match their name.`),
     finding("vault.untracked", untracked, "warn", "No stray files in the vault.", (n) => `${n} file(s) in the vault belong to no document.`),
     finding("usage.counters", counters, "warn", "Storage counters match the documents.", (n) => `${n} user(s) have a storage counter that is off.`),
+    modesFinding(inst, await openModes(inst.paths, true)),
   ];
 }
 
 /**
  * Repairs only what is safe: storage counters recomputed, untracked blobs
- * moved (never deleted) to data/lost+found/<time>/, key files made 0600.
+ * moved (never deleted) to data/lost+found/<time>/, group and other
+ * permissions removed from everything in the data directory.
  */
 async function fixSafe(inst: Instance, findings: Finding[]): Promise<string[]> {
   const fixed: string[] = [];
@@ -181,9 +192,9 @@ async function fixSafe(inst: Instance, findings: Finding[]): Promise<string[]> {
       .run().changes;
     fixed.push(`recomputed the storage counter of ${n} user(s)`);
   }
-  if (bad("keys.mode")) {
-    for (const k of [inst.paths.secretKey, inst.paths.configKey]) fs.chmodSync(k, 0o600);
-    fixed.push("set the key files to mode 600");
+  if (bad("files.mode")) {
+    const n = makePrivate(await openModes(inst.paths, true));
+    fixed.push(`made ${n} file(s) and folder(s) private to their owner (mode 600/700)`);
   }
   if (bad("vault.untracked")) {
     // A backup reading the vault right now must not lose a file under it; and an upload may have just added one.
@@ -196,7 +207,7 @@ async function fixSafe(inst: Instance, findings: Finding[]): Promise<string[]> {
         const name = rel.split("/")[1];
         if (name && referenced.has(name) && SHA256_RE.test(name)) continue;
         const target = path.join(dest, rel);
-        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.mkdirSync(path.dirname(target), { recursive: true, mode: PRIVATE_DIR_MODE });
         fs.renameSync(path.join(inst.paths.vault, rel), target);
         moved++;
       }
@@ -220,7 +231,11 @@ export function quickReport(inst: Instance): DoctorReport {
  * restore runs). The report is recorded for the Health page.
  */
 export async function runDoctor(inst: Instance, opts: { deep?: boolean; fix?: boolean } = {}): Promise<DoctorReport> {
-  const check = async () => [...quickChecks(inst), ...(opts.deep ? await deepChecks(inst) : [])];
+  const check = async () => {
+    const deep = opts.deep ? await deepChecks(inst) : [];
+    // A deep check that repeats a quick one (file modes, over the whole tree) replaces it.
+    return [...quickChecks(inst).filter((q) => !deep.some((d) => d.check === q.check)), ...deep];
+  };
   let findings = await check();
   let fixed: string[] = [];
   if (opts.fix && worst(findings) !== "ok") {

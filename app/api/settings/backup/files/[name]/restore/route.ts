@@ -8,8 +8,8 @@ type Ctx = { params: Promise<{ name: string }> };
 
 /** Stage a stored backup; an encrypted one takes JSON {identity} or {passphrase}, used for this request only. */
 export const POST = route<Ctx>(async (req, ctx) => {
-  const { inst } = await requireAdmin();
+  const { inst, user } = await requireAdmin();
   const keys = await keysFromJson(req);
   const source = await openStoredBackup(inst, (await ctx.params).name);
-  return Response.json(await stageArchive(inst, source, { keys }), { status: 201 });
+  return Response.json(await stageArchive(inst, source, { keys, owner: `user:${user.id}` }), { status: 201 });
 });
