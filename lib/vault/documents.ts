@@ -41,11 +41,21 @@ const TYPES: Record<string, string> = {
   ".mp4": "video/mp4",
 };
 
-/** A file name safe to store and echo back: no directories, no control characters. */
+/**
+ * Characters that change how a name displays without being seen: bidi
+ * overrides and isolates (`invoice\u202Efdp.exe` shows as "invoiceexe.pdf"),
+ * zero-width spaces and joiners, the BOM, soft hyphen, and lone surrogates.
+ */
+// eslint-disable-next-line no-control-regex, no-misleading-character-class
+const INVISIBLE_RE = /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+export const MAX_NAME_CHARS = 255;
+
+/** A file name safe to store and echo back: no directories, no control or invisible characters, at most 255 code points. */
 export function cleanDocumentName(raw: string | null | undefined): string {
   const base = (raw ?? "").replace(/\\/g, "/").split("/").pop() ?? "";
-  // eslint-disable-next-line no-control-regex
-  const name = base.replace(/[\u0000-\u001f\u007f]/g, "").trim().slice(0, 255);
+  // Cut on code points, never inside a surrogate pair, so the result is valid UTF-8.
+  const name = [...base.normalize("NFC").replace(INVISIBLE_RE, "").trim()].slice(0, MAX_NAME_CHARS).join("").trim();
   if (!name || name === "." || name === "..") {
     throw new AppError(400, "BAD_NAME", "Give the file a name (the ?name= query parameter).", { name: "A file name is required." });
   }

@@ -1,4 +1,5 @@
 import type { Metadata } from "next";
+import { maskWebhook } from "@/lib/backup/alerts";
 import { pageAdmin } from "@/app/_server/auth";
 import { currentBackupDir, backupDirChoices } from "@/lib/backup/directory";
 import { listStoredBackups } from "@/lib/backup/repository";
@@ -36,8 +37,7 @@ export default async function BackupPage() {
   let webhookMasked: string | null = null;
   if (job.notify.webhook_url) {
     try {
-      const u = new URL(decryptSecret(inst.configKey, job.notify.webhook_url));
-      webhookMasked = `${u.protocol}//${u.host}/…`;
+      webhookMasked = maskWebhook(decryptSecret(inst.configKey, job.notify.webhook_url));
     } catch {
       webhookMasked = "cannot be decrypted";
     }
