@@ -1,3 +1,5 @@
+import { processWide } from "../util/process-wide";
+
 /**
  * Fixed-window attempt counters kept in process memory (one Coffer process
  * serves an instance). Keys are caller-chosen, e.g. "login:alice|10.0.0.1".
@@ -7,11 +9,7 @@ interface Window {
   resetAt: number;
 }
 
-const key = Symbol.for("coffer.ratelimit");
-function windows(): Map<string, Window> {
-  const g = globalThis as unknown as Record<symbol, Map<string, Window>>;
-  return (g[key] ??= new Map());
-}
+const windows = () => processWide("ratelimit", () => new Map<string, Window>());
 
 export interface Limit {
   max: number;
@@ -59,11 +57,7 @@ interface Trail {
   last: number;
 }
 
-const trailsKey = Symbol.for("coffer.backoff");
-function trails(): Map<string, Trail> {
-  const g = globalThis as unknown as Record<symbol, Map<string, Trail>>;
-  return (g[trailsKey] ??= new Map());
-}
+const trails = () => processWide("backoff", () => new Map<string, Trail>());
 
 export function backoffDelayMs(count: number, b: Backoff): number {
   if (count < b.free) return 0;

@@ -20,6 +20,7 @@ import { acquireLock, tryLock, describeHolder, lockHolder } from "../lock";
 import { readArchive, ArchiveError } from "./reader";
 import type { AgeKeys } from "../crypto/age";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../util/modes";
+import { processWide } from "../util/process-wide";
 import { LAYOUT, metaUnpackedBytes, restoreSwapItems, scopeHasInstance, scopeHasVault, scopeInfo, type BackupMeta } from "./format";
 import { writeStoredBackup } from "./runner";
 
@@ -67,8 +68,7 @@ function freeBytes(dir: string): number {
  * the free space the first one is about to fill.
  */
 function reservations(): Map<string, number> {
-  const g = globalThis as unknown as Record<symbol, Map<string, number>>;
-  return (g[Symbol.for("coffer.staging.reserved")] ??= new Map());
+  return processWide("stagingReserved", () => new Map<string, number>());
 }
 
 function reservedByOthers(id: string): number {

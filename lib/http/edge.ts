@@ -1,3 +1,5 @@
+import { processWide } from "../util/process-wide";
+
 /**
  * What Coffer's HTTP entry (server/main.ts) does to every request before
  * Next sees it, kept framework-free so the rules are tested directly.
@@ -16,8 +18,7 @@ export const REQUEST_HEADER = "x-coffer-request";
  * would wait forever holding its temp file).
  */
 export function requestsInFlight(): Map<string, AbortController> {
-  const g = globalThis as unknown as Record<symbol, Map<string, AbortController>>;
-  return (g[Symbol.for("coffer.requests")] ??= new Map());
+  return processWide("requests", () => new Map<string, AbortController>());
 }
 
 /** Set by the entry, so the app trusts CLIENT_HEADER only when the entry stamped it. */
