@@ -87,7 +87,8 @@ test("jobs off the event loop: deep check and Back up now; uploads during a back
   // Idle means idle: the in-process backup above left a gigabyte of writeback behind.
   execFileSync("sync");
   const idleSampler = rssSampler(server.proc.pid!);
-  const idle = await uploadLatencies(server, cookie, { ms: 10_000 });
+  // As long as a Back up now takes here (about 35 s), so that both p99s come from as many samples.
+  const idle = await uploadLatencies(server, cookie, { ms: 35_000 });
   const idleRss = idleSampler.stop();
   const sampler = rssSampler(server.proc.pid!);
   const run = fetch(`${server.url}/api/settings/backup/run`, { method: "POST", headers: { cookie } }).then(async (r) => {

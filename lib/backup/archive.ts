@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import zlib from "node:zlib";
+import { promisify } from "node:util";
 import os from "node:os";
 import { Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -52,17 +53,23 @@ export interface WrittenArchive {
 
 const PROBE_BYTES = 64 * 1024;
 
-/** Already-compressed data (JPEG, ZIP, video…) is stored at level 0: recompressing it only costs time. */
-function looksCompressed(file: string): boolean {
-  const fd = fs.openSync(file, "r");
+const deflateRaw = promisify(zlib.deflateRaw);
+
+/**
+ * Already-compressed data (JPEG, ZIP, video…) is stored at level 0:
+ * recompressing it only costs time. Read and trial-compressed off the event
+ * loop: done once per document, synchronously it added up to stalls that
+ * requests during a backup could feel.
+ */
+async function looksCompressed(file: string, probe: Buffer): Promise<boolean> {
+  const fh = await fs.promises.open(file, "r");
   try {
-    const buf = Buffer.alloc(PROBE_BYTES);
-    const n = fs.readSync(fd, buf, 0, PROBE_BYTES, 0);
+    const { bytesRead: n } = await fh.read(probe, 0, PROBE_BYTES, 0);
     if (n < 512) return false;
-    const packed = zlib.deflateRawSync(buf.subarray(0, n), { level: 1 });
+    const packed = await deflateRaw(probe.subarray(0, n), { level: 1 });
     return packed.length > n * 0.93;
   } finally {
-    fs.closeSync(fd);
+    await fh.close();
   }
 }
 
@@ -162,9 +169,10 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
           opts.onProgress?.(done, total);
         }
       }
+      const probe = Buffer.allocUnsafe(PROBE_BYTES);
       for (let i = 0; i < blobs.length; i++) {
         const file = blobPath(inst.paths, blobs[i]);
-        await gz.setLevel(looksCompressed(file) ? 0 : 1);
+        await gz.setLevel((await looksCompressed(file, probe)) ? 0 : 1);
         await addFile(blobMember(blobs[i]), file, blobSizes[i]);
       }
       await gz.setLevel(1);
