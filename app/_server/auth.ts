@@ -1,5 +1,7 @@
 import "server-only";
-import { getServerSession, type NextAuthOptions } from "next-auth";
+import crypto from "node:crypto";
+import { getServerSession, type NextAuthOptions, type Session } from "next-auth";
+import { processWide } from "@/lib/util/process-wide";
 import CredentialsProvider from "next-auth/providers/credentials";
 import { connection } from "next/server";
 import { redirect, forbidden as forbiddenPage } from "next/navigation";
@@ -95,8 +97,35 @@ export function authOptions(): NextAuthOptions {
  * The signed-in user, re-read from the database on every request: a removed
  * user, a reset password (session_version) or a restore (session epoch) ends old sessions.
  */
-export async function sessionUser(inst: Instance = getInstance()): Promise<User | null> {
+/**
+ * Decoding a session cookie (HKDF, then AES-GCM, in libuv's thread pool)
+ * queues behind a backup's disk work; the result depends only on the cookie
+ * and the key, so it is kept for a minute. What can end a session early
+ * (sign-out, password reset, removal, restore) is checked against the
+ * database on every request below, never cached.
+ */
+const DECODED_TTL_MS = 60_000;
+const decodedSessions = () => processWide("decodedSessions", () => new Map<string, { session: Session | null; until: number }>());
+
+async function decodedSession(inst: Instance): Promise<Session | null> {
+  const cookies = (await headers()).get("cookie") ?? "";
+  // The token, or its chunks when next-auth split a large one (…session-token.0, .1).
+  const parts = [...cookies.matchAll(/(?:^|;\s*)((?:__Secure-)?next-auth\.session-token(?:\.\d+)?)=([^;]*)/g)].map((m) => `${m[1]}=${m[2]}`);
+  if (!parts.length) return null;
+  const key = crypto.createHash("sha256").update(inst.secretKey).update(parts.sort().join(";")).digest("hex");
+  const cache = decodedSessions();
+  const hit = cache.get(key);
+  const now = Date.now();
+  if (hit && hit.until > now) return hit.session;
   const session = await getServerSession(authOptions()).catch(() => null);
+  const expires = session?.expires ? Date.parse(session.expires) : 0;
+  if (cache.size > 1000) cache.clear();
+  cache.set(key, { session, until: Math.min(now + DECODED_TTL_MS, expires || now + DECODED_TTL_MS) });
+  return session;
+}
+
+export async function sessionUser(inst: Instance = getInstance()): Promise<User | null> {
+  const session = await decodedSession(inst);
   const id = session?.user?.id;
   if (!id) return null;
   const user = getUser(inst, id);
