@@ -4,7 +4,7 @@ import http from "node:http";
 import net from "node:net";
 import { test, expect } from "@playwright/test";
 import Database from "better-sqlite3";
-import { startServer, setupInstance, signInCookie, cookiesFor, uploadDocument, SETUP_CODE, type Server } from "./support/server";
+import { startServer, setupInstance, signInCookie, signInViaUi, cookiesFor, uploadDocument, SETUP_CODE, type Server } from "./support/server";
 import { openInstance, closeInstance } from "../lib/instance";
 import { createUser } from "../lib/auth/users";
 import { encryptSecret } from "../lib/settings/secrets";
@@ -166,11 +166,7 @@ test("50 failed sign-ins for admin from strangers do not lock out the admin's ow
     // The admin's browser signed in here before and signed out.
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
-    await page.goto(`${server.url}/login`);
-    await page.getByLabel("Username").fill("admin");
-    await page.getByLabel("Password").fill("admin-password-1");
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL((u) => !u.pathname.startsWith("/login"));
+    await signInViaUi(page, server, "admin", "admin-password-1");
     const device = (await ctx.cookies()).find((c) => c.name === "coffer_device");
     expect(device?.httpOnly).toBe(true);
     await ctx.clearCookies({ name: /next-auth/ });
@@ -187,11 +183,7 @@ test("50 failed sign-ins for admin from strangers do not lock out the admin's ow
     expect((await signInAttempt(server, "admin", "admin-password-1")).ok).toBe(false);
 
     // ...but the admin's own browser signs in.
-    await page.goto(`${server.url}/login`);
-    await page.getByLabel("Username").fill("admin");
-    await page.getByLabel("Password").fill("admin-password-1");
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.waitForURL((u) => !u.pathname.startsWith("/login"));
+    await signInViaUi(page, server, "admin", "admin-password-1");
     await expect(page.getByRole("button", { name: /Sign out/ })).toBeVisible();
     await ctx.close();
 

@@ -160,3 +160,12 @@ export async function openRestoreWizard(page: import("@playwright/test").Page, s
   await page.getByRole("button", { name: "Continue" }).click();
   await page.getByRole("button", { name: /Restore from backup/ }).click();
 }
+
+/** Signs in through the login page, as a person would; waits until it has left /login. */
+export async function signInViaUi(page: import("@playwright/test").Page, server: Server, username: string, password: string): Promise<void> {
+  await page.goto(`${server.url}/login`);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.waitForURL((u) => !u.pathname.startsWith("/login"));
+}
