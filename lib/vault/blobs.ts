@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { AppError } from "../errors";
-import { fsyncDir, handleStream } from "../util/fsatomic";
+import { fsyncDirAsync, handleStream } from "../util/fsatomic";
 import type { DataPaths } from "../paths";
 import { formatBytes } from "../format";
 
@@ -63,19 +63,21 @@ export async function stageBlob(paths: DataPaths, source: Readable, maxBytes: nu
 /**
  * Move a staged blob to its content address. Synchronous on purpose: the
  * caller records the reference in the same tick, so a concurrent delete of
- * the last other reference cannot unlink the blob in between.
+ * the last other reference cannot unlink the blob in between. The rename is
+ * made durable by `durable()`, awaited before the upload is answered: an
+ * fsync here would hold the event loop for a disk wait, and during a backup
+ * that wait is long.
  */
-export function commitBlobSync(paths: DataPaths, staged: StagedBlob): string {
+export function commitBlobSync(paths: DataPaths, staged: StagedBlob): { dest: string; durable: () => Promise<void> } {
   const dest = blobPath(paths, staged.sha256);
   if (fs.existsSync(dest)) {
     fs.rmSync(staged.tmpPath, { force: true });
-    return dest;
+    return { dest, durable: async () => {} };
   }
   const dir = path.dirname(dest);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.renameSync(staged.tmpPath, dest);
-  fsyncDir(dir);
-  return dest;
+  return { dest, durable: () => fsyncDirAsync(dir) };
 }
 
 export function discardStagedBlob(staged: StagedBlob): void {

@@ -99,7 +99,7 @@ export async function createDocument(
   const name = cleanDocumentName(input.name);
   const staged = await stageBlob(inst.paths, input.body, input.maxBytes);
   try {
-    commitBlobSync(inst.paths, staged);
+    const { durable } = commitBlobSync(inst.paths, staged);
     const id = inst.db.transaction(() => {
       const info = inst.db
         .prepare("INSERT INTO documents (owner_id, name, content_type, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)")
@@ -112,7 +112,10 @@ export async function createDocument(
       });
       return Number(info.lastInsertRowid);
     })();
-    return getDocumentFor(inst, owner, id);
+    const doc = getDocumentFor(inst, owner, id);
+    // Answered only once the blob's name is on disk for good; a failure there is the disk's, not the upload's.
+    await durable().catch((err: Error) => console.error(`Coffer: could not sync the vault folder of ${staged.sha256}: ${err.message}`));
+    return doc;
   } catch (err) {
     discardStagedBlob(staged);
     throw err;
