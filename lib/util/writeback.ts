@@ -1,7 +1,7 @@
 import fs from "node:fs";
 
-const STEP = 2 * 1024 * 1024;
-const EVERY_MS = 20;
+const STEP = 8 * 1024 * 1024;
+const EVERY_MS = 50;
 
 export interface WritebackPacer {
   /** Stop pacing; waits for a flush in flight. Never throws: the writer's own final fsync reports errors. */
