@@ -12,6 +12,8 @@ import { clientAddress, parseTrustedProxies, TrustedProxiesError } from "../lib/
 
 // Whatever umask the service manager gave us, nothing Coffer writes is readable by other users.
 process.umask(0o077);
+// This entry only ever serves the production build (React and Next read it).
+(process.env as Record<string, string>).NODE_ENV ??= "production";
 
 function fail(message: string): never {
   console.error(`Coffer: ${message}`);

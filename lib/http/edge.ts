@@ -52,7 +52,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /** Bodies of next-auth's routes (sign-in, sign-out, csrf) are a few form fields. */
-export const AUTH_BODY_CAP = 16 * 1024;
+export const AUTH_BODY_CAP = 8 * 1024;
 
 export type EdgeVerdict = { ok: true } | { ok: false; status: number; code: string; message: string };
 
