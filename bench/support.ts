@@ -1,5 +1,4 @@
 import fs from "node:fs";
-import path from "node:path";
 import { spawn, execSync } from "node:child_process";
 import { rssSampler } from "../e2e/support/rss";
 

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import crypto from "node:crypto";
-import { dataPaths, resolveDataDir, type DataPaths } from "./paths";
+import { dataPaths, type DataPaths } from "./paths";
 import { openDatabase, migrate, getMeta, type DB } from "./db/connection";
 import { readSettingsFile, writeSettingsFile, defaultSettings, SettingsError } from "./settings/store";
 import { writeFileAtomic } from "./util/fsatomic";

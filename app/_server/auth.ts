@@ -1,17 +1,17 @@
 import "server-only";
 import crypto from "node:crypto";
+import { AsyncLocalStorage } from "node:async_hooks";
 import { getServerSession, type NextAuthOptions, type Session } from "next-auth";
-import { processWide } from "@/lib/util/process-wide";
 import CredentialsProvider from "next-auth/providers/credentials";
 import { connection } from "next/server";
 import { redirect, forbidden as forbiddenPage } from "next/navigation";
-import { headers } from "next/headers";
+import { cookies, headers } from "next/headers";
 import { isSetupComplete, type Instance } from "@/lib/instance";
 import { getInstance } from "@/lib/runtime";
 import { getUser, verifyLogin, type User } from "@/lib/auth/users";
 import { sessionEpoch } from "@/lib/auth/epoch";
 import { endSession, newSessionId, sessionEnded } from "@/lib/auth/sessions";
-import { AsyncLocalStorage } from "node:async_hooks";
+import { processWide } from "@/lib/util/process-wide";
 import { unauthorized, forbidden } from "@/lib/errors";
 import { clientIp } from "./http";
 
@@ -108,9 +108,11 @@ const DECODED_TTL_MS = 60_000;
 const decodedSessions = () => processWide("decodedSessions", () => new Map<string, { session: Session | null; until: number }>());
 
 async function decodedSession(inst: Instance): Promise<Session | null> {
-  const cookies = (await headers()).get("cookie") ?? "";
   // The token, or its chunks when next-auth split a large one (…session-token.0, .1).
-  const parts = [...cookies.matchAll(/(?:^|;\s*)((?:__Secure-)?next-auth\.session-token(?:\.\d+)?)=([^;]*)/g)].map((m) => `${m[1]}=${m[2]}`);
+  const parts = (await cookies())
+    .getAll()
+    .filter((c) => /^(__Secure-)?next-auth\.session-token(\.\d+)?$/.test(c.name))
+    .map((c) => `${c.name}=${c.value}`);
   if (!parts.length) return null;
   const key = crypto.createHash("sha256").update(inst.secretKey).update(parts.sort().join(";")).digest("hex");
   const cache = decodedSessions();
@@ -118,9 +120,8 @@ async function decodedSession(inst: Instance): Promise<Session | null> {
   const now = Date.now();
   if (hit && hit.until > now) return hit.session;
   const session = await getServerSession(authOptions()).catch(() => null);
-  const expires = session?.expires ? Date.parse(session.expires) : 0;
   if (cache.size > 1000) cache.clear();
-  cache.set(key, { session, until: Math.min(now + DECODED_TTL_MS, expires || now + DECODED_TTL_MS) });
+  cache.set(key, { session, until: now + DECODED_TTL_MS });
   return session;
 }
 

@@ -1,6 +1,5 @@
 import fs from "node:fs";
 import YAML from "yaml";
-import { z } from "zod";
 import { settingsSchema, type Settings } from "./schema";
 import { writeFileAtomic } from "../util/fsatomic";
 
