@@ -1,9 +1,11 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LocalDirTarget, type BackupTarget } from "@/lib/backup/target";
+import { S3Target, s3Client } from "@/lib/backup/s3";
 import { tempDir } from "./support/instance";
+import { startS3, type TestS3 } from "./support/s3";
 
 /**
  * The contract every BackupTarget keeps (karakeep's AssetStore compliance
@@ -23,7 +25,21 @@ const factories: TargetFactory[] = [
       return { target: new LocalDirTarget(dir), cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
     },
   },
+  {
+    name: "S3 bucket (s3rver)",
+    async make() {
+      s3 ??= await startS3();
+      const loc = await s3.location("home/instance");
+      const client = s3Client(loc);
+      return { target: new S3Target(client, loc, "snapshots"), cleanup: () => client.destroy() };
+    },
+  },
 ];
+
+let s3: TestS3 | undefined;
+afterAll(async () => {
+  await s3?.close();
+});
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

@@ -1,0 +1,277 @@
+import { PassThrough, Transform, type Readable, type Writable } from "node:stream";
+import {
+  S3Client,
+  HeadObjectCommand,
+  GetObjectCommand,
+  DeleteObjectCommand,
+  ListObjectsV2Command,
+  ListMultipartUploadsCommand,
+  AbortMultipartUploadCommand,
+  type S3ClientConfig,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+import { AppError, notFound } from "../errors";
+import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "./target";
+
+/** Where an S3-compatible repository is and how to reach it (secret already decrypted). */
+export interface S3Location {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  /** Key prefix without leading or trailing slash; "" for the bucket's root. */
+  prefix: string;
+  pathStyle: boolean;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /**
+   * Send checksums only where S3 requires them. Several S3-compatible stores
+   * do not understand the SDK's default aws-chunked CRC32 uploads: one here
+   * (s3rver) stored the chunk framing as part of the object.
+   */
+  checksumCompat: boolean;
+}
+
+/** Bodies larger than this go up as multipart uploads; smaller ones as one PUT. Also the buffer per upload. */
+export const PART_BYTES = 8 * 1024 * 1024;
+
+// The SDK prints a notice on Node 20 that its releases after January 2027 need Node 22. The version
+// is pinned in package.json, and README says which Node versions Coffer runs on.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+export function s3Client(loc: S3Location, opts: { timeoutMs?: number } = {}): S3Client {
+  const config: S3ClientConfig = {
+    endpoint: loc.endpoint || undefined,
+    region: loc.region || "us-east-1",
+    forcePathStyle: loc.pathStyle,
+    credentials: { accessKeyId: loc.accessKeyId, secretAccessKey: loc.secretAccessKey },
+    // Three tries: one 500 or a dropped connection is retried by the SDK, not reported as a failed backup.
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 60_000 },
+  };
+  if (loc.checksumCompat) {
+    config.requestChecksumCalculation = "WHEN_REQUIRED";
+    config.responseChecksumValidation = "WHEN_REQUIRED";
+  }
+  return new S3Client(config);
+}
+
+export const joinKey = (...parts: string[]) => parts.filter(Boolean).join("/");
+
+/** s3://bucket/prefix for people and logs (never the credentials). */
+export const describeLocation = (loc: Pick<S3Location, "bucket" | "prefix">) => `s3://${joinKey(loc.bucket, loc.prefix)}`;
+
+interface S3ErrorLike {
+  name?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+  cause?: unknown;
+}
+
+/** The HTTP status an S3 error came with, if any. */
+export const s3Status = (err: unknown): number | undefined => (err as S3ErrorLike)?.$metadata?.httpStatusCode;
+
+export function isNotFound(err: unknown): boolean {
+  const e = err as S3ErrorLike;
+  return s3Status(err) === 404 || e?.name === "NoSuchKey" || e?.name === "NotFound";
+}
+
+/**
+ * What went wrong talking to the store, as one sentence that names the
+ * failing part (DNS, connection, TLS, credentials, bucket, permission), so a
+ * person knows which field of the form to look at.
+ */
+export function explainS3Error(err: unknown, loc: Pick<S3Location, "endpoint" | "bucket">): AppError {
+  if (err instanceof AppError) return err;
+  const e = (err ?? {}) as S3ErrorLike;
+  const code = e.code ?? (e.cause as S3ErrorLike | undefined)?.code ?? "";
+  const name = e.name ?? "";
+  const status = s3Status(err);
+  let host = loc.endpoint;
+  try {
+    host = new URL(loc.endpoint).host;
+  } catch {
+    /* shown as typed */
+  }
+  const fail = (c: string, m: string) => new AppError(502, c, m);
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") return fail("OFFSITE_DNS", `The endpoint's host name ${host} could not be found (DNS). Check the endpoint address.`);
+  if (code === "ECONNREFUSED") return fail("OFFSITE_UNREACHABLE", `Nothing answered at ${host} (connection refused). Check the endpoint address and port.`);
+  if (code === "ECONNRESET" || code === "EPIPE") return fail("OFFSITE_UNREACHABLE", `The connection to ${host} was cut while talking to it.`);
+  if (name === "TimeoutError" || code === "ETIMEDOUT" || name === "RequestTimeout" || /timed? ?out/i.test(e.message ?? "")) {
+    return fail("OFFSITE_TIMEOUT", `${host} did not answer in time. Check the endpoint address, or whether the storage is up.`);
+  }
+  if (/CERT|SSL|TLS|EPROTO|self[- ]signed/i.test(code) || /certificate|SSL routines|wrong version number/i.test(e.message ?? "")) {
+    return fail("OFFSITE_TLS", `A secure (TLS) connection to ${host} could not be made: ${e.message}. Use http:// for a store without TLS, or fix its certificate.`);
+  }
+  if (name === "InvalidAccessKeyId") return fail("OFFSITE_CREDENTIALS", "The storage does not know this access key ID.");
+  if (name === "SignatureDoesNotMatch") return fail("OFFSITE_CREDENTIALS", "The storage rejected the secret access key (the signature did not match).");
+  if (name === "NoSuchBucket") return fail("OFFSITE_NO_BUCKET", `The bucket ${loc.bucket} does not exist at ${host}. Create it first (Coffer does not create buckets).`);
+  if (name === "AccessDenied" || status === 403) return fail("OFFSITE_DENIED", `The storage refused this operation on bucket ${loc.bucket} (access denied). The key needs permission to list, read, write and delete objects there.`);
+  if (name === "PermanentRedirect" || status === 301) return fail("OFFSITE_REGION", `The bucket ${loc.bucket} lives in another region or needs another endpoint.`);
+  const what = [name, status ? `HTTP ${status}` : "", code].filter(Boolean).join(", ");
+  return fail("OFFSITE_FAILED", `The storage at ${host} failed: ${e.message || what || String(err)}${what && e.message ? ` (${what})` : ""}.`);
+}
+
+/**
+ * A BackupTarget over a key prefix in an S3 bucket. A PUT, or the completion
+ * of a multipart upload, is atomic: an object is visible only when whole. A
+ * writer that dies mid-way leaves at most an unfinished multipart upload,
+ * which list() never shows and sweepPartials() aborts where the store
+ * supports listing them.
+ */
+export class S3Target implements BackupTarget {
+  readonly kind = "s3";
+  constructor(
+    readonly client: S3Client,
+    readonly loc: S3Location,
+    /** The key prefix under the repository's prefix ("snapshots", "blobs"). */
+    readonly sub: string,
+    private readonly nameRe: RegExp = OBJECT_NAME_RE,
+  ) {}
+
+  get location(): string {
+    return `s3://${joinKey(this.loc.bucket, this.loc.prefix, this.sub)}/`;
+  }
+
+  private get keyPrefix(): string {
+    const p = joinKey(this.loc.prefix, this.sub);
+    return p ? `${p}/` : "";
+  }
+
+  key(name: string): string {
+    if (!this.nameRe.test(name)) throw notFound("That backup");
+    return this.keyPrefix + name;
+  }
+
+  private wrap(err: unknown): AppError {
+    return explainS3Error(err, this.loc);
+  }
+
+  async put(name: string, write: (out: Writable) => Promise<unknown>, opts: PutOptions = {}): Promise<TargetObject> {
+    const key = this.key(name);
+    if (await this.stat(name)) throw new AppError(409, "EXISTS", `${name} already exists in ${this.location}; objects are never replaced.`);
+    // beforeCommit runs in the body's flush: an upload never sees the end of a body it must abandon, so it never completes.
+    const body = new Transform({
+      transform(chunk, _e, cb) {
+        cb(null, chunk);
+      },
+      flush(cb) {
+        try {
+          opts.beforeCommit?.();
+          cb();
+        } catch (err) {
+          cb(err as Error);
+        }
+      },
+    });
+    const input = new PassThrough({ highWaterMark: 1024 * 1024 });
+    input.pipe(body);
+    input.on("error", (err) => body.destroy(err));
+    const upload = new Upload({
+      client: this.client,
+      // IfNoneMatch: stores that support conditional writes refuse to replace an object that appeared meanwhile.
+      params: { Bucket: this.loc.bucket, Key: key, Body: body, IfNoneMatch: "*" },
+      partSize: PART_BYTES,
+      queueSize: 1,
+      leavePartsOnError: false,
+    });
+    const uploading = upload.done();
+    uploading.catch(() => {});
+    let writerError: unknown = null;
+    try {
+      await write(input);
+    } catch (err) {
+      writerError = err;
+      body.destroy(err as Error);
+      await upload.abort().catch(() => {});
+    }
+    try {
+      await uploading;
+    } catch (err) {
+      // The writer's own failure is what happened; the upload only stopped because of it.
+      throw writerError ?? (body.errored ? body.errored : this.wrap(err));
+    }
+    if (writerError) throw writerError;
+    const st = await this.stat(name);
+    if (!st) throw new AppError(502, "OFFSITE_FAILED", `${name} was uploaded but ${this.location} does not list it.`);
+    return st;
+  }
+
+  async list(): Promise<TargetObject[]> {
+    const out: TargetObject[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.keyPrefix, ContinuationToken: token }));
+        for (const o of page.Contents ?? []) {
+          const name = (o.Key ?? "").slice(this.keyPrefix.length);
+          if (this.nameRe.test(name)) out.push({ name, size: o.Size ?? 0, modifiedAt: (o.LastModified ?? new Date(0)).toISOString() });
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw this.wrap(err);
+    }
+    return out;
+  }
+
+  async stat(name: string): Promise<TargetObject | null> {
+    if (!this.nameRe.test(name)) return null;
+    try {
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.loc.bucket, Key: this.key(name) }));
+      return { name, size: h.ContentLength ?? 0, modifiedAt: (h.LastModified ?? new Date(0)).toISOString() };
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw this.wrap(err);
+    }
+  }
+
+  async open(name: string): Promise<Readable> {
+    const key = this.key(name);
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: key }));
+      return r.Body as Readable;
+    } catch (err) {
+      if (isNotFound(err)) throw notFound(`${name} in ${this.location}`);
+      throw this.wrap(err);
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    // S3 deletes are idempotent; the contract says removing what is not there is a 404.
+    if (!(await this.stat(name))) throw notFound(`${name} in ${this.location}`);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.key(name) }));
+    } catch (err) {
+      throw this.wrap(err);
+    }
+  }
+
+  /**
+   * Abort multipart uploads under this prefix that were started before
+   * `olderThan` and never completed. Stores that cannot list them (s3rver
+   * answers 501) are left alone: their unfinished parts are invisible and
+   * never counted as backups either way.
+   */
+  async sweepPartials(olderThan: Date = new Date()): Promise<string[]> {
+    const removed: string[] = [];
+    let uploads;
+    try {
+      uploads = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.loc.bucket, Prefix: this.keyPrefix }));
+    } catch (err) {
+      const status = s3Status(err);
+      if (status === 501 || status === 405 || (err as S3ErrorLike).name === "NotImplemented") return removed;
+      throw this.wrap(err);
+    }
+    for (const u of uploads.Uploads ?? []) {
+      if (!u.Key || !u.UploadId || (u.Initiated && u.Initiated >= olderThan)) continue;
+      try {
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: u.Key, UploadId: u.UploadId }));
+        removed.push(u.Key.slice(this.keyPrefix.length));
+      } catch {
+        // Best effort: an abort the store refuses leaves parts that are still never listed as objects.
+      }
+    }
+    return removed;
+  }
+}

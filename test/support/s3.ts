@@ -1,0 +1,47 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import S3rver from "s3rver";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import { s3Client, type S3Location } from "@/lib/backup/s3";
+import { tempDir } from "./instance";
+
+/** s3rver's built-in account (it checks signatures against it). */
+export const S3RVER_KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
+
+export interface TestS3 {
+  endpoint: string;
+  dir: string;
+  /** A fresh bucket and prefix: one repository. */
+  location(prefix?: string): Promise<S3Location>;
+  /** The file s3rver keeps an object's bytes in (to corrupt or delete it behind the server's back). */
+  objectFile(bucket: string, key: string): string;
+  close(): Promise<void>;
+}
+
+/** A real S3-protocol server (s3rver) on 127.0.0.1, its files in a temp dir. */
+export async function startS3(): Promise<TestS3> {
+  const dir = tempDir("coffer-s3-");
+  const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: dir, configureBuckets: [] });
+  const { port } = (await server.run()) as { port: number };
+  const endpoint = `http://127.0.0.1:${port}`;
+  return {
+    endpoint,
+    dir,
+    async location(prefix = "coffer") {
+      const bucket = `bucket-${crypto.randomBytes(4).toString("hex")}`;
+      const loc: S3Location = { endpoint, region: "us-east-1", bucket, prefix, pathStyle: true, ...S3RVER_KEY, checksumCompat: true };
+      const client = s3Client(loc);
+      await client.send(new CreateBucketCommand({ Bucket: bucket }));
+      client.destroy();
+      return loc;
+    },
+    objectFile(bucket, key) {
+      return path.join(dir, bucket, `${key}._S3rver_object`);
+    },
+    async close() {
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
