@@ -73,6 +73,19 @@ export function openInstance(root: string): Instance {
   return { paths, db, secretKey, configKey };
 }
 
+/** This installation's id, made on first use. Offsite repositories are marked with it. */
+export function instanceId(inst: Instance): string {
+  try {
+    const id = fs.readFileSync(inst.paths.instanceId, "utf8").trim();
+    if (/^[0-9a-f-]{36}$/.test(id)) return id;
+  } catch {
+    /* made below */
+  }
+  const id = crypto.randomUUID();
+  writeFileAtomic(inst.paths.instanceId, id + "\n", 0o600);
+  return id;
+}
+
 export function closeInstance(inst: Instance): void {
   if (inst.db.open) inst.db.close();
 }

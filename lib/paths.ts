@@ -15,6 +15,7 @@ export interface DataPaths {
   vault: string;
   backups: string;
   setupToken: string;
+  instanceId: string;
   staging: string;
   tmp: string;
   lock: string;
@@ -38,6 +39,7 @@ export function dataPaths(root: string): DataPaths {
     vault: at(LAYOUT.vault),
     backups: at(LAYOUT.backups),
     setupToken: at(LAYOUT.setupToken),
+    instanceId: at(LAYOUT.instanceId),
     staging: at(LAYOUT.staging),
     tmp: at(LAYOUT.tmp),
     lock: at(LAYOUT.lock),

@@ -12,7 +12,7 @@ import { SCHEMA_VERSION } from "../db/migrations";
 import { blobPath } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
 import { FORMAT_VERSION, INSTANCE_MEMBERS, LAYOUT, MAGIC, META_NAME, blobMember, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
-import { snapshotDatabase, sha256File } from "./snapshot";
+import { snapshotDatabase, sha256File, type DbSnapshot } from "./snapshot";
 import { tarHeader, tarPadding, TAR_END } from "./tar";
 import { BlockGzipWriter } from "./pgzip";
 import { createEncryptStream, type AgeEncryptTo } from "../crypto/age";
@@ -43,6 +43,8 @@ export interface WriteArchiveOptions {
   /** Called as bytes of input are packed, for progress. */
   onProgress?: (done: number, total: number) => void;
   now?: Date;
+  /** A database snapshot the caller took (and removes): a job's local archive and offsite snapshot share one. */
+  dbSnapshot?: DbSnapshot;
 }
 
 export interface WrittenArchive {
@@ -84,13 +86,13 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
   const unpin = pinBlobs();
   try {
     const members: BackupMeta["members"] = {};
-    const memberFiles: { name: string; file?: string; data?: Buffer }[] = [];
+    const memberFiles: Omit<InstanceMemberInput, "size">[] = [];
     let tables: Record<string, number> = {};
     let schemaVersion = SCHEMA_VERSION;
     let blobs: string[] = [];
 
     if (scopeHasInstance(scope)) {
-      const snap = await snapshotDatabase(inst, workDir);
+      const snap = opts.dbSnapshot ?? (await snapshotDatabase(inst, workDir));
       signal?.throwIfAborted();
       tables = snap.tables;
       schemaVersion = snap.schemaVersion;
@@ -133,62 +135,98 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
       tables,
     };
 
-    const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
-    try {
-      await gz.start();
-
-      const total = Object.values(members).reduce((a, m) => a + m.size, 0) + vaultBytes;
-      let done = 0;
-      const mtime = new Date(meta.created_at);
-      const addFile = async (name: string, file: string, size: number) => {
-        await gz.write(tarHeader(name, size, mtime));
-        const fh = await fs.promises.open(file, "r");
-        try {
-          const n = await gz.writeFile(fh, size, (k) => {
-            done += k;
-            opts.onProgress?.(done, total);
-          });
-          if (n !== size || (await fh.stat()).size !== size) throw new Error(`${name} changed size while being backed up`);
-        } finally {
-          await fh.close();
-        }
-        await gz.write(tarPadding(size));
-      };
-
-      const metaBytes = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
-      await gz.write(tarHeader(META_NAME, metaBytes.length, mtime));
-      await gz.write(metaBytes);
-      await gz.write(tarPadding(metaBytes.length));
-      for (const m of memberFiles) {
-        if (m.file) await addFile(m.name, m.file, members[m.name].size);
-        else {
-          await gz.write(tarHeader(m.name, m.data!.length, mtime, 0o600));
-          await gz.write(m.data!);
-          await gz.write(tarPadding(m.data!.length));
-          done += m.data!.length;
-          opts.onProgress?.(done, total);
-        }
-      }
-      const probe = Buffer.allocUnsafe(PROBE_BYTES);
-      for (let i = 0; i < blobs.length; i++) {
-        const file = blobPath(inst.paths, blobs[i]);
-        await gz.setLevel((await looksCompressed(file, probe)) ? 0 : 1);
-        await addFile(blobMember(blobs[i]), file, blobSizes[i]);
-      }
-      await gz.setLevel(1);
-      await gz.write(TAR_END);
-      await gz.finish();
-      await endStream(out, signal);
-    } finally {
-      gz.close();
+    async function* vaultFiles(): AsyncGenerator<VaultFile> {
+      for (let i = 0; i < blobs.length; i++) yield { sha256: blobs[i], file: blobPath(inst.paths, blobs[i]), size: blobSizes[i] };
     }
-    const bytes = gz.bytesOut;
+    const bytes = await writeTarGz(out, meta, memberFiles.map((m) => ({ ...m, size: members[m.name].size })), vaultFiles(), opts);
     return { meta, bytes };
   } finally {
     unpin();
     // Asynchronous: removing a gigabyte-sized snapshot copy takes long enough to stall the event loop.
     await fs.promises.rm(workDir, { recursive: true, force: true });
   }
+}
+
+/** A document file to put in an archive (or, in an export, one fetched into a temp file). */
+export interface VaultFile {
+  sha256: string;
+  file: string;
+  size: number;
+  /** Called once the file has been written into the archive (an export deletes its temp copy). */
+  done?: () => Promise<void> | void;
+}
+
+/** An instance member: the database snapshot (a file) or a small file read once (data). */
+export interface InstanceMemberInput {
+  name: string;
+  size: number;
+  file?: string;
+  data?: Buffer;
+}
+
+/**
+ * The one writer of format v1's byte stream: meta, instance members, then
+ * the vault's blobs, as pigz-style block gzip. Backups and offsite exports
+ * both come through here, so an export is the archive a backup would have been.
+ */
+export async function writeTarGz(
+  out: Writable,
+  meta: BackupMeta,
+  memberFiles: InstanceMemberInput[],
+  vault: AsyncIterable<VaultFile>,
+  opts: Pick<WriteArchiveOptions, "signal" | "onProgress">,
+): Promise<number> {
+  const { signal } = opts;
+  const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
+  try {
+    await gz.start();
+
+    const total = memberFiles.reduce((a, m) => a + m.size, 0) + meta.vault.bytes;
+    let done = 0;
+    const mtime = new Date(meta.created_at);
+    const addFile = async (name: string, file: string, size: number) => {
+      await gz.write(tarHeader(name, size, mtime));
+      const fh = await fs.promises.open(file, "r");
+      try {
+        const n = await gz.writeFile(fh, size, (k) => {
+          done += k;
+          opts.onProgress?.(done, total);
+        });
+        if (n !== size || (await fh.stat()).size !== size) throw new Error(`${name} changed size while being backed up`);
+      } finally {
+        await fh.close();
+      }
+      await gz.write(tarPadding(size));
+    };
+
+    const metaBytes = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
+    await gz.write(tarHeader(META_NAME, metaBytes.length, mtime));
+    await gz.write(metaBytes);
+    await gz.write(tarPadding(metaBytes.length));
+    for (const m of memberFiles) {
+      if (m.file) await addFile(m.name, m.file, m.size);
+      else {
+        await gz.write(tarHeader(m.name, m.data!.length, mtime, 0o600));
+        await gz.write(m.data!);
+        await gz.write(tarPadding(m.data!.length));
+        done += m.data!.length;
+        opts.onProgress?.(done, total);
+      }
+    }
+    const probe = Buffer.allocUnsafe(PROBE_BYTES);
+    for await (const v of vault) {
+      await gz.setLevel((await looksCompressed(v.file, probe)) ? 0 : 1);
+      await addFile(blobMember(v.sha256), v.file, v.size);
+      await v.done?.();
+    }
+    await gz.setLevel(1);
+    await gz.write(TAR_END);
+    await gz.finish();
+    await endStream(out, signal);
+  } finally {
+    gz.close();
+  }
+  return gz.bytesOut;
 }
 
 export interface PackedArchive extends WrittenArchive {

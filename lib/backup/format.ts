@@ -22,6 +22,8 @@ export const LAYOUT = {
   vault: "vault",
   backups: "backups",
   setupToken: "setup-token",
+  /** This installation's id (offsite repositories record whose they are); never archived, so a restore onto a new server gets a new one. */
+  instanceId: "instance-id",
   staging: ".staging",
   tmp: ".tmp",
   lock: "coffer.lock",

@@ -1,4 +1,6 @@
 import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
@@ -8,10 +10,14 @@ import { packArchive, type PackedArchive } from "./archive";
 import { archiveEncryption } from "./encryption";
 import { checkFraming, type AgeEncryptTo } from "../crypto/age";
 import { readArchive } from "./reader";
-import { startRun, finishRun } from "./runs";
+import { startRun, finishRun, lastSuccess } from "./runs";
 import { currentTarget, freeArchiveName } from "./repository";
 import type { BackupTarget } from "./target";
-import type { BackupMeta, Scope, Trigger } from "./format";
+import { scopeHasInstance, type BackupMeta, type Scope, type Trigger } from "./format";
+import { snapshotDatabase, type DbSnapshot } from "./snapshot";
+import { closeRepository, offsiteLocation, openRepository, pruneOffsite, pushOffsite, type OffsitePushResult, type OffsitePruneResult } from "./offsite";
+import { alert } from "./alerts";
+import type { RetentionPolicy } from "./retention";
 
 export interface StoredBackupResult {
   runId: number;
@@ -34,6 +40,8 @@ export interface StoredBackupOptions {
   /** A lock the caller already holds (the scheduler, a restore's prerestore); otherwise one is taken. */
   lock?: InstanceLock;
   onProgress?: (done: number, total: number) => void;
+  /** A database snapshot the caller took (a job whose offsite part uses the same point in time). */
+  dbSnapshot?: DbSnapshot;
 }
 
 /** How often a long write checks that it still holds the lock. */
@@ -66,6 +74,7 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
           now,
           signal: abort.signal,
           encryptTo: encryption?.to,
+          dbSnapshot: opts.dbSnapshot,
           onProgress: (done, total) => {
             opts.onProgress?.(done, total);
             if (Date.now() - lastCheck > LOCK_CHECK_MS) {
@@ -156,5 +165,89 @@ async function verifyStored(target: BackupTarget, name: string, packed: PackedAr
     return null;
   } catch (err) {
     return (err as Error).message;
+  }
+}
+
+export interface JobResult {
+  local: StoredBackupResult;
+  /** The offsite part, when offsite is on: its result or what went wrong (the local archive stands either way). */
+  offsite: { ok: true; result: OffsitePushResult; pruned: OffsitePruneResult | null } | { ok: false; error: AppError } | null;
+}
+
+/**
+ * The backup job: the local archive and, when offsite is on, the offsite
+ * snapshot, both from one consistent database snapshot. Each part is its own
+ * row in the run history. An offsite failure does not fail the local part;
+ * it is recorded, logged and sent to the webhook. `pruneOffsiteWith` applies
+ * remote retention after a successful offsite part (never after a failed one).
+ */
+export async function runBackupJob(
+  inst: Instance,
+  opts: StoredBackupOptions & { pruneOffsiteWith?: RetentionPolicy; log?: (line: string) => void },
+): Promise<JobResult> {
+  const lock = opts.lock ?? (await acquireLock(inst.paths.root, `backup (${opts.trigger})`));
+  try {
+    let loc;
+    try {
+      loc = scopeHasInstance(opts.scope) ? offsiteLocation(inst) : null;
+    } catch (err) {
+      loc = err as AppError;
+    }
+    if (!loc) return { local: await writeStoredBackup(inst, { ...opts, lock }), offsite: null };
+    const workDir = fs.mkdtempSync(path.join(inst.paths.tmp, "job-"));
+    try {
+      const dbSnapshot = await snapshotDatabase(inst, workDir);
+      const local = await writeStoredBackup(inst, { ...opts, lock, dbSnapshot });
+      const runId = startRun(inst.db, opts.trigger, opts.scope, "offsite");
+      try {
+        if (loc instanceof AppError) throw loc;
+        const repo = openRepository(loc);
+        try {
+          const result = await pushOffsite(inst, repo, {
+            scope: opts.scope,
+            trigger: opts.trigger,
+            dbSnapshot,
+            name: local.name,
+            now: new Date(local.meta.created_at),
+            stillHeld: () => lock.held(),
+          });
+          finishRun(inst.db, runId, {
+            status: "success",
+            file: result.snapshot,
+            bytes: result.bytesUploaded,
+            verified: true,
+            detail: { location: result.location, blobs_uploaded: result.blobsUploaded, blobs_skipped: result.blobsSkipped, snapshot_bytes: result.snapshotBytes },
+          });
+          audit(inst.db, opts.actor ?? { id: null, name: opts.trigger === "schedule" ? "scheduler" : "system" }, "backup.offsite", result.snapshot, {
+            location: result.location,
+            uploaded: result.blobsUploaded,
+            skipped: result.blobsSkipped,
+            bytes: result.bytesUploaded,
+          });
+          let pruned: OffsitePruneResult | null = null;
+          if (opts.pruneOffsiteWith) {
+            try {
+              pruned = await pruneOffsite(repo, opts.pruneOffsiteWith, new Date());
+              if (pruned.snapshots.length || pruned.blobs) opts.log?.(`offsite retention removed ${pruned.snapshots.length} snapshot(s) and ${pruned.blobs} unused document file(s)`);
+            } catch (err) {
+              opts.log?.(`offsite retention failed: ${(err as Error).message}`);
+            }
+          }
+          return { local, offsite: { ok: true, result, pruned } };
+        } finally {
+          closeRepository(repo);
+        }
+      } catch (err) {
+        const error = err instanceof AppError ? err : new AppError(502, "OFFSITE_FAILED", `The offsite copy failed: ${(err as Error).message}`);
+        finishRun(inst.db, runId, { status: "failed", error: `Offsite: ${error.message}` });
+        opts.log?.(`offsite copy failed: ${error.message}`);
+        await alert(inst, "offsite.failed", error.message, lastSuccess(inst.db, "offsite")?.finished_at ?? null);
+        return { local, offsite: { ok: false, error } };
+      }
+    } finally {
+      await fs.promises.rm(workDir, { recursive: true, force: true });
+    }
+  } finally {
+    if (!opts.lock) lock.release();
   }
 }

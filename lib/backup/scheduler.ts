@@ -3,7 +3,7 @@ import { Ticker } from "../util/ticker";
 import { getMeta, setMeta } from "../db/connection";
 import { currentSettings } from "../settings/store";
 import { tryLock } from "../lock";
-import { writeStoredBackup } from "./runner";
+import { runBackupJob } from "./runner";
 import { pruneBackups } from "./repository";
 import { resolveBackupDir } from "./directory";
 import { LocalDirTarget } from "./target";
@@ -133,7 +133,7 @@ export class BackupScheduler {
       setMeta(inst.db, "schedule_last_attempt", String(now));
       try {
         const target = new LocalDirTarget(resolveBackupDir(inst, job.directory));
-        await writeStoredBackup(inst, { scope: job.scope, trigger: "schedule", lock, target });
+        await runBackupJob(inst, { scope: job.scope, trigger: "schedule", lock, target, pruneOffsiteWith: job.retention, log: this.log });
         await pruneBackups(inst, target, job.retention, lock, new Date(this.now()), this.log);
         return "ran";
       } catch (err) {

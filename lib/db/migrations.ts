@@ -80,6 +80,11 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   );
   `,
+  // 6: offsite runs: where a run's result went (the local directory, or the S3 repository) and what it sent
+  `
+  ALTER TABLE backup_runs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
+  ALTER TABLE backup_runs ADD COLUMN detail TEXT;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

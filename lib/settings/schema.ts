@@ -40,6 +40,30 @@ export const encryptionSchema = z
     if (e.mode === "passphrase" && !e.passphrase) ctx.addIssue({ code: "custom", path: ["passphrase"], message: "passphrase mode needs a passphrase" });
   });
 
+/** An S3-compatible repository the job's backups also go to (DESIGN section 10). */
+export const offsiteSchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    endpoint: z.string().default(""),
+    region: z.string().default("us-east-1"),
+    bucket: z.string().default(""),
+    prefix: z.string().default("coffer"),
+    path_style: z.boolean().default(true),
+    access_key_id: z.string().default(""),
+    // Stored as enc:v1:… (lib/settings/secrets.ts); never in clear.
+    secret_access_key: z.string().nullable().default(null),
+    /** Checksums only where S3 requires them (several S3-compatible stores reject the SDK's default CRC32 uploads). */
+    checksum_compat: z.boolean().default(true),
+  })
+  .strict()
+  .prefault({})
+  .superRefine((o, ctx) => {
+    if (!o.enabled) return;
+    if (!/^https?:\/\/[^\s/]+/i.test(o.endpoint)) ctx.addIssue({ code: "custom", path: ["endpoint"], message: "offsite needs an http:// or https:// endpoint" });
+    if (!o.bucket) ctx.addIssue({ code: "custom", path: ["bucket"], message: "offsite needs a bucket" });
+    if (!o.access_key_id || !o.secret_access_key) ctx.addIssue({ code: "custom", path: ["access_key_id"], message: "offsite needs an access key ID and secret" });
+  });
+
 export const backupJobSchema = z
   .object({
     enabled: z.boolean().default(false),
@@ -56,6 +80,7 @@ export const backupJobSchema = z
       .strict()
       .prefault({}),
     encryption: encryptionSchema,
+    offsite: offsiteSchema,
   })
   .strict()
   .prefault({});
@@ -79,3 +104,4 @@ export const settingsSchema = z
 export type Settings = z.infer<typeof settingsSchema>;
 export type BackupJob = z.infer<typeof backupJobSchema>;
 export type EncryptionSettings = z.infer<typeof encryptionSchema>;
+export type OffsiteSettings = z.infer<typeof offsiteSchema>;

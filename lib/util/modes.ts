@@ -16,7 +16,7 @@ function topLevel(paths: DataPaths): string[] {
   const at = (rel: string) => path.join(paths.root, ...rel.split("/"));
   return [
     paths.root,
-    ...[LAYOUT.database, ...LAYOUT.databaseSidecars, LAYOUT.settings, LAYOUT.keysDir, LAYOUT.secretKey, LAYOUT.configKey, LAYOUT.setupToken, LAYOUT.lock].map(at),
+    ...[LAYOUT.database, ...LAYOUT.databaseSidecars, LAYOUT.settings, LAYOUT.keysDir, LAYOUT.secretKey, LAYOUT.configKey, LAYOUT.setupToken, LAYOUT.instanceId, LAYOUT.lock].map(at),
     ...[LAYOUT.vault, LAYOUT.backups, LAYOUT.staging, LAYOUT.tmp, LAYOUT.lostFound].map(at),
   ];
 }

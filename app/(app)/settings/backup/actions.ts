@@ -73,6 +73,7 @@ export const saveBackupJob = adminAction(jobForm, async (v, ctx) => {
       },
       notify: { webhook_url: webhook },
       encryption: settings.backup.encryption,
+      offsite: settings.backup.offsite,
     },
   });
   audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.backup", schedule, { enabled: v.enabled === "on", scope: v.scope, retention: v.retention_mode });

@@ -1,12 +1,23 @@
 import { requireAdmin } from "@/app/_server/auth";
 import { route, clientIp } from "@/app/_server/http";
 import { currentSettings } from "@/lib/settings/store";
-import { writeStoredBackup } from "@/lib/backup/runner";
+import { runBackupJob } from "@/lib/backup/runner";
 
-/** Run the configured backup job now, under the same instance lock as the scheduler. */
+/** Run the configured backup job now (and its offsite part, when on), under the same instance lock as the scheduler. */
 export const POST = route(async (req) => {
   const { inst, user } = await requireAdmin();
   const scope = currentSettings(inst.paths.settings).backup.scope;
-  const r = await writeStoredBackup(inst, { scope, trigger: "manual", actor: { id: user.id, name: user.username, ip: clientIp(req.headers) } });
-  return Response.json({ run_id: r.runId, name: r.name, bytes: r.bytes, verified: r.verified, created_at: r.meta.created_at, timings: r.timings }, { status: 201 });
+  const { local: r, offsite } = await runBackupJob(inst, { scope, trigger: "manual", actor: { id: user.id, name: user.username, ip: clientIp(req.headers) } });
+  return Response.json(
+    {
+      run_id: r.runId,
+      name: r.name,
+      bytes: r.bytes,
+      verified: r.verified,
+      created_at: r.meta.created_at,
+      timings: r.timings,
+      offsite: offsite && (offsite.ok ? { ok: true, snapshot: offsite.result.snapshot, uploaded: offsite.result.blobsUploaded, skipped: offsite.result.blobsSkipped, bytes: offsite.result.bytesUploaded } : { ok: false, code: offsite.error.code, error: offsite.error.message }),
+    },
+    { status: 201 },
+  );
 });

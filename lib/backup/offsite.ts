@@ -1,0 +1,656 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { PassThrough, Transform, type Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import Database from "better-sqlite3";
+import { PutObjectCommand, GetObjectCommand, DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { Instance } from "../instance";
+import { instanceId } from "../instance";
+import { AppError } from "../errors";
+import { currentSettings } from "../settings/store";
+import { decryptSecret, isEncryptedSecret } from "../settings/secrets";
+import type { OffsiteSettings } from "../settings/schema";
+import { AgeError, createDecryptStream, createEncryptStream, recipientOf, type AgeEncryptTo, type AgeKeys } from "../crypto/age";
+import { blobPath } from "../vault/blobs";
+import { pinBlobs } from "../vault/pins";
+import { freeArchiveName } from "./repository";
+import { INSTANCE_MEMBERS, LAYOUT, isArchiveName, isEncryptedArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
+import { packArchive, writeTarGz, type VaultFile } from "./archive";
+import { readArchive } from "./reader";
+import type { DbSnapshot } from "./snapshot";
+import { archiveEncryption } from "./encryption";
+import { planRetention, type RetentionPolicy } from "./retention";
+import { S3Target, s3Client, explainS3Error, describeLocation, isNotFound, joinKey, type S3Location } from "./s3";
+
+/**
+ * The offsite repository (DESIGN section 10): one per instance under
+ * s3://bucket/prefix/. Every run after the first is incremental: a blob is
+ * uploaded only if the repository lacks it, and the snapshot (a db-scope
+ * archive: database, settings, keys) is written last, so a snapshot only
+ * ever names blobs already stored. Departure from DESIGN: each snapshot has
+ * an index object (indexes/<snapshot>.json) listing the blob objects it
+ * names. With recipients encryption Coffer cannot read its own snapshots,
+ * and retention has to know which blobs a kept snapshot needs.
+ */
+
+export const MARKER_NAME = "coffer-repo.json";
+export const REPO_MAGIC = "coffer-repo";
+/** Blob objects: <aa>/<sha256> in clear, <aa>/<keyed hash>.age when encrypted. */
+export const BLOB_OBJECT_RE = /^[0-9a-f]{2}\/[0-9a-f]{64}(\.age)?$/;
+const INDEX_RE = /^coffer_[a-z]+_\d{8}_\d{6}Z(?:_\d{1,4})?\.tar\.gz(\.age)?\.json$/;
+/** How long an unreferenced blob or a snapshot-less index is kept: a run in progress elsewhere may be about to name it. */
+export const DEFAULT_GRACE_MS = 24 * 3600 * 1000;
+/** Blobs moved at once. Each holds at most one upload part (8 MiB) in memory. */
+export const BLOB_CONCURRENCY = 4;
+
+export interface RepoMarker {
+  magic: typeof REPO_MAGIC;
+  version: 1;
+  instance_id: string;
+  created_at: string;
+  encryption: "off" | "recipients" | "passphrase";
+  adopted_at?: string;
+}
+
+/** What a snapshot names, in clear: blob object names (keyed hashes when encrypted) and sizes, never document hashes. */
+export interface SnapshotIndex {
+  snapshot: string;
+  created_at: string;
+  scope: Scope;
+  app_version: string;
+  schema_version: number;
+  documents: number;
+  blobs: [name: string, size: number][];
+  vault_bytes: number;
+  snapshot_bytes: number;
+  snapshot_sha256: string;
+  encryption: RepoMarker["encryption"];
+}
+
+export interface OffsiteRepo {
+  loc: S3Location;
+  client: S3Client;
+  snapshots: S3Target;
+  blobs: S3Target;
+  indexes: S3Target;
+}
+
+export function openRepository(loc: S3Location, opts: { timeoutMs?: number } = {}): OffsiteRepo {
+  const client = s3Client(loc, opts);
+  return {
+    loc,
+    client,
+    snapshots: new S3Target(client, loc, "snapshots"),
+    blobs: new S3Target(client, loc, "blobs", BLOB_OBJECT_RE),
+    indexes: new S3Target(client, loc, "indexes", INDEX_RE),
+  };
+}
+
+export function closeRepository(repo: OffsiteRepo): void {
+  repo.client.destroy();
+}
+
+/** The repository settings.yaml names, with the secret decrypted; null when offsite is off. */
+export function offsiteLocation(inst: Instance, settings?: OffsiteSettings): S3Location | null {
+  const o = settings ?? currentSettings(inst.paths.settings).backup.offsite;
+  if (!o.enabled) return null;
+  return locationFromSettings(inst, o);
+}
+
+export function locationFromSettings(inst: Instance, o: OffsiteSettings): S3Location {
+  let secret = o.secret_access_key ?? "";
+  if (isEncryptedSecret(secret)) {
+    try {
+      secret = decryptSecret(inst.configKey, secret);
+    } catch {
+      throw new AppError(422, "OFFSITE_SECRET", "The offsite secret access key in settings.yaml cannot be decrypted with this instance's key. Enter it again in Settings → Backup → Offsite.");
+    }
+  }
+  return {
+    endpoint: o.endpoint,
+    region: o.region,
+    bucket: o.bucket,
+    prefix: o.prefix.replace(/^\/+|\/+$/g, ""),
+    pathStyle: o.path_style,
+    accessKeyId: o.access_key_id,
+    secretAccessKey: secret,
+    checksumCompat: o.checksum_compat,
+  };
+}
+
+// ------------------------------------------------------------------ marker --
+
+const markerKey = (repo: OffsiteRepo) => joinKey(repo.loc.prefix, MARKER_NAME);
+
+async function readBody(body: Readable, cap: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += (c as Buffer).length;
+    if (n > cap) throw new Error("the object is larger than expected");
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function getSmallObject(repo: OffsiteRepo, key: string, cap = 64 * 1024 * 1024): Promise<Buffer | null> {
+  try {
+    const r = await repo.client.send(new GetObjectCommand({ Bucket: repo.loc.bucket, Key: key }));
+    return await readBody(r.Body as Readable, cap);
+  } catch (err) {
+    if (isNotFound(err) && (err as { name?: string }).name !== "NoSuchBucket") return null;
+    throw explainS3Error(err, repo.loc);
+  }
+}
+
+async function putSmallObject(repo: OffsiteRepo, key: string, data: Buffer, contentType = "application/json"): Promise<void> {
+  try {
+    await repo.client.send(new PutObjectCommand({ Bucket: repo.loc.bucket, Key: key, Body: data, ContentLength: data.length, ContentType: contentType }));
+  } catch (err) {
+    throw explainS3Error(err, repo.loc);
+  }
+}
+
+export async function readMarker(repo: OffsiteRepo): Promise<RepoMarker | null> {
+  const data = await getSmallObject(repo, markerKey(repo), 64 * 1024);
+  if (!data) return null;
+  try {
+    const m = JSON.parse(data.toString("utf8")) as RepoMarker;
+    if (m.magic === REPO_MAGIC && typeof m.instance_id === "string") return m;
+  } catch {
+    /* below */
+  }
+  throw new AppError(409, "OFFSITE_NOT_COFFER", `${describeLocation(repo.loc)} has a ${MARKER_NAME} that is not a Coffer repository's. Choose another prefix.`);
+}
+
+function otherInstance(repo: OffsiteRepo, m: RepoMarker): AppError {
+  return new AppError(
+    409,
+    "OFFSITE_OTHER_INSTANCE",
+    `${describeLocation(repo.loc)} belongs to another Coffer instance (created ${m.created_at}). Two instances writing one repository would prune each other's backups. Choose another prefix, or, if this server replaces that one (say, after restoring it here), adopt the repository in Settings → Backup → Offsite.`,
+  );
+}
+
+/**
+ * Make sure the repository is this instance's: create the marker on first
+ * use; refuse one that names another instance.
+ */
+export async function claimRepository(repo: OffsiteRepo, inst: Instance, encryption: RepoMarker["encryption"]): Promise<RepoMarker> {
+  const id = instanceId(inst);
+  const m = await readMarker(repo);
+  if (m && m.instance_id !== id) throw otherInstance(repo, m);
+  if (m && m.encryption === encryption) return m;
+  const marker: RepoMarker = { ...(m ?? { magic: REPO_MAGIC, version: 1, instance_id: id, created_at: new Date().toISOString() }), encryption };
+  await putSmallObject(repo, markerKey(repo), Buffer.from(JSON.stringify(marker, null, 2) + "\n"));
+  return marker;
+}
+
+/** Take over a repository another instance made (this server replaces it). */
+export async function adoptRepository(repo: OffsiteRepo, inst: Instance): Promise<RepoMarker> {
+  const m = await readMarker(repo);
+  const now = new Date().toISOString();
+  const marker: RepoMarker = m
+    ? { ...m, instance_id: instanceId(inst), adopted_at: now }
+    : { magic: REPO_MAGIC, version: 1, instance_id: instanceId(inst), created_at: now, encryption: "off" };
+  await putSmallObject(repo, markerKey(repo), Buffer.from(JSON.stringify(marker, null, 2) + "\n"));
+  return marker;
+}
+
+// ------------------------------------------------------------- blob names --
+
+/**
+ * Object names for blobs. In clear, the document's SHA-256 (as in the
+ * vault). Encrypted, an HMAC of it with a key derived from the instance's
+ * secret key, which travels only inside the encrypted snapshot: the bucket
+ * does not reveal which documents it holds.
+ */
+export function blobNamer(secretKey: Buffer, encrypted: boolean): (sha256: string) => string {
+  if (!encrypted) return (sha) => `${sha.slice(0, 2)}/${sha}`;
+  const key = Buffer.from(crypto.hkdfSync("sha256", secretKey, Buffer.alloc(0), "coffer offsite blob names v1", 32));
+  return (sha) => {
+    const h = crypto.createHmac("sha256", key).update(sha).digest("hex");
+    return `${h.slice(0, 2)}/${h}.age`;
+  };
+}
+
+/**
+ * The X25519 identity blobs are encrypted to in passphrase mode (scrypt for
+ * every blob would take a second each): derived from the instance's secret
+ * key, which only the passphrase-encrypted snapshot carries offsite.
+ */
+export function repositoryIdentity(secretKey: Buffer): Buffer {
+  return Buffer.from(crypto.hkdfSync("sha256", secretKey, Buffer.alloc(0), "coffer offsite blob key v1", 32));
+}
+
+function blobEncryption(secretKey: Buffer, to: AgeEncryptTo | undefined): AgeEncryptTo | undefined {
+  if (!to) return undefined;
+  return "recipients" in to ? to : { recipients: [recipientOf(repositoryIdentity(secretKey))] };
+}
+
+// -------------------------------------------------------------------- push --
+
+export interface OffsitePushResult {
+  location: string;
+  snapshot: string;
+  snapshotBytes: number;
+  blobsUploaded: number;
+  blobsSkipped: number;
+  bytesUploaded: number;
+  seconds: number;
+}
+
+export interface OffsitePushOptions {
+  scope: Scope;
+  trigger: Trigger;
+  /** The database snapshot this run's local archive was made from (one consistent point in time). */
+  dbSnapshot: DbSnapshot;
+  /** The snapshot's name: the local archive's, so both parts of a run carry one name. */
+  name?: string;
+  now?: Date;
+  /** Checked before the snapshot object is committed; throwing abandons the run. */
+  stillHeld?: () => boolean;
+  onProgress?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+/** Run `fn` over `items` with at most `n` at once; the first failure stops new work and is thrown. */
+export async function eachLimit<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (failed === null && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  if (failed !== null) throw failed;
+}
+
+/** A pass-through that hashes what passes. */
+function hashingTap(): Transform & { digest: () => string; bytes: () => number } {
+  const hash = crypto.createHash("sha256");
+  let n = 0;
+  const t = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      n += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  return Object.assign(t, { digest: () => hash.digest("hex"), bytes: () => n });
+}
+
+/**
+ * Send one backup offsite: the blobs the repository lacks, an index, then
+ * the snapshot, written last and read back. Nothing of a blob or of the
+ * snapshot is held whole in memory.
+ */
+export async function pushOffsite(inst: Instance, repo: OffsiteRepo, opts: OffsitePushOptions): Promise<OffsitePushResult> {
+  const t0 = performance.now();
+  if (!scopeHasInstance(opts.scope)) throw new AppError(422, "OFFSITE_SCOPE", "Offsite copies need a backup that includes the database (full or database scope).");
+  const encryption = archiveEncryption(inst);
+  const mode: RepoMarker["encryption"] = encryption?.record?.mode ?? "off";
+  await claimRepository(repo, inst, mode);
+  const now = opts.now ?? new Date();
+  const name = opts.name && !(await repo.snapshots.stat(opts.name)) ? opts.name : await freeArchiveName(repo.snapshots, opts.scope, now, !!encryption);
+
+  const nameOf = blobNamer(inst.secretKey, !!encryption);
+  const blobTo = blobEncryption(inst.secretKey, encryption?.to);
+  const shas = scopeHasVault(opts.scope) ? opts.dbSnapshot.referencedBlobs : [];
+  const unpin = pinBlobs();
+  const workDir = fs.mkdtempSync(path.join(inst.paths.tmp, "offsite-"));
+  try {
+    const have = new Set((await repo.blobs.list()).map((o) => o.name));
+    const sizes = new Map<string, number>();
+    for (const sha of shas) {
+      try {
+        sizes.set(sha, fs.statSync(blobPath(inst.paths, sha)).size);
+      } catch {
+        throw new Error(`blob ${sha} is referenced by a document but missing from the vault`);
+      }
+    }
+    const missing = shas.filter((sha) => !have.has(nameOf(sha)));
+    const total = missing.reduce((a, sha) => a + sizes.get(sha)!, 0);
+    let done = 0;
+    let bytesUploaded = 0;
+    await eachLimit(missing, BLOB_CONCURRENCY, async (sha) => {
+      opts.signal?.throwIfAborted();
+      const tap = hashingTap();
+      const obj = await repo.blobs.put(
+        nameOf(sha),
+        async (out) => {
+          const source = fs.createReadStream(blobPath(inst.paths, sha), { highWaterMark: 256 * 1024 });
+          const enc = blobTo ? await createEncryptStream(blobTo) : null;
+          await (enc ? pipeline(source, tap, enc, out) : pipeline(source, tap, out));
+        },
+        {
+          // A vault file that no longer matches its name is not sent as if it were that document.
+          beforeCommit: () => {
+            if (tap.digest() !== sha) throw new Error(`the vault file ${sha} does not match its hash (damaged on disk); run the doctor`);
+          },
+        },
+      );
+      bytesUploaded += obj.size;
+      done += sizes.get(sha)!;
+      opts.onProgress?.(done, total);
+    });
+
+    // The snapshot: a db-scope archive of the same database snapshot, into a temp file so its size and hash are known.
+    const snapFile = path.join(workDir, name);
+    const packed = await packArchive(inst, fs.createWriteStream(snapFile, { mode: 0o600 }), {
+      scope: "db",
+      trigger: opts.trigger,
+      now,
+      dbSnapshot: opts.dbSnapshot,
+      encryptTo: encryption?.to,
+      signal: opts.signal,
+    });
+    const index: SnapshotIndex = {
+      snapshot: name,
+      created_at: packed.meta.created_at,
+      scope: opts.scope,
+      app_version: packed.meta.app_version,
+      schema_version: packed.meta.schema_version,
+      documents: packed.meta.tables.documents ?? 0,
+      blobs: shas.map((sha) => [nameOf(sha), sizes.get(sha)!]),
+      vault_bytes: shas.reduce((a, sha) => a + sizes.get(sha)!, 0),
+      snapshot_bytes: packed.bytes,
+      snapshot_sha256: packed.sha256,
+      encryption: mode,
+    };
+    await putSmallObject(repo, joinKey(repo.loc.prefix, "indexes", `${name}.json`), Buffer.from(JSON.stringify(index)));
+    const obj = await repo.snapshots.put(name, (out) => pipeline(fs.createReadStream(snapFile), out), {
+      beforeCommit: () => {
+        if (opts.stillHeld && !opts.stillHeld()) throw new Error("the instance lock was lost to another process; this run is abandoned");
+      },
+    });
+    bytesUploaded += obj.size;
+    // Read back: what the bucket returns is what was written.
+    const back = hashingTap();
+    await pipeline(await repo.snapshots.open(name), back, new PassThrough().resume());
+    if (back.digest() !== packed.sha256 || back.bytes() !== packed.bytes) {
+      throw new AppError(502, "OFFSITE_NOT_VERIFIED", `${name} was uploaded but reading it back from ${repo.snapshots.location} gave other bytes.`);
+    }
+    return {
+      location: describeLocation(repo.loc),
+      snapshot: name,
+      snapshotBytes: packed.bytes,
+      blobsUploaded: missing.length,
+      blobsSkipped: shas.length - missing.length,
+      bytesUploaded,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    unpin();
+    await fs.promises.rm(workDir, { recursive: true, force: true });
+  }
+}
+
+// ------------------------------------------------------------ snapshots ----
+
+export interface OffsiteSnapshot {
+  name: string;
+  created_at: string;
+  scope: string;
+  size: number;
+  /** Snapshot plus the document files it names. */
+  total_bytes: number;
+  documents: number | null;
+  encrypted: boolean;
+  /** The snapshot object is whole: its size is what its index recorded. */
+  verified: boolean;
+  app_version: string | null;
+}
+
+async function readIndex(repo: OffsiteRepo, name: string): Promise<SnapshotIndex | null> {
+  const data = await getSmallObject(repo, joinKey(repo.loc.prefix, "indexes", `${name}.json`));
+  if (!data) return null;
+  try {
+    return JSON.parse(data.toString("utf8")) as SnapshotIndex;
+  } catch {
+    return null;
+  }
+}
+
+/** The snapshots in the repository, newest first, with what their indexes say. */
+export async function listOffsiteSnapshots(repo: OffsiteRepo): Promise<OffsiteSnapshot[]> {
+  const objs = (await repo.snapshots.list()).filter((o) => isArchiveName(o.name));
+  const out: OffsiteSnapshot[] = [];
+  await eachLimit(objs, 8, async (o) => {
+    const idx = await readIndex(repo, o.name);
+    out.push({
+      name: o.name,
+      created_at: idx?.created_at ?? o.modifiedAt,
+      scope: idx?.scope ?? "full",
+      size: o.size,
+      total_bytes: o.size + (idx?.vault_bytes ?? 0),
+      documents: idx?.documents ?? null,
+      encrypted: isEncryptedArchiveName(o.name),
+      verified: !!idx && idx.snapshot_bytes === o.size,
+      app_version: idx?.app_version ?? null,
+    });
+  });
+  return out.sort((a, b) => (a.name < b.name ? 1 : -1));
+}
+
+// ---------------------------------------------------------------- export ---
+
+function corrupt(repo: OffsiteRepo, objectName: string, why: string): AppError {
+  return new AppError(422, "OFFSITE_CORRUPT", `The object blobs/${objectName} in ${describeLocation(repo.loc)} is damaged: ${why}. Restore another snapshot, or run a backup to send it again.`);
+}
+
+/** Download one blob into `file`, decrypting, and check it against its hash. */
+async function fetchBlob(repo: OffsiteRepo, objectName: string, sha: string, size: number, file: string, keys: AgeKeys | null): Promise<void> {
+  let body: Readable;
+  try {
+    body = await repo.blobs.open(objectName);
+  } catch (err) {
+    if ((err as AppError).status === 404) {
+      throw new AppError(422, "OFFSITE_MISSING", `The object blobs/${objectName} in ${describeLocation(repo.loc)} is missing, though the snapshot needs it. Restore another snapshot, or run a backup to send it again.`);
+    }
+    throw err;
+  }
+  const tap = hashingTap();
+  try {
+    const dec = keys ? createDecryptStream(keys) : null;
+    await (dec ? pipeline(body, dec, tap, fs.createWriteStream(file, { mode: 0o600 })) : pipeline(body, tap, fs.createWriteStream(file, { mode: 0o600 })));
+  } catch (err) {
+    if (err instanceof AgeError) throw corrupt(repo, objectName, err.code === "ARCHIVE_TAMPERED" ? "it does not decrypt (altered or cut short)" : err.message);
+    throw explainS3Error(err, repo.loc);
+  }
+  if (tap.bytes() !== size) throw corrupt(repo, objectName, `it holds ${tap.bytes()} bytes, the snapshot expects ${size}`);
+  if (tap.digest() !== sha) throw corrupt(repo, objectName, "its content does not match the document's hash");
+}
+
+/**
+ * Assemble a portable full archive (format v1, plain .tar.gz) from one
+ * snapshot and the blobs it names: what the backup would have been as a
+ * local file. Blobs are fetched BLOB_CONCURRENCY at a time into temp files
+ * and checked against their hashes before a byte of them is written out.
+ */
+export async function exportSnapshot(
+  repo: OffsiteRepo,
+  name: string,
+  out: Writable,
+  opts: { tmpDir: string; keys?: AgeKeys; signal?: AbortSignal },
+): Promise<BackupMeta> {
+  if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name} is not a snapshot name.`);
+  const encrypted = isEncryptedArchiveName(name);
+  const index = await readIndex(repo, name);
+  if (!index) throw new AppError(404, "NOT_FOUND", `There is no snapshot ${name} in ${describeLocation(repo.loc)}.`);
+  const work = fs.mkdtempSync(path.join(opts.tmpDir, "export-"));
+  try {
+    const snapMeta = (
+      await readArchive(await repo.snapshots.open(name), {
+        keys: opts.keys,
+        onMember: async (member, content) => {
+          const file = path.join(work, ...member.split("/"));
+          fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+          await pipeline(content, fs.createWriteStream(file, { flags: "wx", mode: 0o600 }));
+        },
+      })
+    ).meta;
+    const secretKey = fs.readFileSync(path.join(work, ...LAYOUT.secretKey.split("/")));
+    const db = new Database(path.join(work, LAYOUT.database), { readonly: true, fileMustExist: true });
+    let shas: string[];
+    try {
+      shas = index.scope === "db" ? [] : (db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[]);
+    } finally {
+      db.close();
+    }
+    const nameOf = blobNamer(secretKey, encrypted);
+    const sizes = new Map(index.blobs);
+    const wanted = shas.map((sha) => {
+      const obj = nameOf(sha);
+      const size = sizes.get(obj);
+      if (size === undefined) throw new AppError(422, "OFFSITE_CORRUPT", `The snapshot ${name} names a document file its index does not list; the repository is inconsistent.`);
+      return { sha, obj, size };
+    });
+    const blobKeys: AgeKeys | null = encrypted ? { identities: [...(opts.keys?.identities ?? []), repositoryIdentity(secretKey)] } : null;
+    const meta: BackupMeta = { ...snapMeta, scope: index.scope === "db" ? "db" : "full", vault: { objects: wanted.length, bytes: wanted.reduce((a, w) => a + w.size, 0) } };
+    const members = INSTANCE_MEMBERS.map((m) => ({ name: m, size: snapMeta.members[m].size, file: path.join(work, ...m.split("/")) }));
+
+    // Fetch ahead in parallel, hand over in archive order.
+    const blobDir = path.join(work, "blobs");
+    fs.mkdirSync(blobDir, { mode: 0o700 });
+    const fetches: Promise<void>[] = [];
+    let started = 0;
+    const startNext = () => {
+      if (started >= wanted.length) return;
+      const w = wanted[started++];
+      const p = fetchBlob(repo, w.obj, w.sha, w.size, path.join(blobDir, w.sha), blobKeys);
+      p.catch(() => {});
+      fetches.push(p);
+    };
+    async function* vault(): AsyncGenerator<VaultFile> {
+      for (let i = 0; i < Math.min(BLOB_CONCURRENCY * 2, wanted.length); i++) startNext();
+      for (let i = 0; i < wanted.length; i++) {
+        opts.signal?.throwIfAborted();
+        await fetches[i];
+        startNext();
+        const file = path.join(blobDir, wanted[i].sha);
+        yield { sha256: wanted[i].sha, file, size: wanted[i].size, done: () => fs.promises.rm(file, { force: true }) };
+      }
+    }
+    try {
+      await writeTarGz(out, meta, members, vault(), { signal: opts.signal });
+    } finally {
+      await Promise.allSettled(fetches);
+    }
+    return meta;
+  } catch (err) {
+    out.destroy(err as Error);
+    throw err;
+  } finally {
+    await fs.promises.rm(work, { recursive: true, force: true });
+  }
+}
+
+// ----------------------------------------------------------------- prune ---
+
+export interface OffsitePruneResult {
+  snapshots: string[];
+  blobs: number;
+  indexes: number;
+  partials: number;
+}
+
+/**
+ * Remote retention: the job's policy over snapshots (the newest verified
+ * one always kept), then the blobs that no kept snapshot names, once they
+ * are older than the grace period (a run in progress may be about to name
+ * them), and indexes whose snapshot never arrived.
+ */
+export async function pruneOffsite(repo: OffsiteRepo, policy: RetentionPolicy, now: Date, graceMs = DEFAULT_GRACE_MS): Promise<OffsitePruneResult> {
+  const snaps = (await repo.snapshots.list()).filter((o) => isArchiveName(o.name));
+  const indexes = new Map<string, SnapshotIndex | null>();
+  await eachLimit(snaps, 8, async (o) => void indexes.set(o.name, await readIndex(repo, o.name)));
+  const plan = planRetention(
+    snaps.map((o) => ({ name: o.name, verified: indexes.get(o.name)?.snapshot_bytes === o.size })),
+    policy,
+    now,
+  );
+  for (const name of plan.prune) {
+    await repo.snapshots.remove(name);
+    if (indexes.get(name)) await repo.indexes.remove(`${name}.json`).catch(() => {});
+  }
+  const cutoff = now.getTime() - graceMs;
+  const needed = new Set<string>();
+  for (const name of plan.keep) {
+    const idx = indexes.get(name);
+    // A kept snapshot whose index cannot be read protects everything: better a full bucket than a broken backup.
+    if (!idx) return { snapshots: plan.prune, blobs: 0, indexes: 0, partials: 0 };
+    for (const [b] of idx.blobs) needed.add(b);
+  }
+  let indexesRemoved = 0;
+  const present = new Set(snaps.map((o) => o.name));
+  for (const o of await repo.indexes.list()) {
+    const snap = o.name.replace(/\.json$/, "");
+    if (present.has(snap) && !plan.prune.includes(snap)) continue;
+    if (Date.parse(o.modifiedAt) >= cutoff) {
+      // A run in progress: its blobs are not garbage yet.
+      const idx = await readIndex(repo, snap);
+      for (const [b] of idx?.blobs ?? []) needed.add(b);
+      continue;
+    }
+    await repo.indexes.remove(o.name).catch(() => {});
+    indexesRemoved++;
+  }
+  let blobsRemoved = 0;
+  for (const o of await repo.blobs.list()) {
+    if (needed.has(o.name) || Date.parse(o.modifiedAt) >= cutoff) continue;
+    await repo.blobs.remove(o.name);
+    blobsRemoved++;
+  }
+  let partials = 0;
+  for (const t of [repo.snapshots, repo.blobs]) partials += (await t.sweepPartials(new Date(cutoff))).length;
+  return { snapshots: plan.prune, blobs: blobsRemoved, indexes: indexesRemoved, partials };
+}
+
+// ---------------------------------------------------------- test & probe ---
+
+/**
+ * Settings → Backup → Offsite → Test connection: write, read back and
+ * delete a probe object, then read the marker. Names the step that failed.
+ */
+export async function testOffsite(inst: Instance, loc: S3Location, opts: { timeoutMs?: number } = {}): Promise<{ ok: true; message: string }> {
+  const repo = openRepository(loc, { timeoutMs: opts.timeoutMs ?? 10_000 });
+  try {
+    const key = joinKey(loc.prefix, `coffer-probe-${crypto.randomBytes(6).toString("hex")}`);
+    const probe = crypto.randomBytes(32);
+    const step = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+      try {
+        return await fn();
+      } catch (err) {
+        const e = explainS3Error(err, loc);
+        throw new AppError(e.status, e.code, `${what} failed: ${e.message}`);
+      }
+    };
+    await step("Writing a test object", () => repo.client.send(new PutObjectCommand({ Bucket: loc.bucket, Key: key, Body: probe, ContentLength: probe.length })));
+    const back = await step("Reading the test object back", async () => {
+      const r = await repo.client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: key }));
+      return readBody(r.Body as Readable, 1024);
+    });
+    await step("Deleting the test object", () => repo.client.send(new DeleteObjectCommand({ Bucket: loc.bucket, Key: key })));
+    if (!back.equals(probe)) throw new AppError(502, "OFFSITE_FAILED", "The test object read back with other bytes than were written. Turn on checksum compatibility for this store.");
+    const m = await readMarker(repo);
+    if (m && m.instance_id !== instanceId(inst)) throw otherInstance(repo, m);
+    return { ok: true, message: `Connected: ${describeLocation(loc)} can be written, read and deleted${m ? " and is this instance's repository" : ", and is empty of Coffer backups"}.` };
+  } finally {
+    closeRepository(repo);
+  }
+}
+
+/** Restore from a bucket: the snapshot's full archive, streamed (stageArchive reads it like an upload). */
+export function exportStream(repo: OffsiteRepo, name: string, opts: { tmpDir: string; keys?: AgeKeys }): { stream: PassThrough; done: Promise<BackupMeta> } {
+  const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const done = exportSnapshot(repo, name, stream, opts);
+  done.catch(() => {});
+  return { stream, done };
+}
