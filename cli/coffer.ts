@@ -12,7 +12,12 @@ import { openRecoveredInstance, recoverAndSay } from "../lib/startup";
 import { resolveDataDir } from "../lib/paths";
 import { AppError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
-import { writeStoredBackup } from "../lib/backup/runner";
+import { runBackupJob } from "../lib/backup/runner";
+import { closeRepository, configuredRepository, exportSnapshot, listOffsiteSnapshots, openRepository, type OffsiteRepo } from "../lib/backup/offsite";
+import { newestSnapshot, stageOffsiteSnapshot } from "../lib/backup/offsite-restore";
+import type { S3Location } from "../lib/backup/s3";
+import os from "node:os";
+import { PassThrough } from "node:stream";
 import { listStoredBackups } from "../lib/backup/repository";
 import { currentBackupDir } from "../lib/backup/directory";
 import { LocalDirTarget, READ_CHUNK } from "../lib/backup/target";
@@ -33,15 +38,24 @@ Commands:
   list                                        stored backups, newest first
   verify FILE [KEY]                           check a backup as a restore would, without applying it
   restore FILE [KEY] [--yes]                  restore a backup into this data dir (the server must be stopped)
+  restore --from s3://BUCKET/PREFIX [SNAPSHOT] [KEY] [--yes]
+                                              restore from an offsite repository (default: its newest snapshot)
                                               KEY for an encrypted backup (.tar.gz.age):
                                               --identity FILE (the recovery kit or an age-keygen file)
                                               or --passphrase-file FILE
+  snapshots [--from s3://BUCKET/PREFIX]       offsite snapshots (default: the configured repository)
+  export SNAPSHOT|latest [--from s3://…] [KEY] > full.tar.gz
+                                              a portable full archive assembled from an offsite snapshot
   doctor [--deep] [--fix]                     check the instance; --fix repairs only what is safe
   setup-code                                  print the pending setup code
 
 Options:
   --data-dir DIR   the data directory (default: COFFER_DATA_DIR or ./data)
   --json           machine-readable output on stdout
+
+With --from, the storage is reached with --endpoint URL (or AWS_ENDPOINT_URL), --region
+(or AWS_REGION, default us-east-1), AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY;
+--virtual-hosted for stores that do not take path-style addresses.
 
 Exit codes: 0 ok, 1 findings or failure, 2 usage.`;
 
@@ -104,10 +118,61 @@ async function confirm(question: string): Promise<boolean> {
   return answer.trim().toLowerCase() === "yes";
 }
 
+/** s3://bucket/prefix plus the endpoint and keys from flags and the standard AWS variables. */
+function s3From(o: { from?: string; endpoint?: string; region?: string; "virtual-hosted"?: boolean }): S3Location {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(o.from ?? "");
+  if (!m) throw new UsageError("--from takes s3://BUCKET/PREFIX.");
+  const endpoint = o.endpoint ?? process.env.AWS_ENDPOINT_URL ?? "";
+  if (!/^https?:\/\//.test(endpoint)) throw new UsageError("Give the storage's address with --endpoint URL (or AWS_ENDPOINT_URL).");
+  const accessKeyId = process.env.AWS_ACCESS_KEY_ID ?? "";
+  const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY ?? "";
+  if (!accessKeyId || !secretAccessKey) throw new UsageError("Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the storage.");
+  return {
+    endpoint,
+    region: o.region ?? process.env.AWS_REGION ?? "us-east-1",
+    bucket: m[1],
+    prefix: (m[2] ?? "").replace(/^\/+|\/+$/g, ""),
+    pathStyle: !o["virtual-hosted"],
+    accessKeyId,
+    secretAccessKey,
+    checksumCompat: true,
+  };
+}
+
 function openFile(file: string | undefined): fs.ReadStream {
   if (!file) throw new UsageError("Name the backup file.");
   if (!fs.existsSync(file) || !fs.statSync(file).isFile()) throw new AppError(404, "NOT_FOUND", `${file} is not a file.`);
   return fs.createReadStream(file, { highWaterMark: READ_CHUNK });
+}
+
+/** `snapshots` and `export`, against a repository given by --from or configured in the instance. */
+async function offsiteCommand(command: string, arg: string | undefined, o: Parameters<typeof cliKeys>[0] & { json: boolean }, repo: OffsiteRepo): Promise<number> {
+  try {
+    if (command === "snapshots") {
+      const snaps = await listOffsiteSnapshots(repo);
+      out(
+        o.json,
+        snaps,
+        snaps.length
+          ? snaps.map((s) => `${s.name}  ${formatBytes(s.total_bytes).padStart(8)}  ${String(s.documents ?? "?").padStart(6)} documents  ${s.verified ? "complete" : "INCOMPLETE"}`).join("\n")
+          : "No snapshots in this repository.",
+      );
+      return 0;
+    }
+    if (!arg) throw new UsageError("Name the snapshot to export (or latest).");
+    if (process.stdout.isTTY) throw new UsageError("export writes the archive to standard output: redirect it to a file (> full.tar.gz).");
+    const name = arg === "latest" ? await newestSnapshot(repo) : arg;
+    // Through a pass-through: standard output is not ours to end.
+    const pass = new PassThrough();
+    pass.pipe(process.stdout, { end: false });
+    const meta = await exportSnapshot(repo, name, pass, { tmpDir: os.tmpdir(), keys: cliKeys(o) });
+    await new Promise<void>((resolve) => (pass.readableEnded ? resolve() : pass.once("end", () => resolve())));
+    await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+    process.stderr.write(`Exported ${name}: ${meta.vault.objects} document files (${formatBytes(meta.vault.bytes)}), a plain .tar.gz.\n`);
+    return 0;
+  } finally {
+    closeRepository(repo);
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -126,6 +191,10 @@ export async function main(argv: string[]): Promise<number> {
         "passphrase-file": { type: "string" },
         deep: { type: "boolean", default: false },
         fix: { type: "boolean", default: false },
+        from: { type: "string" },
+        endpoint: { type: "string" },
+        region: { type: "string" },
+        "virtual-hosted": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -142,7 +211,10 @@ export async function main(argv: string[]): Promise<number> {
   const dataDir = o["data-dir"] ? path.resolve(o["data-dir"]) : resolveDataDir();
   let inst: Instance | undefined;
   try {
-    if (!["backup", "list", "verify", "restore", "doctor", "setup-code"].includes(command)) throw new UsageError(`Unknown command "${command}".`);
+    if (!["backup", "list", "verify", "restore", "doctor", "setup-code", "snapshots", "export"].includes(command)) throw new UsageError(`Unknown command "${command}".`);
+    if ((command === "snapshots" || command === "export") && (o.from || !fs.existsSync(path.join(dataDir, LAYOUT.database)))) {
+      return await offsiteCommand(command, arg, o, openRepository(s3From(o)));
+    }
     if (command === "doctor" && !fs.existsSync(path.join(dataDir, LAYOUT.database))) {
       throw new AppError(404, "NO_INSTANCE", `There is no Coffer instance in ${dataDir}.`);
     }
@@ -160,10 +232,19 @@ export async function main(argv: string[]): Promise<number> {
       if (!scope.success) throw new UsageError(`--scope is one of ${SELECTABLE_SCOPES.join(", ")}.`);
       const dir = o.out ? path.resolve(o.out) : currentBackupDir(inst);
       if (o.out) fs.mkdirSync(dir, { recursive: true });
-      const r = await writeStoredBackup(inst, { scope: scope.data, trigger: "cli", target: new LocalDirTarget(dir), actor: { id: null, name: "cli" }, onProgress: progress("Backing up") });
+      const { local: r, offsite } = await runBackupJob(inst, {
+        scope: scope.data,
+        trigger: "cli",
+        target: new LocalDirTarget(dir),
+        actor: { id: null, name: "cli" },
+        onProgress: progress("Backing up"),
+        log: (line) => process.stderr.write(`coffer: ${line}\n`),
+      });
       const file = path.join(dir, r.name);
-      out(o.json, { name: r.name, file, bytes: r.bytes, verified: r.verified, created_at: r.meta.created_at }, `${file} (${formatBytes(r.bytes)}, verified)`);
-      return 0;
+      const off = offsite && (offsite.ok ? { ok: true, snapshot: offsite.result.snapshot, location: offsite.result.location, uploaded: offsite.result.blobsUploaded, skipped: offsite.result.blobsSkipped, bytes: offsite.result.bytesUploaded } : { ok: false, code: offsite.error.code, error: offsite.error.message });
+      const offLine = !offsite ? "" : offsite.ok ? `\nOffsite: ${offsite.result.location}/snapshots/${offsite.result.snapshot} (${offsite.result.blobsUploaded} new document files, ${formatBytes(offsite.result.bytesUploaded)} sent)` : `\nOffsite copy FAILED: ${offsite.error.message}`;
+      out(o.json, { name: r.name, file, bytes: r.bytes, verified: r.verified, created_at: r.meta.created_at, offsite: off }, `${file} (${formatBytes(r.bytes)}, verified)${offLine}`);
+      return offsite && !offsite.ok ? 1 : 0;
     }
     if (command === "list") {
       const rows = await listStoredBackups(inst);
@@ -182,10 +263,20 @@ export async function main(argv: string[]): Promise<number> {
       out(o.json, { ok: true, ...preview }, `OK: ${arg} is a valid Coffer backup.\n${describePreview(preview)}`);
       return 0;
     }
+    if (command === "snapshots" || command === "export") return await offsiteCommand(command, arg, o, configuredRepository(inst));
     if (command === "restore") {
       const server = runningServer(dataDir);
       if (server) throw new AppError(409, "SERVER_RUNNING", `Coffer is running on ${dataDir} (pid ${server}). Stop it first, or restore from Settings → Backup in the browser.`);
-      const preview = await stageArchive(inst, openFile(arg), { keys: cliKeys(o) });
+      let preview: RestorePreview;
+      if (o.from) {
+        const repo = openRepository(s3From(o));
+        try {
+          process.stderr.write(`Fetching ${arg ?? "the newest snapshot"} from ${o.from}…\n`);
+          preview = await stageOffsiteSnapshot(inst, repo, arg ?? null, { keys: cliKeys(o) });
+        } finally {
+          closeRepository(repo);
+        }
+      } else preview = await stageArchive(inst, openFile(arg), { keys: cliKeys(o) });
       process.stderr.write(describePreview(preview) + "\n");
       if (!o.yes && !(await confirm(`Replace the instance in ${dataDir} with this backup? Type yes: `))) {
         discardStaged(inst, preview.id);

@@ -5,9 +5,10 @@ import { Alert, Button, Card } from "@/components/ui";
 import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
 import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
 import { StoredBackupsTable, type StoredRow } from "./StoredBackupsTable";
+import { OffsiteSnapshots } from "./OffsiteSnapshots";
 
-/** Stored backups and the restore panel share one piece of state: the staged restore. */
-export function BackupManager({ backups }: { backups: StoredRow[] }) {
+/** Stored backups, offsite snapshots and the restore panel share one piece of state: the staged restore. */
+export function BackupManager({ backups, offsite }: { backups: StoredRow[]; offsite: boolean }) {
   const [staged, setStaged] = useState<Preview | null>(null);
   const [staging, setStaging] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -16,15 +17,20 @@ export function BackupManager({ backups }: { backups: StoredRow[] }) {
   const [needsKey, setNeedsKey] = useState<string | null>(null);
   const [key, setKey] = useState<RestoreKey>({});
 
-  async function restoreStored(name: string, k?: RestoreKey) {
-    if (!k && backups.find((b) => b.name === name)?.encryption) {
+  // Which list the backup being restored comes from.
+  const [source, setSource] = useState<"stored" | "offsite">("stored");
+
+  async function restoreStored(name: string, k?: RestoreKey, from: "stored" | "offsite" = source, encrypted?: boolean) {
+    setSource(from);
+    if (!k && (encrypted ?? backups.find((b) => b.name === name)?.encryption)) {
       setNeedsKey(name);
       setError(null);
       return;
     }
     setStaging(name);
     setError(null);
-    const res = await fetch(`/api/settings/backup/files/${encodeURIComponent(name)}/restore`, {
+    const url = from === "offsite" ? `/api/settings/backup/offsite/snapshots/${encodeURIComponent(name)}/restore` : `/api/settings/backup/files/${encodeURIComponent(name)}/restore`;
+    const res = await fetch(url, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify(k ?? {}),
@@ -44,7 +50,13 @@ export function BackupManager({ backups }: { backups: StoredRow[] }) {
   return (
     <>
       {error && <Alert>{error}</Alert>}
-      <StoredBackupsTable backups={backups} onRestore={(n) => restoreStored(n)} staging={staging} />
+      <StoredBackupsTable backups={backups} onRestore={(n) => restoreStored(n, undefined, "stored")} staging={source === "stored" ? staging : null} />
+      {offsite && (
+        <>
+          <h2 className="mb-3 mt-8 text-lg font-semibold">Offsite snapshots</h2>
+          <OffsiteSnapshots onRestore={(s) => restoreStored(s.name, undefined, "offsite", s.encrypted)} staging={source === "offsite" ? staging : null} />
+        </>
+      )}
       {needsKey && (
         <div className="mt-3 space-y-3">
           <p className="text-sm">

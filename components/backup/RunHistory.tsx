@@ -2,6 +2,16 @@ import { formatBytes, formatDateTime } from "@/lib/format";
 import type { BackupRun } from "@/lib/backup/runs";
 import { scopeLabel } from "@/lib/backup/format";
 
+/** "3 new document files, 120 already there" from an offsite run's detail. */
+function offsiteDetail(detail: string): string {
+  try {
+    const d = JSON.parse(detail) as { blobs_uploaded?: number; blobs_skipped?: number };
+    return `${d.blobs_uploaded ?? 0} new document file(s), ${d.blobs_skipped ?? 0} already there`;
+  } catch {
+    return "";
+  }
+}
+
 export function RunHistory({ runs }: { runs: BackupRun[] }) {
   if (runs.length === 0) return <p className="text-sm text-zinc-600 dark:text-zinc-400">No backup has run yet.</p>;
   return (
@@ -15,9 +25,11 @@ export function RunHistory({ runs }: { runs: BackupRun[] }) {
             </span>
             <span className="tabular-nums">{formatDateTime(r.started_at)}</span>
             <span className="text-zinc-600 dark:text-zinc-400">
+              {r.target === "offsite" ? "offsite copy · " : ""}
               {r.trigger} · {scopeLabel(r.scope)}
               {secs !== null ? ` · ${secs.toFixed(1)} s` : ""}
-              {r.bytes !== null ? ` · ${formatBytes(r.bytes)}` : ""}
+              {r.bytes !== null ? ` · ${formatBytes(r.bytes)}${r.target === "offsite" ? " sent" : ""}` : ""}
+              {r.target === "offsite" && r.detail ? ` · ${offsiteDetail(r.detail)}` : ""}
             </span>
             {r.error && <span className="w-full text-red-700 dark:text-red-400">{r.error}</span>}
           </li>

@@ -5,6 +5,7 @@ import { useRouter } from "next/navigation";
 import { signIn } from "next-auth/react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import { RestoreFlow } from "@/components/restore/RestoreFlow";
+import { OffsiteRestore } from "./OffsiteRestore";
 
 type Step = "code" | "choose" | "new" | "restore";
 type Errors = Record<string, string>;
@@ -27,6 +28,7 @@ export function SetupWizard() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Errors>({});
+  const [restoreFrom, setRestoreFrom] = useState<"file" | "s3">("file");
 
   async function submitCode(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -135,7 +137,7 @@ export function SetupWizard() {
         >
           <span className="block font-semibold">Restore from backup</span>
           <span className="mt-1 block text-sm text-zinc-600 dark:text-zinc-400">
-            Moving to a new server? Upload a Coffer backup (.tar.gz) to bring back its documents, accounts and settings.
+            Moving to a new server? Bring back documents, accounts and settings from a backup file (.tar.gz) or straight from S3-compatible storage.
           </span>
         </button>
       </div>
@@ -151,10 +153,42 @@ export function SetupWizard() {
             Back
           </Button>
         </div>
-        <p className="text-sm text-zinc-600 dark:text-zinc-400">
-          Upload a backup of your old instance. Coffer checks every file in it before anything changes.
-        </p>
-        <RestoreFlow mode={{ kind: "setup", token }} />
+        <div role="tablist" aria-label="Where the backup is" className="grid grid-cols-2 gap-1 rounded-lg bg-zinc-100 p-1 text-sm dark:bg-zinc-800">
+          {(
+            [
+              ["file", "From a backup file"],
+              ["s3", "From S3-compatible storage"],
+            ] as const
+          ).map(([k, label]) => (
+            <button
+              key={k}
+              type="button"
+              role="tab"
+              aria-selected={restoreFrom === k}
+              onClick={() => setRestoreFrom(k)}
+              className={
+                restoreFrom === k
+                  ? "rounded-md bg-white px-3 py-1.5 font-medium shadow-sm dark:bg-zinc-900"
+                  : "rounded-md px-3 py-1.5 text-zinc-600 hover:text-zinc-900 dark:text-zinc-400 dark:hover:text-zinc-100"
+              }
+            >
+              {label}
+            </button>
+          ))}
+        </div>
+        {restoreFrom === "file" ? (
+          <>
+            <p className="text-sm text-zinc-600 dark:text-zinc-400">Upload a backup of your old instance. Coffer checks every file in it before anything changes.</p>
+            <RestoreFlow mode={{ kind: "setup", token }} />
+          </>
+        ) : (
+          <>
+            <p className="text-sm text-zinc-600 dark:text-zinc-400">
+              Your old server sent its backups to a bucket. Enter the bucket&apos;s address and keys; they are used to read it now and are not saved on this server.
+            </p>
+            <OffsiteRestore token={token} />
+          </>
+        )}
       </Card>
     );
   }

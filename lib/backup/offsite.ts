@@ -119,6 +119,13 @@ export function locationFromSettings(inst: Instance, o: OffsiteSettings): S3Loca
   };
 }
 
+/** The repository settings.yaml names, even while sending is off (to list and restore its snapshots). */
+export function configuredRepository(inst: Instance): OffsiteRepo {
+  const o = currentSettings(inst.paths.settings).backup.offsite;
+  if (!o.bucket || !o.endpoint) throw new AppError(404, "OFFSITE_NOT_CONFIGURED", "No offsite storage is configured. Set it up in Settings → Backup → Offsite.");
+  return openRepository(locationFromSettings(inst, o));
+}
+
 // ------------------------------------------------------------------ marker --
 
 const markerKey = (repo: OffsiteRepo) => joinKey(repo.loc.prefix, MARKER_NAME);

@@ -13,6 +13,9 @@ import { audit } from "@/lib/audit/log";
 import { AppError } from "@/lib/errors";
 import { selectableScopeSchema } from "@/lib/backup/format";
 import { parseRecipient } from "@/lib/crypto/age";
+import type { OffsiteSettings } from "@/lib/settings/schema";
+import { adoptRepository, closeRepository, configuredRepository, locationFromSettings, testOffsite } from "@/lib/backup/offsite";
+import { describeLocation } from "@/lib/backup/s3";
 
 const count = (max: number) => z.coerce.number({ error: "Enter a number." }).int("Use a whole number.").min(0, "Use 0 or more.").max(max, `Use at most ${max}.`);
 
@@ -122,4 +125,76 @@ export const saveEncryption = adminAction(encryptionForm, async (v, ctx) => {
         ? `New backups are encrypted for ${recipients.length === 1 ? "this key" : `these ${recipients.length} keys`}.`
         : "New backups are encrypted with the passphrase.";
   return { ok: true, message };
+});
+
+const offsiteForm = z
+  .object({
+    enabled: z.literal("on").optional(),
+    endpoint: z.string().trim().max(500),
+    region: z.string().trim().max(64).optional().default(""),
+    bucket: z.string().trim().max(63),
+    prefix: z.string().trim().max(512).optional().default(""),
+    path_style: z.literal("on").optional(),
+    access_key_id: z.string().trim().max(256),
+    secret_access_key: z.string().max(1024).optional().default(""),
+    checksum_compat: z.literal("on").optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (!/^https?:\/\/[^\s/]+/i.test(v.endpoint)) ctx.addIssue({ code: "custom", path: ["endpoint"], message: "Use an http:// or https:// address, e.g. https://s3.eu-central-1.amazonaws.com." });
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v.bucket)) ctx.addIssue({ code: "custom", path: ["bucket"], message: "Bucket names are 3-63 lowercase letters, digits, dots and hyphens." });
+    if (!v.access_key_id) ctx.addIssue({ code: "custom", path: ["access_key_id"], message: "Enter the access key ID." });
+    if (/[^A-Za-z0-9._/-]/.test(v.prefix)) ctx.addIssue({ code: "custom", path: ["prefix"], message: "Use letters, digits, . _ - and / only." });
+  });
+
+/** The form's offsite settings, the secret kept when the field is left empty (it is never sent back to the browser). */
+function offsiteFromForm(v: z.infer<typeof offsiteForm>, ctx: { inst: { configKey: Buffer; paths: { settings: string } } }): OffsiteSettings {
+  const current = currentSettings(ctx.inst.paths.settings).backup.offsite;
+  return {
+    enabled: v.enabled === "on",
+    endpoint: v.endpoint,
+    region: v.region || "us-east-1",
+    bucket: v.bucket,
+    prefix: v.prefix.replace(/^\/+|\/+$/g, ""),
+    path_style: v.path_style === "on",
+    access_key_id: v.access_key_id,
+    secret_access_key: v.secret_access_key ? encryptSecret(ctx.inst.configKey, v.secret_access_key) : current.secret_access_key,
+    checksum_compat: v.checksum_compat === "on",
+  };
+}
+
+const NEED_SECRET = { error: "Check the highlighted fields.", fields: { secret_access_key: "Enter the secret access key." } };
+
+/** Settings → Backup → Offsite → Save. */
+export const saveOffsite = adminAction(offsiteForm, async (v, ctx) => {
+  const offsite = offsiteFromForm(v, ctx);
+  if (!offsite.secret_access_key) return NEED_SECRET;
+  const settings = currentSettings(ctx.inst.paths.settings);
+  saveSettings(ctx.inst.paths.settings, { ...settings, backup: { ...settings.backup, offsite } });
+  audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.offsite", describeLocation({ bucket: offsite.bucket, prefix: offsite.prefix }), {
+    enabled: offsite.enabled,
+    endpoint: offsite.endpoint,
+  });
+  revalidatePath("/settings/backup");
+  return { ok: true, message: offsite.enabled ? "Saved. Every backup now also goes to this bucket." : "Saved. Backups are not sent offsite (turn on “Send every backup offsite” to start)." };
+});
+
+/** Settings → Backup → Offsite → Test connection: the form as it is now, saved or not. */
+export const testOffsiteConnection = adminAction(offsiteForm, async (v, ctx) => {
+  const offsite = offsiteFromForm(v, ctx);
+  if (!offsite.secret_access_key) return NEED_SECRET;
+  const r = await testOffsite(ctx.inst, locationFromSettings(ctx.inst, offsite));
+  return { ok: true, message: r.message };
+});
+
+/** Settings → Backup → Offsite → Adopt: this server takes over a repository another instance made. */
+export const adoptOffsite = adminAction(z.object({}), async (_v, ctx) => {
+  const repo = configuredRepository(ctx.inst);
+  try {
+    await adoptRepository(repo, ctx.inst);
+    audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "offsite.adopt", describeLocation(repo.loc));
+  } finally {
+    closeRepository(repo);
+  }
+  revalidatePath("/settings/backup");
+  return { ok: true, message: "This instance now owns the repository. The next backup goes there." };
 });

@@ -16,6 +16,8 @@ import { BackupActions } from "@/components/backup/BackupActions";
 import { BackupManager } from "@/components/backup/BackupManager";
 import { RunHistory } from "@/components/backup/RunHistory";
 import { EncryptionForm } from "@/components/backup/EncryptionForm";
+import { OffsiteForm } from "@/components/backup/OffsiteForm";
+import { lastRun } from "@/lib/backup/runs";
 
 export const metadata: Metadata = { title: "Backup" };
 
@@ -34,6 +36,7 @@ export default async function BackupPage() {
   const scope = job.scope;
   const problem = settingsProblem(inst.paths.settings);
   const status = scheduleStatus(inst, Date.now());
+  const offsiteLast = lastRun(inst.db, "offsite");
   let webhookMasked: string | null = null;
   if (job.notify.webhook_url) {
     try {
@@ -60,9 +63,26 @@ export default async function BackupPage() {
       {dirError && <Alert>{dirError}</Alert>}
       <BackupActions defaultScope={scope} directory={dir} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Stored backups</h2>
-      <BackupManager backups={backups} />
+      <BackupManager backups={backups} offsite={!!(job.offsite.bucket && job.offsite.endpoint)} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Encryption</h2>
       <EncryptionForm current={{ mode: job.encryption.mode, recipients: job.encryption.recipients }} />
+      <h2 id="offsite" className="mb-3 mt-8 text-lg font-semibold">
+        Offsite
+      </h2>
+      <OffsiteForm
+        offsite={{
+          enabled: job.offsite.enabled,
+          endpoint: job.offsite.endpoint,
+          region: job.offsite.region,
+          bucket: job.offsite.bucket,
+          prefix: job.offsite.prefix,
+          path_style: job.offsite.path_style,
+          access_key_id: job.offsite.access_key_id,
+          hasSecret: !!job.offsite.secret_access_key,
+          checksum_compat: job.offsite.checksum_compat,
+          last: offsiteLast && { status: offsiteLast.status, at: offsiteLast.finished_at ?? offsiteLast.started_at, error: offsiteLast.error, file: offsiteLast.file },
+        }}
+      />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Schedule</h2>
       <ScheduleForm
         job={{ ...job, directory: dir ?? job.directory, webhookMasked }}

@@ -1,0 +1,19 @@
+import { getInstance } from "@/lib/runtime";
+import { requireSetupCode } from "@/lib/auth/setup";
+import { route, clientIp } from "@/app/_server/http";
+import { readWizardOffsite } from "@/app/_server/offsite";
+import { closeRepository, listOffsiteSnapshots, openRepository } from "@/lib/backup/offsite";
+import { describeLocation } from "@/lib/backup/s3";
+
+/** Wizard, restore from S3: the setup code, then the snapshots in the repository the JSON names. */
+export const POST = route(async (req) => {
+  const inst = getInstance();
+  requireSetupCode(inst, req.headers.get("x-setup-token"), clientIp(req.headers));
+  const { loc } = await readWizardOffsite(req);
+  const repo = openRepository(loc);
+  try {
+    return Response.json({ location: describeLocation(loc), snapshots: await listOffsiteSnapshots(repo) });
+  } finally {
+    closeRepository(repo);
+  }
+});

@@ -1,0 +1,174 @@
+"use client";
+
+import { useState, type FormEvent } from "react";
+import { Alert, Button, Field, Input, LockIcon } from "@/components/ui";
+import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
+import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
+import { formatBytes, formatDateTime } from "@/lib/format";
+import type { OffsiteSnapshot } from "@/lib/backup/offsite";
+
+interface Connection {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  path_style: boolean;
+  access_key_id: string;
+  secret_access_key: string;
+  checksum_compat: boolean;
+}
+
+async function post(url: string, token: string, body: unknown): Promise<{ ok: boolean; data: any }> {
+  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "x-setup-token": token }, body: JSON.stringify(body) }).catch(() => null);
+  if (!res) return { ok: false, data: { error: { message: "This server did not answer. Try again." } } };
+  const data = await res.json().catch(() => ({ error: { message: `The server answered ${res.status}.` } }));
+  return { ok: res.ok, data };
+}
+
+/**
+ * Wizard → Restore from backup → From S3-compatible storage: the bucket's
+ * address and keys (used for these requests only, never stored here), the
+ * snapshots in it, then the usual preview and confirmation.
+ */
+export function OffsiteRestore({ token }: { token: string }) {
+  const [conn, setConn] = useState<Connection | null>(null);
+  const [snapshots, setSnapshots] = useState<OffsiteSnapshot[] | null>(null);
+  const [location, setLocation] = useState("");
+  const [busy, setBusy] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [fields, setFields] = useState<Record<string, string>>({});
+  const [chosen, setChosen] = useState<OffsiteSnapshot | null>(null);
+  const [key, setKey] = useState<RestoreKey>({});
+  const [preview, setPreview] = useState<Preview | null>(null);
+
+  async function connect(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const c: Connection = {
+      endpoint: String(f.get("endpoint") ?? "").trim(),
+      region: String(f.get("region") ?? "").trim() || "us-east-1",
+      bucket: String(f.get("bucket") ?? "").trim(),
+      prefix: String(f.get("prefix") ?? "").trim(),
+      path_style: f.get("path_style") === "on",
+      access_key_id: String(f.get("access_key_id") ?? "").trim(),
+      secret_access_key: String(f.get("secret_access_key") ?? ""),
+      checksum_compat: f.get("checksum_compat") === "on",
+    };
+    setBusy("connect");
+    setError(null);
+    setFields({});
+    const { ok, data } = await post("/api/setup/offsite/snapshots", token, { connection: c });
+    setBusy(null);
+    if (!ok) {
+      setError(data?.error?.message ?? "The bucket could not be read.");
+      const fl: Record<string, string> = {};
+      for (const [k, v] of Object.entries((data?.error?.fields ?? {}) as Record<string, string>)) fl[k.replace(/^connection\./, "")] = v;
+      setFields(fl);
+      return;
+    }
+    setConn(c);
+    setLocation(data.location);
+    setSnapshots(data.snapshots);
+  }
+
+  async function stage(s: OffsiteSnapshot, k: RestoreKey) {
+    if (!conn) return;
+    if (s.encrypted && !hasKey(k)) {
+      setChosen(s);
+      return;
+    }
+    setBusy(s.name);
+    setError(null);
+    const { ok, data } = await post("/api/setup/offsite/restore", token, { connection: conn, snapshot: s.name, ...k });
+    setBusy(null);
+    if (ok) {
+      setPreview(data as Preview);
+      setChosen(null);
+    } else {
+      setError(data?.error?.message ?? "The snapshot could not be fetched.");
+      if (/^KEY_/.test(data?.error?.code ?? "")) setChosen(s);
+    }
+  }
+
+  if (preview) return <RestoreFlow mode={{ kind: "setup", token }} staged={preview} onCancel={() => setPreview(null)} />;
+
+  if (!snapshots) {
+    return (
+      <form onSubmit={connect} className="space-y-3" noValidate data-testid="offsite-connect">
+        {error && <Alert>{error}</Alert>}
+        <Field label="Endpoint" htmlFor="s3-endpoint" error={fields.endpoint} hint="The storage's S3 address, e.g. https://s3.eu-central-003.backblazeb2.com">
+          <Input id="s3-endpoint" name="endpoint" placeholder="https://" required invalid={!!fields.endpoint} spellCheck={false} />
+        </Field>
+        <div className="grid gap-3 sm:grid-cols-2">
+          <Field label="Bucket" htmlFor="s3-bucket" error={fields.bucket}>
+            <Input id="s3-bucket" name="bucket" required invalid={!!fields.bucket} spellCheck={false} />
+          </Field>
+          <Field label="Folder in the bucket (prefix)" htmlFor="s3-prefix" hint="As set on the old server, e.g. home.">
+            <Input id="s3-prefix" name="prefix" defaultValue="coffer" spellCheck={false} />
+          </Field>
+          <Field label="Access key ID" htmlFor="s3-key" error={fields.access_key_id}>
+            <Input id="s3-key" name="access_key_id" required autoComplete="off" invalid={!!fields.access_key_id} spellCheck={false} />
+          </Field>
+          <Field label="Secret access key" htmlFor="s3-secret" error={fields.secret_access_key}>
+            <Input id="s3-secret" name="secret_access_key" type="password" required autoComplete="off" invalid={!!fields.secret_access_key} />
+          </Field>
+          <Field label="Region" htmlFor="s3-region" hint="us-east-1 if your provider does not name one.">
+            <Input id="s3-region" name="region" defaultValue="us-east-1" spellCheck={false} />
+          </Field>
+        </div>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" name="path_style" defaultChecked className="h-4 w-4 accent-emerald-700" /> Path-style addresses (MinIO, Garage, most self-hosted stores)
+        </label>
+        <label className="flex items-center gap-2 text-sm">
+          <input type="checkbox" name="checksum_compat" defaultChecked className="h-4 w-4 accent-emerald-700" /> Checksum compatibility
+        </label>
+        <Button type="submit" busy={busy === "connect"} busyLabel="Reading the bucket…">
+          Show backups in this bucket
+        </Button>
+      </form>
+    );
+  }
+
+  return (
+    <div className="space-y-3" data-testid="offsite-pick">
+      {error && <Alert>{error}</Alert>}
+      <p className="text-sm text-zinc-600 dark:text-zinc-400">
+        {snapshots.length ? `Snapshots in ${location}, newest first. Pick one: Coffer fetches it and checks every file before anything changes.` : `There are no Coffer snapshots in ${location}. Check the folder (prefix).`}
+      </p>
+      <ul className="divide-y divide-zinc-200 rounded-lg border border-zinc-200 dark:divide-zinc-800 dark:border-zinc-800">
+        {snapshots.map((s) => (
+          <li key={s.name} className="flex flex-wrap items-center justify-between gap-2 px-3 py-2" data-testid="offsite-snapshot">
+            <span className="text-sm">
+              <span className="block font-medium">{formatDateTime(s.created_at)}</span>
+              <span className="block text-xs text-zinc-600 dark:text-zinc-400">
+                {s.documents ?? "?"} documents · {formatBytes(s.total_bytes)}
+                {s.encrypted && (
+                  <>
+                    {" · "}
+                    <LockIcon /> encrypted
+                  </>
+                )}
+                {!s.verified && <span className="text-red-700 dark:text-red-400"> · incomplete or damaged</span>}
+              </span>
+            </span>
+            <Button type="button" variant="secondary" disabled={!s.verified || busy !== null} busy={busy === s.name} busyLabel="Fetching and checking…" onClick={() => stage(s, {})}>
+              Restore this one
+            </Button>
+          </li>
+        ))}
+      </ul>
+      {chosen && (
+        <div className="space-y-3 rounded-md border border-zinc-200 p-3 dark:border-zinc-800">
+          <p className="text-sm">This snapshot is encrypted. Give its key: the recovery kit, the AGE-SECRET-KEY-1… line, or the passphrase.</p>
+          <KeyInput id="offsite-key" onChange={setKey} />
+          <Button type="button" disabled={!hasKey(key)} busy={busy === chosen.name} busyLabel="Fetching and checking…" onClick={() => stage(chosen, key)}>
+            Restore with this key
+          </Button>
+        </div>
+      )}
+      <Button type="button" variant="ghost" onClick={() => setSnapshots(null)}>
+        Use another bucket
+      </Button>
+    </div>
+  );
+}
