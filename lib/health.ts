@@ -59,8 +59,16 @@ export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[
     if (!schedule.enabled) reasons.push({ level: "warn", code: "BACKUPS_OFF", message: "Scheduled backups are off.", fix });
     if (schedule.stale) reasons.push({ level: "warn", code: "BACKUPS_STALE", message: "No successful backup for twice the schedule's interval.", fix });
     if (last?.status === "failed") reasons.push({ level: "warn", code: "BACKUP_FAILED", message: `The last backup failed (${last.finished_at ?? last.started_at}).`, fix });
-    if (currentSettings(inst.paths.settings).backup.encryption.mode === "off") {
+    const job = currentSettings(inst.paths.settings).backup;
+    if (job.encryption.mode === "off") {
       reasons.push({ level: "warn", code: "BACKUPS_UNENCRYPTED", message: "Backups hold every document and key in clear.", fix });
+    }
+    const offsiteFix = "/settings/backup#offsite";
+    if (!job.offsite.enabled) {
+      reasons.push({ level: "warn", code: "OFFSITE_OFF", message: "Backups are not copied offsite: a failure of this server's disk takes the data and its backups together.", fix: offsiteFix });
+    } else if (lastRun(inst.db, "offsite")?.status === "failed") {
+      const at = lastRun(inst.db, "offsite")!;
+      reasons.push({ level: "warn", code: "OFFSITE_FAILED", message: `The last offsite copy failed (${at.finished_at ?? at.started_at}).`, fix: offsiteFix });
     }
   }
   return reasons.sort((a, b) => (a.level === b.level ? 0 : a.level === "fail" ? -1 : 1));
@@ -89,6 +97,11 @@ export function healthReport(inst: Instance, now = Date.now()) {
       scheduled: schedule.enabled,
       next_run_at: schedule.next[0] ? new Date(schedule.next[0]).toISOString() : null,
       stale: schedule.stale,
+      offsite: {
+        enabled: currentSettings(inst.paths.settings).backup.offsite.enabled,
+        last_success_at: lastSuccess(inst.db, "offsite")?.finished_at ?? null,
+        last_status: lastRun(inst.db, "offsite")?.status ?? null,
+      },
     },
     job: holder ? { running: holder.purpose, since: holder.since } : null,
   };

@@ -16,9 +16,24 @@ async function scheduled() {
   const t = await makeSetUpInstance();
   cleanups.push(t.cleanup);
   const s = currentSettings(t.inst.paths.settings);
-  saveSettings(t.inst.paths.settings, { ...s, backup: { ...s.backup, enabled: true, schedule: "daily", encryption: { mode: "recipients", recipients: [RECIPIENT], passphrase: null } } });
+  saveSettings(t.inst.paths.settings, {
+    ...s,
+    backup: { ...s.backup, enabled: true, schedule: "daily", encryption: { mode: "recipients", recipients: [RECIPIENT], passphrase: null }, offsite: OFFSITE },
+  });
   return t;
 }
+
+const OFFSITE = {
+  enabled: true,
+  endpoint: "https://s3.example.com",
+  region: "us-east-1",
+  bucket: "coffer",
+  prefix: "home",
+  path_style: true,
+  access_key_id: "KEY",
+  secret_access_key: "enc:v1:placeholder",
+  checksum_compat: true,
+};
 
 const codes = (r: ReturnType<typeof healthReport>) => r.reasons.map((x) => x.code);
 let clock = Date.now();
@@ -59,6 +74,22 @@ describe("health", () => {
     const r = healthReport(inst, later());
     expect(r.status).toBe("degraded");
     expect(r.reasons).toMatchObject([{ code: "BACKUPS_UNENCRYPTED", message: "Backups hold every document and key in clear." }]);
+  });
+
+  it("warns while backups stay on this server, and when the last offsite copy failed", async () => {
+    const { inst } = await scheduled();
+    finishRun(inst.db, startRun(inst.db, "schedule", "full"), { status: "success", file: "x", verified: true });
+    const s = currentSettings(inst.paths.settings);
+    saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, offsite: { ...OFFSITE, enabled: false } } });
+    expect(healthReport(inst, later()).reasons).toMatchObject([{ code: "OFFSITE_OFF", fix: "/settings/backup#offsite" }]);
+    saveSettings(inst.paths.settings, s);
+    finishRun(inst.db, startRun(inst.db, "schedule", "full", "offsite"), { status: "failed", error: "Offsite: the bucket was gone" });
+    const r = healthReport(inst, later());
+    expect(codes(r)).toEqual(["OFFSITE_FAILED"]);
+    expect(r.backup.offsite).toMatchObject({ enabled: true, last_status: "failed", last_success_at: null });
+    expect(JSON.stringify(r)).not.toContain("bucket was gone");
+    // A failed offsite part does not make the local backup look failed.
+    expect(r.backup.last_status).toBe("success");
   });
 
   it("is failing when a quick check fails (a key file damaged on disk)", async () => {

@@ -29,6 +29,8 @@ import type { S3Location } from "@/lib/backup/s3";
 import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
 import { startS3, type TestS3 } from "./support/s3";
 import { startFaultProxy } from "./support/fault-proxy";
+import http from "node:http";
+import { BackupScheduler } from "@/lib/backup/scheduler";
 
 let s3: TestS3;
 beforeAll(async () => {
@@ -367,5 +369,74 @@ describe("offsite faults", () => {
     const again = await runBackupJob(inst, { scope: "full", trigger: "manual" });
     expect(again.offsite).toMatchObject({ ok: true, result: { blobsUploaded: 1, blobsSkipped: 3 } });
     expect((await listOffsiteSnapshots(repo)).length).toBe(2);
+  });
+});
+
+describe("offsite on schedule", () => {
+  it("each scheduled run sends its result offsite, remote retention follows the job's policy, and a failed offsite part alerts", async () => {
+    const received: { event: string; error: string }[] = [];
+    const hook = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        received.push(JSON.parse(body));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise<void>((r) => hook.close(() => r())));
+
+    const { inst, admin } = await vaultInstance(2);
+    const loc = await s3.location("sched");
+    const proxy = await startFaultProxy(s3.endpoint, { mode: "pass" });
+    cleanups.push(() => proxy.close());
+    configureOffsite(inst, { ...loc, endpoint: proxy.endpoint });
+    const s0 = currentSettings(inst.paths.settings);
+    saveSettings(inst.paths.settings, {
+      ...s0,
+      backup: {
+        ...s0.backup,
+        enabled: true,
+        schedule: "hourly",
+        retention: { mode: "count", count: 1, days: 30, gfs: { latest: 1, hourly: 0, daily: 0, weekly: 0, monthly: 0 } },
+        notify: { webhook_url: encryptSecret(inst.configKey, `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`) },
+      },
+    });
+    let t = Date.now();
+    const scheduler = new BackupScheduler(() => inst, { now: () => t, log: () => {}, alertOptions: { backoffMs: [] } });
+    const repo = repoFor(loc);
+    const offsiteNames = async () => (await listOffsiteSnapshots(repo)).map((x) => x.name);
+
+    expect(await scheduler.tick()).toBe("ran");
+    const first = await offsiteNames();
+    expect(first).toHaveLength(1);
+    t += 61 * 60 * 1000;
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await scheduler.tick()).toBe("ran");
+    const second = await offsiteNames();
+    expect(second).toHaveLength(1); // count 1: the older snapshot was pruned
+    expect(second).not.toEqual(first);
+    const runs = recentRuns(inst.db, 4).map((r) => [r.target, r.status, r.file]);
+    expect(runs).toEqual([
+      ["offsite", "success", second[0]],
+      ["local", "success", second[0]],
+      ["offsite", "success", first[0]],
+      ["local", "success", first[0]],
+    ]);
+    expect(received).toEqual([]);
+
+    // The bucket goes away mid-run: the local part stands, the offsite part fails and alerts, nothing offsite is pruned.
+    await createDocument(inst, admin, null, { name: "new.bin", body: Readable.from([crypto.randomBytes(20_000)]), maxBytes: 1e9 });
+    proxy.failNext("cut", (req) => req.method === "PUT", 100);
+    t += 61 * 60 * 1000;
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await scheduler.tick()).toBe("ran");
+    expect(await offsiteNames()).toEqual(second);
+    expect(recentRuns(inst.db, 2).map((r) => [r.target, r.status])).toEqual([
+      ["offsite", "failed"],
+      ["local", "success"],
+    ]);
+    // (The fake clock ran ahead of the real finish times, so a staleness alert comes too; not what this test is about.)
+    expect(received.filter((e) => e.event !== "backup.stale")).toMatchObject([{ event: "offsite.failed", error: expect.stringMatching(/was cut/) }]);
   });
 });

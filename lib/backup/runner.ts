@@ -16,7 +16,7 @@ import type { BackupTarget } from "./target";
 import { scopeHasInstance, type BackupMeta, type Scope, type Trigger } from "./format";
 import { snapshotDatabase, type DbSnapshot } from "./snapshot";
 import { closeRepository, offsiteLocation, openRepository, pruneOffsite, pushOffsite, type OffsitePushResult, type OffsitePruneResult } from "./offsite";
-import { alert } from "./alerts";
+import { alert, type SendOptions } from "./alerts";
 import type { RetentionPolicy } from "./retention";
 
 export interface StoredBackupResult {
@@ -183,7 +183,7 @@ export interface JobResult {
  */
 export async function runBackupJob(
   inst: Instance,
-  opts: StoredBackupOptions & { pruneOffsiteWith?: RetentionPolicy; log?: (line: string) => void },
+  opts: StoredBackupOptions & { pruneOffsiteWith?: RetentionPolicy; log?: (line: string) => void; alertOptions?: SendOptions },
 ): Promise<JobResult> {
   const lock = opts.lock ?? (await acquireLock(inst.paths.root, `backup (${opts.trigger})`));
   try {
@@ -241,7 +241,7 @@ export async function runBackupJob(
         const error = err instanceof AppError ? err : new AppError(502, "OFFSITE_FAILED", `The offsite copy failed: ${(err as Error).message}`);
         finishRun(inst.db, runId, { status: "failed", error: `Offsite: ${error.message}` });
         opts.log?.(`offsite copy failed: ${error.message}`);
-        await alert(inst, "offsite.failed", error.message, lastSuccess(inst.db, "offsite")?.finished_at ?? null);
+        await alert(inst, "offsite.failed", error.message, lastSuccess(inst.db, "offsite")?.finished_at ?? null, opts.alertOptions);
         return { local, offsite: { ok: false, error } };
       }
     } finally {
