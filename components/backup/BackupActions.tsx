@@ -17,7 +17,9 @@ export function BackupActions({ defaultScope, directory }: { defaultScope: strin
     const data = await res.json().catch(() => null);
     setRunning(false);
     if (res.ok) {
-      setResult({ tone: "success", text: `Saved ${data.name} (${formatBytes(data.bytes)})${data.verified ? ", verified" : ""}.` });
+      const off = data.offsite as null | { ok: true; uploaded: number; bytes: number } | { ok: false; error: string };
+      const offText = !off ? "" : off.ok ? ` Offsite: ${off.uploaded} new document file(s), ${formatBytes(off.bytes)} sent.` : ` The offsite copy failed: ${off.error}`;
+      setResult({ tone: off && !off.ok ? "error" : "success", text: `Saved ${data.name} (${formatBytes(data.bytes)})${data.verified ? ", verified" : ""}.${offText}` });
     } else {
       setResult({ tone: "error", text: data?.error?.message ?? `The backup failed (HTTP ${res.status}).` });
     }

@@ -1,6 +1,6 @@
 "use client";
 
-import { useActionState } from "react";
+import { useActionState, useState } from "react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import { adoptOffsite, saveOffsite, testOffsiteConnection } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
@@ -32,8 +32,28 @@ export function OffsiteForm({ offsite }: { offsite: OffsiteView }) {
   const [testState, testAction, testing] = useActionState<ActionState, FormData>(testOffsiteConnection, {});
   const [adoptState, adoptAction, adopting] = useActionState<ActionState, FormData>(adoptOffsite, {});
   const f = { ...(testState.fields ?? {}), ...(state.fields ?? {}) };
-  const v = state.values ?? testState.values;
-  const val = (k: keyof OffsiteView, d: string) => v?.[k] ?? d;
+  // Controlled: React resets a form after each action, and Test connection must not wipe what was typed.
+  const [form, setForm] = useState({
+    endpoint: offsite.endpoint,
+    region: offsite.region,
+    bucket: offsite.bucket,
+    prefix: offsite.prefix,
+    access_key_id: offsite.access_key_id,
+    secret_access_key: "",
+    enabled: offsite.enabled,
+    path_style: offsite.path_style,
+    checksum_compat: offsite.checksum_compat,
+  });
+  const text = (k: "endpoint" | "region" | "bucket" | "prefix" | "access_key_id" | "secret_access_key") => ({
+    name: k,
+    value: form[k],
+    onChange: (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value }),
+  });
+  const box = (k: "enabled" | "path_style" | "checksum_compat") => ({
+    name: k,
+    checked: form[k],
+    onChange: (e: { target: { checked: boolean } }) => setForm({ ...form, [k]: e.target.checked }),
+  });
   const otherInstance = !adoptState.ok && /belongs to another Coffer instance/.test(`${offsite.last?.error ?? ""} ${testState.error ?? ""}`);
 
   return (
@@ -56,23 +76,23 @@ export function OffsiteForm({ offsite }: { offsite: OffsiteView }) {
       </div>
       <form className="space-y-4" noValidate>
         <label className="flex items-center gap-2 text-sm font-medium">
-          <input type="checkbox" name="enabled" defaultChecked={offsite.enabled} className={check} /> Send every backup offsite
+          <input type="checkbox" {...box("enabled")} className={check} /> Send every backup offsite
         </label>
         <div className="grid gap-4 md:grid-cols-2">
           <Field label="Endpoint" htmlFor="endpoint" error={f.endpoint} hint="The storage's S3 address, e.g. https://s3.eu-central-003.backblazeb2.com">
-            <Input id="endpoint" name="endpoint" defaultValue={val("endpoint", offsite.endpoint)} placeholder="https://" invalid={!!f.endpoint} spellCheck={false} />
+            <Input id="endpoint" {...text("endpoint")} placeholder="https://" invalid={!!f.endpoint} spellCheck={false} />
           </Field>
           <Field label="Region" htmlFor="region" hint="us-east-1 if your provider does not name one.">
-            <Input id="region" name="region" defaultValue={val("region", offsite.region)} spellCheck={false} />
+            <Input id="region" {...text("region")} spellCheck={false} />
           </Field>
           <Field label="Bucket" htmlFor="bucket" error={f.bucket} hint="Create it first in your provider's console.">
-            <Input id="bucket" name="bucket" defaultValue={val("bucket", offsite.bucket)} invalid={!!f.bucket} spellCheck={false} />
+            <Input id="bucket" {...text("bucket")} invalid={!!f.bucket} spellCheck={false} />
           </Field>
           <Field label="Folder in the bucket (prefix)" htmlFor="prefix" error={f.prefix} hint="One per Coffer instance, e.g. home.">
-            <Input id="prefix" name="prefix" defaultValue={val("prefix", offsite.prefix)} invalid={!!f.prefix} spellCheck={false} />
+            <Input id="prefix" {...text("prefix")} invalid={!!f.prefix} spellCheck={false} />
           </Field>
           <Field label="Access key ID" htmlFor="access_key_id" error={f.access_key_id}>
-            <Input id="access_key_id" name="access_key_id" defaultValue={val("access_key_id", offsite.access_key_id)} autoComplete="off" invalid={!!f.access_key_id} spellCheck={false} />
+            <Input id="access_key_id" {...text("access_key_id")} autoComplete="off" invalid={!!f.access_key_id} spellCheck={false} />
           </Field>
           <Field
             label="Secret access key"
@@ -82,7 +102,7 @@ export function OffsiteForm({ offsite }: { offsite: OffsiteView }) {
           >
             <Input
               id="secret_access_key"
-              name="secret_access_key"
+              {...text("secret_access_key")}
               type="password"
               autoComplete="new-password"
               placeholder={offsite.hasSecret ? "••••••••" : ""}
@@ -92,10 +112,10 @@ export function OffsiteForm({ offsite }: { offsite: OffsiteView }) {
         </div>
         <div className="space-y-1">
           <label className="flex items-center gap-2 text-sm">
-            <input type="checkbox" name="path_style" defaultChecked={offsite.path_style} className={check} /> Path-style addresses (MinIO, Garage, most self-hosted stores)
+            <input type="checkbox" {...box("path_style")} className={check} /> Path-style addresses (MinIO, Garage, most self-hosted stores)
           </label>
           <label className="flex items-center gap-2 text-sm">
-            <input type="checkbox" name="checksum_compat" defaultChecked={offsite.checksum_compat} className={check} /> Checksum compatibility (for stores that reject the newer
+            <input type="checkbox" {...box("checksum_compat")} className={check} /> Checksum compatibility (for stores that reject the newer
             CRC32 upload checksums; AWS works either way)
           </label>
         </div>
