@@ -5,7 +5,7 @@ import { useRouter } from "next/navigation";
 import { Alert, Button, Card } from "@/components/ui";
 import { formatBytes } from "@/lib/format";
 
-export function BackupActions({ defaultScope, directory }: { defaultScope: string; directory: string | null }) {
+export function BackupActions({ defaultScope, directory, offsite = null }: { defaultScope: string; directory: string | null; offsite?: string | null }) {
   const router = useRouter();
   const [running, setRunning] = useState(false);
   const [result, setResult] = useState<{ tone: "success" | "error"; text: string } | null>(null);
@@ -55,7 +55,13 @@ export function BackupActions({ defaultScope, directory }: { defaultScope: strin
         <h2 className="font-semibold">Back up now</h2>
         <p className="text-sm text-zinc-600 dark:text-zinc-400">
           Writes a <strong>{defaultScope}</strong> backup into{" "}
-          <code className="break-all text-xs">{directory ?? "the backup directory"}</code>, then reads it back to verify it.
+          <code className="break-all text-xs">{directory ?? "the backup directory"}</code>, then reads it back to verify it
+          {offsite ? (
+            <>
+              , and sends it to <code className="break-all text-xs">{offsite}</code>
+            </>
+          ) : null}
+          .
         </p>
         <Button onClick={backupNow} busy={running} busyLabel="Backing up…" disabled={!directory}>
           Back up now

@@ -66,7 +66,7 @@ export function OffsiteSnapshots({ onRestore, staging }: { onRestore: (s: Offsit
               {!s.verified && <span className="text-red-700 dark:text-red-400"> · incomplete or damaged</span>}
               <span className="sm:hidden">
                 {" · "}
-                {formatBytes(s.total_bytes)} · {s.documents ?? "?"} documents
+                {formatBytes(s.total_bytes)} · {s.documents === 1 ? "1 document" : `${s.documents ?? "?"} documents`}
               </span>
             </span>
           </td>

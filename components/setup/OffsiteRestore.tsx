@@ -141,7 +141,7 @@ export function OffsiteRestore({ token }: { token: string }) {
             <span className="text-sm">
               <span className="block font-medium">{formatDateTime(s.created_at)}</span>
               <span className="block text-xs text-zinc-600 dark:text-zinc-400">
-                {s.documents ?? "?"} documents · {formatBytes(s.total_bytes)}
+                {s.documents === null ? "? documents" : s.documents === 1 ? "1 document" : `${s.documents} documents`} · {formatBytes(s.total_bytes)}
                 {s.encrypted && (
                   <>
                     {" · "}

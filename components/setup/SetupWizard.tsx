@@ -184,7 +184,7 @@ export function SetupWizard() {
         ) : (
           <>
             <p className="text-sm text-zinc-600 dark:text-zinc-400">
-              Your old server sent its backups to a bucket. Enter the bucket&apos;s address and keys; they are used to read it now and are not saved on this server.
+              Your old server sent its backups to a bucket. Enter the bucket&apos;s address and keys: they are used only to read it now. After the restore, this server has the old one&apos;s offsite settings.
             </p>
             <OffsiteRestore token={token} />
           </>

@@ -18,6 +18,7 @@ import { RunHistory } from "@/components/backup/RunHistory";
 import { EncryptionForm } from "@/components/backup/EncryptionForm";
 import { OffsiteForm } from "@/components/backup/OffsiteForm";
 import { lastRun } from "@/lib/backup/runs";
+import { describeLocation } from "@/lib/backup/s3";
 
 export const metadata: Metadata = { title: "Backup" };
 
@@ -61,7 +62,7 @@ export default async function BackupPage() {
         </div>
       )}
       {dirError && <Alert>{dirError}</Alert>}
-      <BackupActions defaultScope={scope} directory={dir} />
+      <BackupActions defaultScope={scope} directory={dir} offsite={job.offsite.enabled ? describeLocation(job.offsite) : null} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Stored backups</h2>
       <BackupManager backups={backups} offsite={!!(job.offsite.bucket && job.offsite.endpoint)} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Encryption</h2>
