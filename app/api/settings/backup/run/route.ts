@@ -16,7 +16,7 @@ export const POST = route(async (req) => {
       verified: r.verified,
       created_at: r.meta.created_at,
       timings: r.timings,
-      offsite: offsite && (offsite.ok ? { ok: true, snapshot: offsite.result.snapshot, uploaded: offsite.result.blobsUploaded, skipped: offsite.result.blobsSkipped, bytes: offsite.result.bytesUploaded } : { ok: false, code: offsite.error.code, error: offsite.error.message }),
+      offsite: offsite && (offsite.ok ? { ok: true, snapshot: offsite.result.snapshot, uploaded: offsite.result.blobsUploaded, skipped: offsite.result.blobsSkipped, bytes: offsite.result.bytesUploaded, snapshot_bytes: offsite.result.snapshotBytes, seconds: offsite.result.seconds } : { ok: false, code: offsite.error.code, error: offsite.error.message }),
     },
     { status: 201 },
   );
