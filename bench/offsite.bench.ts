@@ -32,7 +32,7 @@ function vaultInstance(from: string, to: string): void {
 test("offsite: Coffer to and from an S3 server against aws s3 sync", async () => {
   test.skip(!fs.existsSync(path.join(WORK, "dataset.json")), "run backup.bench.ts first: it makes the dataset");
   ensureTools({ aws: "awscli", sqlite3: "sqlite3" });
-  const s3 = await startS3("coffer-bench");
+  const s3 = await startS3("coffer-bench", "peer-bench");
   const servers: Server[] = [];
   try {
     const dataDir = path.join(WORK, "offsite-data");
@@ -52,7 +52,7 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
 
     // The peer: what a user would script, aws s3 sync of the data directory (its state files, not a consistent snapshot).
     const aws = `AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 AWS_REQUEST_CHECKSUM_CALCULATION=when_required aws --endpoint-url ${s3.endpoint}`;
-    const syncUp = await measureShell(`${aws} s3 sync --quiet ${dataDir} s3://${s3.bucket}/peer/ --exclude 'backups/*' --exclude '.*'`);
+    const syncUp = await measureShell(`${aws} s3 sync --quiet ${dataDir} s3://peer-bench/peer/ --exclude 'backups/*' --exclude '.*'`);
 
     let server = await startServer({ dataDir });
     servers.push(server);
@@ -81,7 +81,7 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
     const placed = path.join(WORK, "offsite-peer-placed");
     fs.rmSync(down, { recursive: true, force: true });
     fs.rmSync(placed, { recursive: true, force: true });
-    const syncDown = await measureShell(`${aws} s3 sync --quiet s3://${s3.bucket}/peer/ ${down} && cp -a ${down} ${placed}`);
+    const syncDown = await measureShell(`${aws} s3 sync --quiet s3://peer-bench/peer/ ${down} && cp -a ${down} ${placed}`);
     fs.rmSync(down, { recursive: true, force: true });
     fs.rmSync(placed, { recursive: true, force: true });
 

@@ -152,3 +152,29 @@ describe("LocalDirTarget specifics", () => {
     expect(fs.statSync(path.join(dir, "e.tar.gz")).mode & 0o777).toBe(0o600);
   });
 });
+
+describe("S3Target specifics", () => {
+  it("a multipart upload whose writer fails mid-way reports the writer's error (s3rver cannot abort multipart uploads) and leaves nothing listed", async () => {
+    s3 ??= await startS3();
+    const loc = await s3.location("mp");
+    const client = s3Client(loc);
+    cleanups.push(() => client.destroy());
+    const t = new S3Target(client, loc, "snapshots");
+    await expect(
+      t.put("big.tar.gz", async (out) => {
+        for (let i = 0; i < 20; i++) {
+          if (!out.write(crypto.randomBytes(1024 * 1024))) await new Promise((r) => out.once("drain", r));
+        }
+        throw new Error("the writer failed at 20 MiB");
+      }),
+    ).rejects.toThrow("the writer failed at 20 MiB");
+    expect(await t.list()).toEqual([]);
+    expect(await t.sweepPartials()).toEqual([]); // ListMultipartUploads is 501 there: handled, not thrown
+
+    const data = crypto.randomBytes(20 * 1024 * 1024 + 5);
+    const put = await t.put("whole.tar.gz", writeBytes(data));
+    expect(put.size).toBe(data.length);
+    const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+    expect(sha(await readAll(await t.open("whole.tar.gz")))).toBe(sha(data));
+  });
+});
