@@ -122,3 +122,20 @@ describe("age files", () => {
     expect(["KEY_MISMATCH", "ARCHIVE_TAMPERED"]).toContain(await codeOf(decrypt(s, ids)));
   });
 });
+
+describe("encryptedSize", () => {
+  it("says exactly how long the age file will be, at every chunk boundary", async () => {
+    const enc = createEncryptStream;
+    for (const n of [0, 1, 65535, 65536, 65537, 3 * 65536, 200_000]) {
+      for (const to of [{ recipients: [generateKey().recipient, generateKey().recipient] }, { passphrase: "x", logN: 10 }]) {
+        const e = await enc(to);
+        const chunks: Buffer[] = [];
+        e.on("data", (c: Buffer) => chunks.push(c));
+        const done = new Promise((r) => e.on("end", r));
+        e.end(Buffer.alloc(n, 7));
+        await done;
+        expect(Buffer.concat(chunks).length, `${n} bytes`).toBe(e.encryptedSize(n));
+      }
+    }
+  });
+});

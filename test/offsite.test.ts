@@ -230,6 +230,21 @@ describe("offsite repository", () => {
     expect(gone.message).toContain(`blobs/${victim}`);
   });
 
+  it("a vault file damaged on disk is not sent as if it were that document", async () => {
+    const { inst, contents } = await vaultInstance(2);
+    const loc = await s3.location("vaultrot");
+    const repo = repoFor(loc);
+    const h = sha(contents[1]);
+    const file = path.join(inst.paths.vault, h.slice(0, 2), h);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length - 1] ^= 1; // the very last byte: caught before it is sent
+    fs.chmodSync(file, 0o600);
+    fs.writeFileSync(file, bytes);
+    await expect(push(inst, repo, new Date("2026-11-20T03:00:00Z"))).rejects.toThrow(`the vault file ${h} does not match its hash`);
+    expect(bucketKeys(loc).filter((k) => k.includes(h))).toEqual([]);
+    expect(await listOffsiteSnapshots(repo)).toEqual([]);
+  });
+
   it("an interrupted run leaves no snapshot, and the next run skips the blobs already sent", async () => {
     const { inst } = await vaultInstance(3);
     const loc = await s3.location("cut");

@@ -4,6 +4,7 @@ import crypto from "node:crypto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LocalDirTarget, type BackupTarget } from "@/lib/backup/target";
 import { S3Target, s3Client } from "@/lib/backup/s3";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { tempDir } from "./support/instance";
 import { startS3, type TestS3 } from "./support/s3";
 
@@ -154,6 +155,25 @@ describe("LocalDirTarget specifics", () => {
 });
 
 describe("S3Target specifics", () => {
+  it("lists past one page (1000 keys) by continuation token", async () => {
+    s3 ??= await startS3();
+    const loc = await s3.location("many");
+    const client = s3Client(loc);
+    cleanups.push(() => client.destroy());
+    const t = new S3Target(client, loc, "snapshots");
+    const names = Array.from({ length: 1003 }, (_, i) => `obj-${String(i).padStart(4, "0")}`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < names.length) {
+          const n = names[next++];
+          await client.send(new PutObjectCommand({ Bucket: loc.bucket, Key: `${loc.prefix}/snapshots/${n}`, Body: n }));
+        }
+      }),
+    );
+    expect((await t.list()).map((o) => o.name).sort()).toEqual(names);
+  }, 60_000);
+
   it("a multipart upload whose writer fails mid-way reports the writer's error (s3rver cannot abort multipart uploads) and leaves nothing listed", async () => {
     s3 ??= await startS3();
     const loc = await s3.location("mp");

@@ -174,10 +174,14 @@ export async function writeTarGz(
   meta: BackupMeta,
   memberFiles: InstanceMemberInput[],
   vault: AsyncIterable<VaultFile>,
-  opts: Pick<WriteArchiveOptions, "signal" | "onProgress">,
+  opts: Pick<WriteArchiveOptions, "signal" | "onProgress"> & {
+    /** Gzip's stored blocks, no compression: for a stream that is unpacked at once (a restore from the bucket). */
+    store?: boolean;
+  },
 ): Promise<number> {
   const { signal } = opts;
-  const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
+  const level = opts.store ? 0 : 1;
+  const gz = new BlockGzipWriter(out, { level, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
   try {
     await gz.start();
 
@@ -215,11 +219,11 @@ export async function writeTarGz(
     }
     const probe = Buffer.allocUnsafe(PROBE_BYTES);
     for await (const v of vault) {
-      await gz.setLevel((await looksCompressed(v.file, probe)) ? 0 : 1);
+      await gz.setLevel(opts.store || (await looksCompressed(v.file, probe)) ? 0 : 1);
       await addFile(blobMember(v.sha256), v.file, v.size);
       await v.done?.();
     }
-    await gz.setLevel(1);
+    await gz.setLevel(level);
     await gz.write(TAR_END);
     await gz.finish();
     await endStream(out, signal);

@@ -21,7 +21,7 @@ import { readArchive } from "./reader";
 import type { DbSnapshot } from "./snapshot";
 import { archiveEncryption } from "./encryption";
 import { planRetention, type RetentionPolicy } from "./retention";
-import { S3Target, s3Client, explainS3Error, describeLocation, isNotFound, joinKey, type S3Location } from "./s3";
+import { S3Target, s3Client, s3Status, explainS3Error, describeLocation, isNotFound, joinKey, type S3Location } from "./s3";
 
 /**
  * The offsite repository (DESIGN section 10): one per instance under
@@ -41,8 +41,8 @@ export const BLOB_OBJECT_RE = /^[0-9a-f]{2}\/[0-9a-f]{64}(\.age)?$/;
 const INDEX_RE = /^coffer_[a-z]+_\d{8}_\d{6}Z(?:_\d{1,4})?\.tar\.gz(\.age)?\.json$/;
 /** How long an unreferenced blob or a snapshot-less index is kept: a run in progress elsewhere may be about to name it. */
 export const DEFAULT_GRACE_MS = 24 * 3600 * 1000;
-/** Blobs moved at once. Each holds at most one upload part (8 MiB) in memory. */
-export const BLOB_CONCURRENCY = 4;
+/** Blobs moved at once (aws s3 sync uses 10). Each is a stream: a few 256 KiB buffers in memory. */
+export const BLOB_CONCURRENCY = 8;
 
 export interface RepoMarker {
   magic: typeof REPO_MAGIC;
@@ -279,6 +279,74 @@ export async function eachLimit<T>(items: T[], n: number, fn: (item: T) => Promi
   if (failed !== null) throw failed;
 }
 
+/** Tries per blob: a blob is re-read from the vault for each, so a dropped connection or a 500 costs one resend. */
+const BLOB_TRIES = 3;
+
+/**
+ * Passes a vault file through, hashing it, and holds its last chunk back
+ * until the end: a file that does not match its name (damaged on disk)
+ * fails the stream before the last byte is sent, so the store never
+ * completes that object.
+ */
+function verifiedBody(sha: string): Transform {
+  const hash = crypto.createHash("sha256");
+  let held: Buffer | null = null;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      const out = held;
+      held = chunk;
+      cb(null, out ?? undefined);
+    },
+    flush(cb) {
+      if (hash.digest("hex") !== sha) return cb(new Error(`the vault file ${sha} does not match its hash (damaged on disk); run the doctor`));
+      cb(null, held ?? undefined);
+    },
+  });
+}
+
+/**
+ * One blob, one PUT with its exact length (the age file's, when encrypted):
+ * streamed from the vault with nothing buffered, and retried by re-reading
+ * the file (the SDK cannot retry a stream). Returns the bytes stored.
+ */
+async function uploadBlob(repo: OffsiteRepo, objectName: string, file: string, sha: string, size: number, to: AgeEncryptTo | undefined, signal?: AbortSignal): Promise<number> {
+  const key = repo.blobs.key(objectName);
+  for (let attempt = 1; ; attempt++) {
+    const enc = to ? await createEncryptStream(to) : null;
+    const length = enc ? enc.encryptedSize(size) : size;
+    const check = verifiedBody(sha);
+    const body = new PassThrough({ highWaterMark: 256 * 1024 });
+    // A failed read (or a damaged vault file) must end the request too: the store would wait for the declared length.
+    const request = new AbortController();
+    const onAbort = () => request.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort);
+    const source = fs.createReadStream(file, { highWaterMark: 256 * 1024 });
+    const feeding = (enc ? pipeline(source, check, enc, body) : pipeline(source, check, body)).then(
+      () => null,
+      (err: unknown) => {
+        request.abort(err);
+        return err;
+      },
+    );
+    try {
+      await repo.client.send(new PutObjectCommand({ Bucket: repo.loc.bucket, Key: key, Body: body, ContentLength: length }), { abortSignal: request.signal });
+      return length;
+    } catch (err) {
+      body.destroy();
+      // A local failure (the vault file damaged or unreadable) is what happened; resending would not help.
+      const fed = await Promise.race([feeding, new Promise((r) => setTimeout(() => r(null), 1000))]);
+      if (fed) throw fed;
+      const status = s3Status(err);
+      const transient = status === undefined || status >= 500 || status === 408 || status === 429;
+      if (signal?.aborted || !transient || attempt >= BLOB_TRIES) throw explainS3Error(err, repo.loc);
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
 /** A pass-through that hashes what passes. */
 function hashingTap(): Transform & { digest: () => string; bytes: () => number } {
   const hash = crypto.createHash("sha256");
@@ -328,22 +396,7 @@ export async function pushOffsite(inst: Instance, repo: OffsiteRepo, opts: Offsi
     let bytesUploaded = 0;
     await eachLimit(missing, BLOB_CONCURRENCY, async (sha) => {
       opts.signal?.throwIfAborted();
-      const tap = hashingTap();
-      const obj = await repo.blobs.put(
-        nameOf(sha),
-        async (out) => {
-          const source = fs.createReadStream(blobPath(inst.paths, sha), { highWaterMark: 256 * 1024 });
-          const enc = blobTo ? await createEncryptStream(blobTo) : null;
-          await (enc ? pipeline(source, tap, enc, out) : pipeline(source, tap, out));
-        },
-        {
-          // A vault file that no longer matches its name is not sent as if it were that document.
-          beforeCommit: () => {
-            if (tap.digest() !== sha) throw new Error(`the vault file ${sha} does not match its hash (damaged on disk); run the doctor`);
-          },
-        },
-      );
-      bytesUploaded += obj.size;
+      bytesUploaded += await uploadBlob(repo, nameOf(sha), blobPath(inst.paths, sha), sha, sizes.get(sha)!, blobTo, opts.signal);
       done += sizes.get(sha)!;
       opts.onProgress?.(done, total);
     });
@@ -485,7 +538,7 @@ export async function exportSnapshot(
   repo: OffsiteRepo,
   name: string,
   out: Writable,
-  opts: { tmpDir: string; keys?: AgeKeys; signal?: AbortSignal },
+  opts: { tmpDir: string; keys?: AgeKeys; signal?: AbortSignal; store?: boolean },
 ): Promise<BackupMeta> {
   if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name} is not a snapshot name.`);
   const encrypted = isEncryptedArchiveName(name);
@@ -546,7 +599,7 @@ export async function exportSnapshot(
       }
     }
     try {
-      await writeTarGz(out, meta, members, vault(), { signal: opts.signal });
+      await writeTarGz(out, meta, members, vault(), { signal: opts.signal, store: opts.store });
     } finally {
       await Promise.allSettled(fetches);
     }
@@ -657,7 +710,8 @@ export async function testOffsite(inst: Instance, loc: S3Location, opts: { timeo
 /** Restore from a bucket: the snapshot's full archive, streamed (stageArchive reads it like an upload). */
 export function exportStream(repo: OffsiteRepo, name: string, opts: { tmpDir: string; keys?: AgeKeys }): { stream: PassThrough; done: Promise<BackupMeta> } {
   const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const done = exportSnapshot(repo, name, stream, opts);
+  // Unpacked at once by the stager: compressing it only to decompress it would be wasted work.
+  const done = exportSnapshot(repo, name, stream, { ...opts, store: true });
   done.catch(() => {});
   return { stream, done };
 }

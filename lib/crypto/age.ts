@@ -337,8 +337,8 @@ function chunkNonce(counter: bigint, last: boolean): Buffer {
 
 // ---------------------------------------------------------------- streams --
 
-/** A Transform that encrypts what passes through into an age file. */
-export async function createEncryptStream(to: AgeEncryptTo): Promise<Transform> {
+/** A Transform that encrypts what passes through into an age file; `encryptedSize` says how long the file will be for a given plaintext length. */
+export async function createEncryptStream(to: AgeEncryptTo): Promise<Transform & { encryptedSize: (plainBytes: number) => number }> {
   const fileKey = crypto.randomBytes(FILE_KEY_BYTES);
   const header = await buildHeader(fileKey, to);
   const nonce = crypto.randomBytes(16);
@@ -351,7 +351,7 @@ export async function createEncryptStream(to: AgeEncryptTo): Promise<Transform> 
     started = true;
     t.push(Buffer.concat([header, nonce]));
   };
-  return new Transform({
+  const stream = new Transform({
     transform(chunk: Buffer, _e, cb: TransformCallback) {
       start(this);
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
@@ -368,6 +368,9 @@ export async function createEncryptStream(to: AgeEncryptTo): Promise<Transform> 
       cb();
     },
   });
+  // Header, payload nonce, then every 64 KiB chunk with its tag (an empty plaintext is one empty chunk).
+  const encryptedSize = (plain: number) => header.length + nonce.length + plain + TAG * Math.max(1, Math.ceil(plain / CHUNK));
+  return Object.assign(stream, { encryptedSize });
 }
 
 /**

@@ -1,12 +1,10 @@
-import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import S3rver from "s3rver";
+import { startS3 as startS3Process } from "../../e2e/support/s3";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { s3Client, type S3Location } from "@/lib/backup/s3";
-import { tempDir } from "./instance";
 
-/** s3rver's built-in account (it checks signatures against it). */
+/** s3rver's built-in account: it refuses other access key IDs (it does not check the secret). */
 export const S3RVER_KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
 export interface TestS3 {
@@ -19,12 +17,10 @@ export interface TestS3 {
   close(): Promise<void>;
 }
 
-/** A real S3-protocol server (s3rver) on 127.0.0.1, its files in a temp dir. */
+/** A real S3-protocol server (s3rver) on 127.0.0.1, in a process of its own, its files in a temp dir. */
 export async function startS3(): Promise<TestS3> {
-  const dir = tempDir("coffer-s3-");
-  const server = new S3rver({ port: 0, address: "127.0.0.1", silent: true, directory: dir, configureBuckets: [] });
-  const { port } = (await server.run()) as { port: number };
-  const endpoint = `http://127.0.0.1:${port}`;
+  const server = await startS3Process("coffer-unused");
+  const { endpoint, dir } = server;
   return {
     endpoint,
     dir,
@@ -39,9 +35,6 @@ export async function startS3(): Promise<TestS3> {
     objectFile(bucket, key) {
       return path.join(dir, bucket, `${key}._S3rver_object`);
     },
-    async close() {
-      await server.close();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
+    close: () => server.close(),
   };
 }
