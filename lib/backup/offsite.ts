@@ -322,21 +322,21 @@ async function uploadBlob(repo: OffsiteRepo, objectName: string, file: string, s
     const onAbort = () => request.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort);
     const source = fs.createReadStream(file, { highWaterMark: 256 * 1024 });
-    const feeding = (enc ? pipeline(source, check, enc, body) : pipeline(source, check, body)).then(
-      () => null,
-      (err: unknown) => {
-        request.abort(err);
-        return err;
-      },
-    );
+    let sendFailed = false;
+    let localError: unknown = null;
+    (enc ? pipeline(source, check, enc, body) : pipeline(source, check, body)).catch((err: unknown) => {
+      // Only a failure before the request's own: once we give up on the request, the body is torn down on purpose.
+      if (!sendFailed) localError = err;
+      request.abort(err);
+    });
     try {
       await repo.client.send(new PutObjectCommand({ Bucket: repo.loc.bucket, Key: key, Body: body, ContentLength: length }), { abortSignal: request.signal });
       return length;
     } catch (err) {
+      sendFailed = true;
       body.destroy();
       // A local failure (the vault file damaged or unreadable) is what happened; resending would not help.
-      const fed = await Promise.race([feeding, new Promise((r) => setTimeout(() => r(null), 1000))]);
-      if (fed) throw fed;
+      if (localError) throw localError;
       const status = s3Status(err);
       const transient = status === undefined || status >= 500 || status === 408 || status === 429;
       if (signal?.aborted || !transient || attempt >= BLOB_TRIES) throw explainS3Error(err, repo.loc);
