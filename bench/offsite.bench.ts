@@ -67,6 +67,16 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
       expect(body.offsite, JSON.stringify(body)).toMatchObject({ ok: true });
       return { ...body.offsite, peakRss: sampler.stop() } as { uploaded: number; skipped: number; bytes: number; snapshot_bytes: number; seconds: number; peakRss: number };
     };
+    // For reference: the same job with offsite off (the local archive alone).
+    const settingsFile = path.join(dataDir, "settings.yaml");
+    const withOffsite = currentSettings(settingsFile);
+    saveSettings(settingsFile, { ...withOffsite, backup: { ...withOffsite.backup, offsite: { ...withOffsite.backup.offsite, enabled: false } } });
+    const localSampler = rssSampler(server.proc.pid!);
+    const local = await fetch(`${server.url}/api/settings/backup/run`, { method: "POST", headers: { cookie } });
+    expect(local.status).toBe(201);
+    const localPeak = localSampler.stop();
+    saveSettings(settingsFile, withOffsite);
+    await new Promise((r) => setTimeout(r, 1100));
     const first = await run();
     // 1% of the documents change: one new 11 MiB document among about a hundred.
     const changed = crypto.randomBytes(11 * MiB);
@@ -117,7 +127,8 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
       { method: "Coffer restore from the bucket (stage + apply)", seconds: restore.seconds.toFixed(1), sent: "", "peak RSS": fmtMiB(restore.peakRss) },
       { method: "aws s3 sync down + cp -a into place", seconds: syncDown.seconds.toFixed(1), sent: "", "peak RSS": fmtMiB(syncDown.peakRss) },
     ]);
-    console.log(`\nFirst: ${first.uploaded} document files uploaded; second: ${second.uploaded} uploaded, ${second.skipped} skipped; snapshot ${fmtMiB(second.snapshot_bytes)}`);
+    console.log(`\nThe same job with offsite off (local archive only): server peak ${fmtMiB(localPeak)}`);
+    console.log(`First: ${first.uploaded} document files uploaded; second: ${second.uploaded} uploaded, ${second.skipped} skipped; snapshot ${fmtMiB(second.snapshot_bytes)}`);
     console.log(`Restore: fetch and stage ${((t1 - t0) / 1000).toFixed(1)} s, apply ${((performance.now() - t1) / 1000).toFixed(1)} s; server idle ${fmtMiB(restoreIdle)} (Back up now idle ${fmtMiB(idle)})\n`);
     const t = new Targets();
     t.atMost("first offsite backup / aws s3 sync", first.seconds / syncUp.seconds, 1.2);

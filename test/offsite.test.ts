@@ -142,6 +142,7 @@ describe("offsite repository", () => {
 
     const first = await push(inst, repo, new Date("2026-11-20T03:00:00Z"));
     expect(first).toMatchObject({ snapshot: "coffer_full_20261120_030000Z.tar.gz", blobsUploaded: 3, blobsSkipped: 0 });
+    expect(first.bytesUploaded).toBe(contents.reduce((a, c) => a + c.length, 0) + first.snapshotBytes);
     const keys = bucketKeys(loc);
     expect(keys).toContain("home/coffer-repo.json");
     expect(keys).toContain("home/snapshots/coffer_full_20261120_030000Z.tar.gz");

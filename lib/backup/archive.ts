@@ -181,7 +181,7 @@ export async function writeTarGz(
 ): Promise<number> {
   const { signal } = opts;
   const level = opts.store ? 0 : 1;
-  const gz = new BlockGzipWriter(out, { level, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
+  const gz = new BlockGzipWriter(out, { level, signal, store: opts.store, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
   try {
     await gz.start();
 

@@ -396,7 +396,8 @@ export async function pushOffsite(inst: Instance, repo: OffsiteRepo, opts: Offsi
     let bytesUploaded = 0;
     await eachLimit(missing, BLOB_CONCURRENCY, async (sha) => {
       opts.signal?.throwIfAborted();
-      bytesUploaded += await uploadBlob(repo, nameOf(sha), blobPath(inst.paths, sha), sha, sizes.get(sha)!, blobTo, opts.signal);
+      const sent = await uploadBlob(repo, nameOf(sha), blobPath(inst.paths, sha), sha, sizes.get(sha)!, blobTo, opts.signal);
+      bytesUploaded += sent; // after the await: `x += await …` would add to a stale x while other uploads run
       done += sizes.get(sha)!;
       opts.onProgress?.(done, total);
     });
