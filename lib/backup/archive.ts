@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import zlib from "node:zlib";
 import { promisify } from "node:util";
 import os from "node:os";
-import { Transform, type Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Instance } from "../instance";
 import { APP_VERSION } from "../version";
@@ -16,6 +16,7 @@ import { snapshotDatabase, sha256File, type DbSnapshot } from "./snapshot";
 import { tarHeader, tarPadding, TAR_END } from "./tar";
 import { BlockGzipWriter } from "./pgzip";
 import { createEncryptStream, type AgeEncryptTo } from "../crypto/age";
+import { hashingTap } from "../util/hashing";
 
 /** End `out` and wait until everything written has been flushed (or it failed). */
 function endStream(out: Writable, signal?: AbortSignal): Promise<void> {
@@ -238,32 +239,18 @@ export interface PackedArchive extends WrittenArchive {
   sha256: string;
 }
 
-function meter(): Transform & { hash: crypto.Hash; bytes: number } {
-  const m: Transform & { hash: crypto.Hash; bytes: number } = Object.assign(
-    new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        m.hash.update(chunk);
-        m.bytes += chunk.length;
-        cb(null, chunk);
-      },
-    }),
-    { hash: crypto.createHash("sha256"), bytes: 0 },
-  );
-  return m;
-}
-
 /**
  * An archive as it is stored or downloaded: the v1 .tar.gz, wrapped in an
  * age file when `encryptTo` is given, with the SHA-256 of the bytes written.
  */
 export async function packArchive(inst: Instance, out: Writable, opts: WriteArchiveOptions & { encryptTo?: AgeEncryptTo | null }): Promise<PackedArchive> {
-  const m = meter();
+  const m = hashingTap();
   const enc = opts.encryptTo ? await createEncryptStream(opts.encryptTo) : null;
   const piping = enc ? pipeline(enc, m, out) : pipeline(m, out);
   try {
     const w = await writeArchive(inst, enc ?? m, opts);
     await piping;
-    return { ...w, bytes: m.bytes, sha256: m.hash.digest("hex") };
+    return { ...w, bytes: m.bytes(), sha256: m.digest() };
   } catch (err) {
     (enc ?? m).destroy();
     await piping.catch(() => {});

@@ -1,10 +1,10 @@
-import crypto from "node:crypto";
 import zlib from "node:zlib";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { AppError } from "../errors";
 import { collectAfter } from "../util/gc";
+import { hashingTap } from "../util/hashing";
 import { AGE_MAGIC, AgeError, createDecryptStream, looksLikeAge, type AgeKeys } from "../crypto/age";
 import { SCHEMA_VERSION } from "../db/migrations";
 import {
@@ -386,15 +386,7 @@ export async function readArchive(original: Readable, opts: ReadArchiveOptions =
       const blob = BLOB_MEMBER_RE.exec(name);
       if (blob && blob[1] !== blob[2].slice(0, 2)) throw new ArchiveError("ARCHIVE_BAD_MEMBER", `The archive contains a blob in the wrong folder: ${name}.`);
 
-      const hash = crypto.createHash("sha256");
-      let n = 0;
-      const hasher = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          hash.update(chunk);
-          n += chunk.length;
-          cb(null, chunk);
-        },
-      });
+      const hasher = hashingTap();
       if (opts.onMember) {
         const [sink, feed] = await Promise.allSettled([opts.onMember(name, hasher), pipeline(entry, hasher)]);
         if (sink.status === "rejected") throw sink.reason instanceof AppError ? sink.reason : new SinkError(sink.reason);
@@ -403,8 +395,8 @@ export async function readArchive(original: Readable, opts: ReadArchiveOptions =
         hasher.resume();
         await pipeline(entry, hasher);
       }
-      const digest = hash.digest("hex");
-      if (n !== size) throw new ArchiveError("ARCHIVE_TRUNCATED", `The archive ends in the middle of ${name}.`);
+      const digest = hasher.digest();
+      if (hasher.bytes() !== size) throw new ArchiveError("ARCHIVE_TRUNCATED", `The archive ends in the middle of ${name}.`);
       if (blob) {
         if (digest !== blob[2]) throw new ArchiveError("CHECKSUM_MISMATCH", `A document blob is damaged: its content does not match its name (${name}).`);
         blobs++;
