@@ -1,9 +1,9 @@
 import type { Instance } from "../instance";
 import type { AgeKeys } from "../crypto/age";
 import { stageArchive, type RestorePreview } from "./restore";
-import { exportStream, listOffsiteSnapshots, type OffsiteRepo } from "./offsite";
+import { blobDamaged, exportStream, listOffsiteSnapshots, type OffsiteRepo } from "./offsite";
 import { AppError } from "../errors";
-import { isEncryptedArchiveName } from "./format";
+import { BLOB_MEMBER_RE, isEncryptedArchiveName } from "./format";
 
 /**
  * Restore from the bucket through the same pipeline as an upload: the
@@ -14,7 +14,7 @@ import { isEncryptedArchiveName } from "./format";
  */
 export async function stageOffsiteSnapshot(inst: Instance, repo: OffsiteRepo, name: string | null, opts: { keys?: AgeKeys; owner?: string } = {}): Promise<RestorePreview> {
   const snapshot = name ?? (await newestSnapshot(repo));
-  const { stream, done } = exportStream(repo, snapshot, { tmpDir: inst.paths.tmp, keys: opts.keys });
+  const { stream, done, blobObject } = exportStream(repo, snapshot, { tmpDir: inst.paths.tmp, keys: opts.keys });
   let preview: RestorePreview;
   try {
     preview = await stageArchive(inst, stream, { owner: opts.owner });
@@ -24,7 +24,11 @@ export async function stageOffsiteSnapshot(inst: Instance, repo: OffsiteRepo, na
       () => null,
       (e: unknown) => e,
     );
-    throw exportErr ?? err;
+    if (exportErr) throw exportErr;
+    // The stager checks each blob against its name; say which object in the bucket is damaged.
+    const bad = err instanceof AppError && err.code === "CHECKSUM_MISMATCH" ? BLOB_MEMBER_RE.exec(/vault\/[0-9a-f]{2}\/[0-9a-f]{64}/.exec(err.message)?.[0] ?? "") : null;
+    const object = bad ? blobObject(bad[2]) : undefined;
+    throw object ? blobDamaged(repo, object) : err;
   }
   await done;
   return { ...preview, encrypted: isEncryptedArchiveName(snapshot) };

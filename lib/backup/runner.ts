@@ -18,6 +18,7 @@ import { snapshotDatabase, type DbSnapshot } from "./snapshot";
 import { closeRepository, offsiteLocation, openRepository, pruneOffsite, pushOffsite, type OffsitePushResult, type OffsitePruneResult } from "./offsite";
 import { alert, type SendOptions } from "./alerts";
 import type { RetentionPolicy } from "./retention";
+import { collectNow } from "../util/gc";
 
 export interface StoredBackupResult {
   runId: number;
@@ -198,6 +199,7 @@ export async function runBackupJob(
     try {
       const dbSnapshot = await snapshotDatabase(inst, workDir);
       const local = await writeStoredBackup(inst, { ...opts, lock, dbSnapshot });
+      collectNow();
       const runId = startRun(inst.db, opts.trigger, opts.scope, "offsite");
       try {
         if (loc instanceof AppError) throw loc;

@@ -19,3 +19,13 @@ export function collectAfter(bytes: number): void {
   counted = 0;
   exposed({ type: "minor" });
 }
+
+/**
+ * A full collection now, where one phase of long work ends and another with
+ * different buffers begins (a job's local archive, then its offsite part):
+ * what the first left behind is freed before the second adds its own.
+ */
+export function collectNow(): void {
+  exposed?.({ type: "major" });
+  counted = 0;
+}
