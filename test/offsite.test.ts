@@ -207,6 +207,28 @@ describe("offsite repository", () => {
     expect(documentContents(restored)).toEqual(documentContents(inst));
   });
 
+  it("a snapshot larger than this server takes is refused before any document file is fetched", async () => {
+    const { inst } = await vaultInstance(2);
+    const loc = await s3.location("big");
+    const repo = repoFor(loc);
+    await push(inst, repo, new Date("2026-11-20T03:00:00Z"));
+    const fresh = makeInstance();
+    cleanups.push(fresh.cleanup);
+    process.env.COFFER_RESTORE_MAX_BYTES = "50000";
+    try {
+      const proxy = await startFaultProxy(s3.endpoint, { mode: "pass" });
+      cleanups.push(() => proxy.close());
+      let blobGets = 0;
+      proxy.failNext("500", (req) => (req.method === "GET" && req.url!.includes("/blobs/") ? (blobGets++, false) : false));
+      const err = await stageOffsiteSnapshot(fresh.inst, repoFor({ ...loc, endpoint: proxy.endpoint }), null).catch((e) => e);
+      expect(err).toMatchObject({ status: 413, code: "TOO_LARGE" });
+      expect(blobGets).toBe(0);
+      expect(fs.readdirSync(fresh.inst.paths.staging)).toEqual([]);
+    } finally {
+      delete process.env.COFFER_RESTORE_MAX_BYTES;
+    }
+  });
+
   it("a damaged or missing object is found at restore and named; the fresh instance is untouched", async () => {
     const { inst, contents } = await vaultInstance(2);
     const loc = await s3.location("rot");

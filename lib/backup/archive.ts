@@ -175,14 +175,10 @@ export async function writeTarGz(
   meta: BackupMeta,
   memberFiles: InstanceMemberInput[],
   vault: AsyncIterable<VaultFile>,
-  opts: Pick<WriteArchiveOptions, "signal" | "onProgress"> & {
-    /** Gzip's stored blocks, no compression: for a stream that is unpacked at once (a restore from the bucket). */
-    store?: boolean;
-  },
+  opts: Pick<WriteArchiveOptions, "signal" | "onProgress">,
 ): Promise<number> {
   const { signal } = opts;
-  const level = opts.store ? 0 : 1;
-  const gz = new BlockGzipWriter(out, { level, signal, store: opts.store, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
+  const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
   try {
     await gz.start();
 
@@ -220,11 +216,11 @@ export async function writeTarGz(
     }
     const probe = Buffer.allocUnsafe(PROBE_BYTES);
     for await (const v of vault) {
-      await gz.setLevel(opts.store || (await looksCompressed(v.file, probe)) ? 0 : 1);
+      await gz.setLevel((await looksCompressed(v.file, probe)) ? 0 : 1);
       await addFile(blobMember(v.sha256), v.file, v.size);
       await v.done?.();
     }
-    await gz.setLevel(level);
+    await gz.setLevel(1);
     await gz.write(TAR_END);
     await gz.finish();
     await endStream(out, signal);

@@ -1,37 +1,26 @@
+import path from "node:path";
 import type { Instance } from "../instance";
 import type { AgeKeys } from "../crypto/age";
-import { stageArchive, type RestorePreview } from "./restore";
-import { blobDamaged, exportStream, listOffsiteSnapshots, type OffsiteRepo } from "./offsite";
+import { restoreCapBytes, stageInto, writeStagedMember, type RestorePreview } from "./restore";
+import { fetchSnapshotBlobs, listOffsiteSnapshots, unpackSnapshot, type OffsiteRepo } from "./offsite";
 import { AppError } from "../errors";
-import { BLOB_MEMBER_RE, isEncryptedArchiveName } from "./format";
+import { LAYOUT } from "./format";
 
 /**
- * Restore from the bucket through the same pipeline as an upload: the
- * snapshot and its blobs are assembled into a full archive as they are
- * fetched, and stageArchive validates and stages that stream. A fault on
- * the fetching side (a missing or damaged object, a wrong key) is the error
- * reported, not the truncated stream it caused.
+ * Restore from the bucket through the same staging as an upload: the
+ * snapshot archive goes through the archive reader into the staging
+ * payload, the space its meta declares is admitted, the blobs are fetched
+ * straight into the payload's vault (in parallel, each checked against its
+ * hash, a missing or damaged object named), and stageInto's checks (the
+ * database, its blobs, settings, keys) and preview follow, as for any backup.
  */
-export async function stageOffsiteSnapshot(inst: Instance, repo: OffsiteRepo, name: string | null, opts: { keys?: AgeKeys; owner?: string } = {}): Promise<RestorePreview> {
+export async function stageOffsiteSnapshot(inst: Instance, repo: OffsiteRepo, name: string | null, opts: { keys?: AgeKeys; owner?: string; signal?: AbortSignal } = {}): Promise<RestorePreview> {
   const snapshot = name ?? (await newestSnapshot(repo));
-  const { stream, done, blobObject } = exportStream(repo, snapshot, { tmpDir: inst.paths.tmp, keys: opts.keys });
-  let preview: RestorePreview;
-  try {
-    preview = await stageArchive(inst, stream, { owner: opts.owner });
-  } catch (err) {
-    stream.destroy();
-    const exportErr = await done.then(
-      () => null,
-      (e: unknown) => e,
-    );
-    if (exportErr) throw exportErr;
-    // The stager checks each blob against its name; say which object in the bucket is damaged.
-    const bad = err instanceof AppError && err.code === "CHECKSUM_MISMATCH" ? BLOB_MEMBER_RE.exec(/vault\/[0-9a-f]{2}\/[0-9a-f]{64}/.exec(err.message)?.[0] ?? "") : null;
-    const object = bad ? blobObject(bad[2]) : undefined;
-    throw object ? blobDamaged(repo, object) : err;
-  }
-  await done;
-  return { ...preview, encrypted: isEncryptedArchiveName(snapshot) };
+  return stageInto(inst, opts.owner ?? "local", () => {}, async ({ payload, id, admit }) => {
+    const snap = await unpackSnapshot(repo, snapshot, payload, opts.keys, writeStagedMember, (meta) => admit(meta, restoreCapBytes(inst, process.env, id)));
+    await fetchSnapshotBlobs(repo, snap, path.join(payload, LAYOUT.vault), opts.signal);
+    return { meta: snap.meta, warnings: snap.warnings, encrypted: snap.encrypted };
+  });
 }
 
 export async function newestSnapshot(repo: OffsiteRepo): Promise<string> {

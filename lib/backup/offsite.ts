@@ -497,7 +497,7 @@ function corrupt(repo: OffsiteRepo, objectName: string, why: string): AppError {
 }
 
 /** Download one blob into `file`, decrypting, and check it against its hash. */
-async function fetchBlob(repo: OffsiteRepo, objectName: string, sha: string, size: number, file: string, keys: AgeKeys | null, verify: boolean): Promise<void> {
+async function fetchBlob(repo: OffsiteRepo, objectName: string, sha: string, size: number, file: string, keys: AgeKeys | null): Promise<void> {
   let body: Readable;
   try {
     body = await repo.blobs.open(objectName);
@@ -507,7 +507,7 @@ async function fetchBlob(repo: OffsiteRepo, objectName: string, sha: string, siz
     }
     throw err;
   }
-  const tap = verify ? hashingTap({ collect: true }) : byteCounter();
+  const tap = hashingTap({ collect: true });
   try {
     const dec = keys ? createDecryptStream(keys) : null;
     await (dec ? pipeline(body, dec, tap, fs.createWriteStream(file, { mode: 0o600 })) : pipeline(body, tap, fs.createWriteStream(file, { mode: 0o600 })));
@@ -516,20 +516,91 @@ async function fetchBlob(repo: OffsiteRepo, objectName: string, sha: string, siz
     throw explainS3Error(err, repo.loc);
   }
   if (tap.bytes() !== size) throw corrupt(repo, objectName, `it holds ${tap.bytes()} bytes, the snapshot expects ${size}`);
-  if (verify && tap.digest() !== sha) throw corrupt(repo, objectName, "its content does not match the document's hash");
+  if (tap.digest() !== sha) throw corrupt(repo, objectName, "its content does not match the document's hash");
 }
 
-/** hashingTap's shape without the hashing, for a stream whose hashes are checked further on. */
-function byteCounter(): Transform & { digest: () => string; bytes: () => number } {
-  let n = 0;
-  const t = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      n += chunk.length;
-      collectAfter(chunk.length);
-      cb(null, chunk);
-    },
+/** What a snapshot restores to, once its archive is unpacked: the full meta and the blob objects to fetch. */
+export interface UnpackedSnapshot {
+  meta: BackupMeta;
+  warnings: string[];
+  encrypted: boolean;
+  wanted: { sha: string; obj: string; size: number }[];
+  /** Decrypts the blob objects (the caller's identities, and the key the snapshot carries for passphrase mode). */
+  blobKeys: AgeKeys | null;
+}
+
+/**
+ * Read one snapshot (through the archive reader: every member checked,
+ * decrypted with `keys` when encrypted) into `dir`, laid out as in a data
+ * directory, and work out which blob objects it needs from its database
+ * and index. `admit` sees the meta (with the index's document files) before
+ * anything is written.
+ */
+export async function unpackSnapshot(
+  repo: OffsiteRepo,
+  name: string,
+  dir: string,
+  keys: AgeKeys | undefined,
+  writeMember: (dir: string, name: string, content: Readable) => Promise<void>,
+  admit?: (meta: BackupMeta) => void,
+): Promise<UnpackedSnapshot> {
+  if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name} is not a snapshot name.`);
+  const encrypted = isEncryptedArchiveName(name);
+  const index = await readIndex(repo, name);
+  if (!index) throw new AppError(404, "NOT_FOUND", `There is no snapshot ${name} in ${describeLocation(repo.loc)}.`);
+  const full = (m: BackupMeta, objects: number, bytes: number): BackupMeta => ({ ...m, scope: index.scope === "db" ? "db" : "full", vault: { objects, bytes } });
+  const summary = await readArchive(await repo.snapshots.open(name), {
+    keys,
+    // Before a byte is written: the database, settings and keys, and the document files the index lists.
+    onMeta: (m) => admit?.(full(m, index.blobs.length, index.vault_bytes)),
+    onMember: (member, content) => writeMember(dir, member, content),
   });
-  return Object.assign(t, { digest: () => "", bytes: () => n });
+  const snapMeta = summary.meta;
+  const secretKey = fs.readFileSync(path.join(dir, ...LAYOUT.secretKey.split("/")));
+  const db = new Database(path.join(dir, LAYOUT.database), { readonly: true, fileMustExist: true });
+  let shas: string[];
+  try {
+    shas = index.scope === "db" ? [] : (db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[]);
+  } finally {
+    db.close();
+  }
+  const nameOf = blobNamer(secretKey, encrypted);
+  const sizes = new Map(index.blobs);
+  const wanted = shas.map((sha) => {
+    const obj = nameOf(sha);
+    const size = sizes.get(obj);
+    if (size === undefined) throw new AppError(422, "OFFSITE_CORRUPT", `The snapshot ${name} names a document file its index does not list; the repository is inconsistent.`);
+    return { sha, obj, size };
+  });
+  return {
+    meta: full(snapMeta, wanted.length, wanted.reduce((a, w) => a + w.size, 0)),
+    warnings: summary.warnings,
+    encrypted,
+    wanted,
+    blobKeys: encrypted ? { identities: [...(keys?.identities ?? []), repositoryIdentity(secretKey)] } : null,
+  };
+}
+
+/** A plain write of a snapshot member into a work directory. */
+async function writeWorkMember(dir: string, member: string, content: Readable): Promise<void> {
+  const file = path.join(dir, ...member.split("/"));
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  await pipeline(content, fs.createWriteStream(file, { flags: "wx", mode: 0o600 }));
+}
+
+/**
+ * Fetch a snapshot's blobs straight into a vault directory (a restore's
+ * staging payload), BLOB_CONCURRENCY at a time, each checked against its
+ * hash as it arrives. No archive is assembled on the way: the restore's
+ * bytes are the bucket's bytes, written once.
+ */
+export async function fetchSnapshotBlobs(repo: OffsiteRepo, snap: UnpackedSnapshot, vaultDir: string, signal?: AbortSignal): Promise<void> {
+  await eachLimit(snap.wanted, BLOB_CONCURRENCY, async (w) => {
+    signal?.throwIfAborted();
+    const dir = path.join(vaultDir, w.sha.slice(0, 2));
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await fetchBlob(repo, w.obj, w.sha, w.size, path.join(dir, w.sha), snap.blobKeys);
+  });
 }
 
 /**
@@ -538,59 +609,12 @@ function byteCounter(): Transform & { digest: () => string; bytes: () => number 
  * local file. Blobs are fetched BLOB_CONCURRENCY at a time into temp files
  * and checked against their hashes before a byte of them is written out.
  */
-export async function exportSnapshot(
-  repo: OffsiteRepo,
-  name: string,
-  out: Writable,
-  opts: {
-    tmpDir: string;
-    keys?: AgeKeys;
-    signal?: AbortSignal;
-    store?: boolean;
-    /**
-     * Hand over document files without hashing them here, for a stream whose
-     * reader checks every blob against its name anyway (a restore's stager);
-     * `onNames` then lets the caller name the object behind a bad blob.
-     */
-    unverified?: { onNames: (objectFor: Map<string, string>) => void };
-  },
-): Promise<BackupMeta> {
-  if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name} is not a snapshot name.`);
-  const encrypted = isEncryptedArchiveName(name);
-  const index = await readIndex(repo, name);
-  if (!index) throw new AppError(404, "NOT_FOUND", `There is no snapshot ${name} in ${describeLocation(repo.loc)}.`);
+export async function exportSnapshot(repo: OffsiteRepo, name: string, out: Writable, opts: { tmpDir: string; keys?: AgeKeys; signal?: AbortSignal }): Promise<BackupMeta> {
   const work = fs.mkdtempSync(path.join(opts.tmpDir, "export-"));
   try {
-    const snapMeta = (
-      await readArchive(await repo.snapshots.open(name), {
-        keys: opts.keys,
-        onMember: async (member, content) => {
-          const file = path.join(work, ...member.split("/"));
-          fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-          await pipeline(content, fs.createWriteStream(file, { flags: "wx", mode: 0o600 }));
-        },
-      })
-    ).meta;
-    const secretKey = fs.readFileSync(path.join(work, ...LAYOUT.secretKey.split("/")));
-    const db = new Database(path.join(work, LAYOUT.database), { readonly: true, fileMustExist: true });
-    let shas: string[];
-    try {
-      shas = index.scope === "db" ? [] : (db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[]);
-    } finally {
-      db.close();
-    }
-    const nameOf = blobNamer(secretKey, encrypted);
-    const sizes = new Map(index.blobs);
-    const wanted = shas.map((sha) => {
-      const obj = nameOf(sha);
-      const size = sizes.get(obj);
-      if (size === undefined) throw new AppError(422, "OFFSITE_CORRUPT", `The snapshot ${name} names a document file its index does not list; the repository is inconsistent.`);
-      return { sha, obj, size };
-    });
-    opts.unverified?.onNames(new Map(wanted.map((w) => [w.sha, w.obj])));
-    const blobKeys: AgeKeys | null = encrypted ? { identities: [...(opts.keys?.identities ?? []), repositoryIdentity(secretKey)] } : null;
-    const meta: BackupMeta = { ...snapMeta, scope: index.scope === "db" ? "db" : "full", vault: { objects: wanted.length, bytes: wanted.reduce((a, w) => a + w.size, 0) } };
-    const members = INSTANCE_MEMBERS.map((m) => ({ name: m, size: snapMeta.members[m].size, file: path.join(work, ...m.split("/")) }));
+    const snap = await unpackSnapshot(repo, name, work, opts.keys, writeWorkMember);
+    const { meta, wanted } = snap;
+    const members = INSTANCE_MEMBERS.map((m) => ({ name: m, size: meta.members[m].size, file: path.join(work, ...m.split("/")) }));
 
     // Fetch ahead in parallel, hand over in archive order.
     const blobDir = path.join(work, "blobs");
@@ -600,7 +624,7 @@ export async function exportSnapshot(
     const startNext = () => {
       if (started >= wanted.length) return;
       const w = wanted[started++];
-      const p = fetchBlob(repo, w.obj, w.sha, w.size, path.join(blobDir, w.sha), blobKeys, !opts.unverified);
+      const p = fetchBlob(repo, w.obj, w.sha, w.size, path.join(blobDir, w.sha), snap.blobKeys);
       p.catch(() => {});
       fetches.push(p);
     };
@@ -615,7 +639,7 @@ export async function exportSnapshot(
       }
     }
     try {
-      await writeTarGz(out, meta, members, vault(), { signal: opts.signal, store: opts.store });
+      await writeTarGz(out, meta, members, vault(), { signal: opts.signal });
     } finally {
       await Promise.allSettled(fetches);
     }
@@ -721,24 +745,4 @@ export async function testOffsite(inst: Instance, loc: S3Location, opts: { timeo
   } finally {
     closeRepository(repo);
   }
-}
-
-/** Restore from a bucket: the snapshot's full archive, streamed (stageArchive reads it like an upload). */
-export function exportStream(
-  repo: OffsiteRepo,
-  name: string,
-  opts: { tmpDir: string; keys?: AgeKeys },
-): { stream: PassThrough; done: Promise<BackupMeta>; blobObject: (sha: string) => string | undefined } {
-  const stream = new PassThrough({ highWaterMark: 1024 * 1024 });
-  let names = new Map<string, string>();
-  // Unpacked and checked at once by the stager: compressing it only to decompress it, or hashing every
-  // document twice, would be wasted work (measured: 1 GiB restored from the bucket 17.7 s → PLACEHOLDER s).
-  const done = exportSnapshot(repo, name, stream, { ...opts, store: true, unverified: { onNames: (m) => (names = m) } });
-  done.catch(() => {});
-  return { stream, done, blobObject: (sha) => names.get(sha) };
-}
-
-/** The stager's verdict on a blob, said of the object in the bucket it came from. */
-export function blobDamaged(repo: OffsiteRepo, objectName: string): AppError {
-  return corrupt(repo, objectName, "its content does not match the document's hash");
 }

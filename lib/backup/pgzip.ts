@@ -16,11 +16,6 @@ export interface BlockGzipOptions {
   blockSize?: number;
   concurrency?: number;
   signal?: AbortSignal;
-  /**
-   * Stored blocks only (level 0), made on this thread: copying needs no
-   * worker, and a worker's own heap is the largest part of this writer's memory.
-   */
-  store?: boolean;
 }
 
 // Gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
@@ -78,22 +73,7 @@ interface Compressed {
   block: Buffer;
 }
 
-interface Compressor {
-  tail: Promise<unknown>;
-  compress(block: Buffer, length: number, level: number): Promise<Compressed>;
-  close(): void;
-}
-
-/** Stored (level 0) deflate blocks on the calling thread: a copy with a 5-byte header per 64 KiB. */
-class StoreLane implements Compressor {
-  tail: Promise<unknown> = Promise.resolve();
-  compress(block: Buffer, length: number): Promise<Compressed> {
-    return Promise.resolve({ out: zlib.deflateRawSync(block.subarray(0, length), { level: 0, finishFlush: zlib.constants.Z_SYNC_FLUSH }), block });
-  }
-  close(): void {}
-}
-
-class Lane implements Compressor {
+class Lane {
   private readonly worker = new Worker(LANE_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
   private readonly waiting = new Map<number, { resolve: (c: Compressed) => void; reject: (e: Error) => void }>();
   private ids = 0;
@@ -152,7 +132,7 @@ function waitDrain(out: Writable, signal?: AbortSignal): Promise<void> {
 export class BlockGzipWriter {
   private level: number;
   private readonly blockSize: number;
-  private readonly lanes: Compressor[];
+  private readonly lanes: Lane[];
   private next = 0;
   private readonly signal?: AbortSignal;
   private readonly pool: Buffer[] = [];
@@ -168,11 +148,11 @@ export class BlockGzipWriter {
     private readonly out: Writable,
     opts: BlockGzipOptions = {},
   ) {
-    this.level = opts.store ? 0 : (opts.level ?? 1);
+    this.level = opts.level ?? 1;
     this.blockSize = opts.blockSize ?? 1024 * 1024;
     this.signal = opts.signal;
     // Output of one block fits one chunk (deflate's worst case is a little over the input).
-    this.lanes = opts.store ? [new StoreLane()] : Array.from({ length: opts.concurrency ?? 3 }, () => new Lane());
+    this.lanes = Array.from({ length: opts.concurrency ?? 3 }, () => new Lane());
     this.block = this.takeBuffer();
   }
 
@@ -244,7 +224,7 @@ export class BlockGzipWriter {
 
   /** Following data is compressed at `level` (0 stores it: for data that is already compressed). */
   async setLevel(level: number): Promise<void> {
-    if (level === this.level || this.lanes[0] instanceof StoreLane) return;
+    if (level === this.level) return;
     await this.dispatch();
     this.level = level;
   }

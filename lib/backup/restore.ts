@@ -214,39 +214,73 @@ export async function stageArchive(
   source: Readable,
   opts: { maxBytes?: number; maxEntries?: number; keys?: AgeKeys; owner?: string } = {},
 ): Promise<RestorePreview> {
+  return stageInto(inst, opts.owner ?? "local", () => source.destroy(), async ({ payload, id, admit }) => {
+    const summary = await readArchive(source, {
+      maxBytes: opts.maxBytes ?? restoreCapBytes(inst, process.env, id),
+      maxEntries: opts.maxEntries,
+      keys: opts.keys,
+      onMeta: (meta) => admit(meta), // the reader holds the stream to maxBytes
+      onMember: (name, content) => writeStagedMember(payload, name, content),
+    });
+    return { meta: summary.meta, warnings: summary.warnings, encrypted: summary.encryption !== null };
+  });
+}
+
+/** Write one validated member into a staging payload (readArchive has checked the name; this is a second lock on the door). */
+export async function writeStagedMember(payload: string, name: string, content: Readable): Promise<void> {
+  const target = path.resolve(payload, name);
+  if (!target.startsWith(payload + path.sep)) throw new ArchiveError("ARCHIVE_BAD_PATH", `Refusing to write ${name} outside the staging directory.`);
+  fs.mkdirSync(path.dirname(target), { recursive: true, mode: PRIVATE_DIR_MODE });
+  await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: PRIVATE_FILE_MODE }));
+}
+
+export interface StagingFill {
+  /** Where the instance's files go, laid out as in the data directory. */
+  payload: string;
+  id: string;
+  /**
+   * Call with the backup's meta before writing its content: refuses what
+   * cannot fit (and, given a cap, what is larger), and reserves the space.
+   */
+  admit: (meta: BackupMeta, cap?: number) => void;
+}
+
+/**
+ * The staging pipeline every restore source goes through: claim a staging
+ * directory, let `fill` put the backup's files into its payload (an archive
+ * stream, or an offsite repository's objects), then check what a stream
+ * alone cannot (the database, the settings, the keys) and record the preview.
+ * Nothing outside the staging directory is touched; a failure leaves nothing.
+ */
+export async function stageInto(
+  inst: Instance,
+  owner: string,
+  refused: () => void,
+  fill: (f: StagingFill) => Promise<{ meta: BackupMeta; warnings: string[]; encrypted: boolean }>,
+): Promise<RestorePreview> {
   let claimed;
   try {
-    claimed = claimStagingDir(inst, opts.owner ?? "local");
+    claimed = claimStagingDir(inst, owner);
   } catch (err) {
-    source.destroy();
+    refused();
     throw err;
   }
   const { id, dir } = claimed;
   const payload = path.join(dir, "payload");
   let need: number | null = null;
+  const admit = (meta: BackupMeta, cap?: number) => {
+    // Known before the first byte is written: a backup that cannot fit is refused now, not half-way.
+    need = metaUnpackedBytes(meta);
+    const have = Math.max(0, freeBytes(inst.paths.staging) - reservedByOthers(id));
+    if (need > have) throw insufficientStorage(need, have);
+    if (cap !== undefined && need > cap) throw new ArchiveError("TOO_LARGE", `This backup unpacks to ${formatBytes(need)}, more than this server takes (${formatBytes(cap)}; COFFER_RESTORE_MAX_BYTES or free disk).`, 413);
+    reservations().set(id, need);
+  };
   try {
     fs.mkdirSync(payload, { recursive: true, mode: PRIVATE_DIR_MODE });
-    const summary = await readArchive(source, {
-      maxBytes: opts.maxBytes ?? restoreCapBytes(inst, process.env, id),
-      maxEntries: opts.maxEntries,
-      keys: opts.keys,
-      onMeta: (meta) => {
-        // Known before the first byte is written: a backup that cannot fit is refused now, not half-way.
-        need = metaUnpackedBytes(meta);
-        const have = Math.max(0, freeBytes(inst.paths.staging) - reservedByOthers(id));
-        if (need > have) throw insufficientStorage(need, have);
-        reservations().set(id, need);
-      },
-      onMember: async (name, content) => {
-        // readArchive has checked the name against the whitelist; this is a second lock on the door.
-        const target = path.resolve(payload, name);
-        if (!target.startsWith(payload + path.sep)) throw new ArchiveError("ARCHIVE_BAD_PATH", `Refusing to write ${name} outside the staging directory.`);
-        fs.mkdirSync(path.dirname(target), { recursive: true, mode: PRIVATE_DIR_MODE });
-        await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: PRIVATE_FILE_MODE }));
-      },
-    });
-    const meta = summary.meta;
-    const warnings = [...summary.warnings];
+    const filled = await fill({ payload, id, admit });
+    const meta = filled.meta;
+    const warnings = [...filled.warnings];
     if (scopeHasInstance(meta.scope)) {
       const stagedVault = scopeHasVault(meta.scope) ? path.join(payload, LAYOUT.vault) : null;
       if (stagedVault) fs.mkdirSync(stagedVault, { recursive: true, mode: PRIVATE_DIR_MODE });
@@ -272,7 +306,7 @@ export async function stageArchive(
       tables: meta.tables,
       vault: meta.vault,
       warnings,
-      encrypted: summary.encryption !== null,
+      encrypted: filled.encrypted,
       staged_at: now.toISOString(),
       expires_at: new Date(now.getTime() + STAGE_TTL_MS).toISOString(),
     };
