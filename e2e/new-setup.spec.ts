@@ -38,9 +38,16 @@ test("setup code → New setup → Documents → upload, download, sign out, sig
   await page.getByRole("button", { name: "Create admin and finish" }).click();
   await expect(page.getByText("The two passwords are not the same.")).toBeVisible();
   await page.getByLabel("Password again").fill("alice-password-1");
+  // Protection is on by default, in the browser's time zone.
+  await expect(page.getByTestId("protect")).toContainText("Back up every day at 03:00");
+  await expect(page.getByLabel(/Back up every day at 03:00/)).toBeChecked();
   await page.getByRole("button", { name: "Create admin and finish" }).click();
 
   await expect(page).toHaveURL(/\/documents$/);
+  const settings = fs.readFileSync(path.join(server.dataDir, "settings.yaml"), "utf8");
+  expect(settings).toMatch(/enabled: true/);
+  expect(settings).toMatch(/schedule: 0 3 \* \* \*/);
+  expect(settings).toMatch(/mode: gfs/);
   await expect(page.getByRole("heading", { name: "Documents" })).toBeVisible();
   await expect(page.getByTestId("whoami")).toContainText("alice");
   expect(fs.existsSync(path.join(server.dataDir, "setup-token"))).toBe(false);

@@ -12,7 +12,8 @@ test("an admin sets a one-minute cron with count retention 2; scheduled runs app
   await ctx.addCookies(cookiesFor(s, admin));
   const page = await ctx.newPage();
   await page.goto(`${s.url}/settings/backup`);
-  await expect(page.getByTestId("next-run")).toHaveText("Scheduled backups are off.");
+  // New setup turned protection on: daily at 03:00 (UTC for an unattended setup).
+  await expect(page.getByTestId("next-run")).toHaveText(/^Next scheduled run: \d{4}-\d{2}-\d{2} 03:00:00 UTC\.$/);
 
   // Invalid input shows a field error and changes nothing.
   const settingsFile = path.join(s.dataDir, "settings.yaml");

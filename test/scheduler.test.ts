@@ -52,6 +52,20 @@ describe("scheduler", () => {
     expect(scheduledRuns(inst)).toBe(2);
   });
 
+  it("an edited cron takes effect: the old one's slots stop, the new one's start from the edit", async () => {
+    const { inst } = await setUp({ schedule: "0 3 * * *", time_zone: "UTC" });
+    const clock = clockAt("2026-11-22T10:05:00Z");
+    const s = new BackupScheduler(() => inst, { now: clock.now, ...quiet });
+    expect(await s.tick()).toBe("idle");
+    const cur = currentSettings(inst.paths.settings);
+    saveSettings(inst.paths.settings, { ...cur, backup: { ...cur.backup, schedule: "*/10 * * * *" } });
+    clock.set("2026-11-22T10:06:00Z");
+    expect(await s.tick()).toBe("idle"); // 10:00 was before the edit
+    clock.set("2026-11-22T10:10:30Z");
+    expect(await s.tick()).toBe("ran");
+    expect(scheduledRuns(inst)).toBe(1);
+  });
+
   it("interval schedules run once per interval since the last success", async () => {
     const { inst } = await setUp({ schedule: "hourly" });
     const s = new BackupScheduler(() => inst, { ...quiet });
@@ -134,7 +148,7 @@ describe("scheduler", () => {
   });
 
   it("a hand edit of settings.yaml changes the schedule without a restart; a broken edit keeps the old one", async () => {
-    const { inst } = await setUp({ enabled: false });
+    const { inst } = await setUp({ enabled: false, schedule: "daily" });
     const s = new BackupScheduler(() => inst, { ...quiet });
     expect(await s.tick()).toBe("disabled");
     const file = inst.paths.settings;

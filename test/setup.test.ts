@@ -4,6 +4,8 @@ import { ensureSetupCode, requireSetupCode, completeNewSetup, SETUP_CODE_LIMIT }
 import { isSetupComplete } from "@/lib/instance";
 import { AppError } from "@/lib/errors";
 import { makeInstance } from "./support/instance";
+import { currentSettings } from "@/lib/settings/store";
+import { BackupScheduler } from "@/lib/backup/scheduler";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -75,5 +77,41 @@ describe("setup state", () => {
     ]);
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     expect(inst.db.prepare("SELECT count(*) FROM users").pluck().get()).toBe(1);
+  });
+});
+
+describe("protection on by default", () => {
+  it("New setup turns on daily 03:00 backups in the admin's time zone with GFS retention, and the scheduler runs them", async () => {
+    const { inst, cleanup } = makeInstance();
+    cleanups.push(cleanup);
+    const token = ensureSetupCode(inst, {})!;
+    await completeNewSetup(inst, { token, instance_name: "Home", username: "root", password: "0123456789", backup: { time_zone: "Europe/Berlin" } }, null);
+    const job = currentSettings(inst.paths.settings).backup;
+    expect(job).toMatchObject({ enabled: true, schedule: "0 3 * * *", time_zone: "Europe/Berlin", retention: { mode: "gfs", gfs: { daily: 7, weekly: 4, monthly: 6 } } });
+    // 03:00 in Berlin is 02:00 UTC in winter.
+    let now = Date.parse("2026-11-24T01:30:00Z");
+    const scheduler = new BackupScheduler(() => inst, { now: () => now, log: () => {} });
+    expect(await scheduler.tick()).toBe("idle");
+    now = Date.parse("2026-11-24T02:00:30Z");
+    expect(await scheduler.tick()).toBe("ran");
+    expect(inst.db.prepare("SELECT count(*) FROM backup_runs WHERE trigger = 'schedule' AND status = 'success'").pluck().get()).toBe(1);
+  });
+
+  it("an unattended POST /api/setup gets the same defaults (UTC), can turn them off, and a bad time zone is refused before anything changes", async () => {
+    const a = makeInstance();
+    cleanups.push(a.cleanup);
+    await completeNewSetup(a.inst, { token: ensureSetupCode(a.inst, {})!, instance_name: "A", username: "root", password: "0123456789" }, null);
+    expect(currentSettings(a.inst.paths.settings).backup).toMatchObject({ enabled: true, schedule: "0 3 * * *", time_zone: "UTC" });
+
+    const b = makeInstance();
+    cleanups.push(b.cleanup);
+    await completeNewSetup(b.inst, { token: ensureSetupCode(b.inst, {})!, instance_name: "B", username: "root", password: "0123456789", backup: { enabled: false } }, null);
+    expect(currentSettings(b.inst.paths.settings).backup.enabled).toBe(false);
+
+    const c = makeInstance();
+    cleanups.push(c.cleanup);
+    const err = await completeNewSetup(c.inst, { token: ensureSetupCode(c.inst, {})!, instance_name: "C", username: "root", password: "0123456789", backup: { time_zone: "Mars/Olympus" } }, null).catch((e) => e);
+    expect(err.issues?.[0]).toMatchObject({ path: ["backup", "time_zone"] });
+    expect(isSetupComplete(c.inst)).toBe(false);
   });
 });

@@ -21,6 +21,14 @@ async function postJson(url: string, body: unknown): Promise<{ ok: boolean; data
   return { ok: res.ok, data };
 }
 
+function browserTimeZone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  } catch {
+    return "UTC";
+  }
+}
+
 export function SetupWizard() {
   const router = useRouter();
   const [step, setStep] = useState<Step>("code");
@@ -49,6 +57,7 @@ export function SetupWizard() {
       instance_name: String(form.get("instance_name") ?? ""),
       username: String(form.get("username") ?? ""),
       password: String(form.get("password") ?? ""),
+      backup: { enabled: form.get("protect") === "on", time_zone: browserTimeZone() },
     };
     const errs: Errors = {};
     if (input.password !== String(form.get("password2") ?? "")) errs.password2 = "The two passwords are not the same.";
@@ -210,6 +219,19 @@ export function SetupWizard() {
         <Field label="Password again" htmlFor="password2" error={fields.password2}>
           <Input id="password2" name="password2" type="password" required autoComplete="new-password" invalid={!!fields.password2} />
         </Field>
+        <fieldset className="space-y-2 rounded-md border border-zinc-200 p-3 dark:border-zinc-800" data-testid="protect">
+          <legend className="px-1 text-sm font-semibold">Protect this instance</legend>
+          <label className="flex items-start gap-2 text-sm">
+            <input type="checkbox" name="protect" defaultChecked className="mt-0.5 h-4 w-4 accent-emerald-700" />
+            <span>
+              Back up every day at 03:00 ({browserTimeZone()}), keeping the last 7 days, 4 weeks and 6 months.
+              <span className="block text-xs text-zinc-600 dark:text-zinc-400">
+                Change it any time in Settings → Backup, where you can also encrypt backups and send them to S3-compatible storage, off this server.
+              </span>
+            </span>
+          </label>
+          {fields["backup.time_zone"] && <p className="text-sm text-red-700 dark:text-red-400">{fields["backup.time_zone"]}</p>}
+        </fieldset>
         <div className="flex gap-2">
           <Button type="button" variant="secondary" onClick={() => setStep("choose")} disabled={busy}>
             Back

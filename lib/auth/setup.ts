@@ -10,6 +10,8 @@ import { audit } from "../audit/log";
 import { hashPassword } from "./password";
 import { usernameSchema, passwordSchema, getUser, type User } from "./users";
 import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit";
+import { currentSettings, saveSettings } from "../settings/store";
+import { isValidTimeZone } from "../backup/schedule";
 
 // No 0/O, 1/I/L, U: a code read aloud or off a log is typed right the first time.
 const ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789";
@@ -80,16 +82,46 @@ export function requireSetupCode(inst: Instance, candidate: string | null | unde
   }
 }
 
+/** What New setup does about backups: on unless the admin says otherwise (issue 12: protection on by default). */
+export const setupBackupSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** The admin's time zone (the wizard sends the browser's), for the 03:00 run. */
+    time_zone: z
+      .string()
+      .trim()
+      .default("UTC")
+      .refine((tz) => isValidTimeZone(tz), "Not a time zone this server knows (e.g. UTC or Europe/Berlin)."),
+  })
+  .strict()
+  .prefault({});
+
 export const newSetupSchema = z.object({
   token: z.string().min(1, "Enter the setup code."),
   instance_name: z.string().trim().min(1, "Give this instance a name.").max(80, "Use at most 80 characters."),
   username: usernameSchema,
   password: passwordSchema,
+  backup: setupBackupSchema,
 });
-export type NewSetupInput = z.infer<typeof newSetupSchema>;
+
+/** Daily at 03:00 in the admin's time zone, kept grandfather-father-son: a week of days, a month of weeks, half a year of months. */
+export const PROTECTION_SCHEDULE = "0 3 * * *";
+export const PROTECTION_RETENTION = { mode: "gfs", count: 7, days: 30, gfs: { latest: 3, hourly: 0, daily: 7, weekly: 4, monthly: 6 } } as const;
+
+function applyProtection(inst: Instance, backup: z.infer<typeof setupBackupSchema>): void {
+  const s = currentSettings(inst.paths.settings);
+  saveSettings(inst.paths.settings, {
+    ...s,
+    backup: backup.enabled
+      ? { ...s.backup, enabled: true, schedule: PROTECTION_SCHEDULE, time_zone: backup.time_zone, retention: { ...PROTECTION_RETENTION, gfs: { ...PROTECTION_RETENTION.gfs } } }
+      : { ...s.backup, enabled: false },
+  });
+}
+export type NewSetupInput = z.input<typeof newSetupSchema>;
 
 /** New setup: the first admin, the instance name, and the setup code retired, all at once. */
-export async function completeNewSetup(inst: Instance, input: NewSetupInput, ip: string | null): Promise<User> {
+export async function completeNewSetup(inst: Instance, raw: NewSetupInput, ip: string | null): Promise<User> {
+  const input = newSetupSchema.parse(raw);
   requireSetupCode(inst, input.token, ip);
   const hash = await hashPassword(input.password);
   const user = inst.db.transaction(() => {
@@ -104,8 +136,10 @@ export async function completeNewSetup(inst: Instance, input: NewSetupInput, ip:
     const actor = { id: Number(info.lastInsertRowid), name: input.username, ip };
     audit(inst.db, actor, "setup.complete", input.instance_name, { mode: "new" });
     audit(inst.db, actor, "user.create", input.username, { role: "admin" });
+    audit(inst.db, actor, "settings.backup", input.backup.enabled ? PROTECTION_SCHEDULE : "off", { enabled: input.backup.enabled, time_zone: input.backup.time_zone, by: "setup" });
     return getUser(inst, Number(info.lastInsertRowid))!;
   })();
+  applyProtection(inst, input.backup);
   fs.rmSync(inst.paths.setupToken, { force: true });
   return user;
 }

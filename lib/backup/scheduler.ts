@@ -160,11 +160,11 @@ export class BackupScheduler {
     if (slot === null) return false;
     const key = jobKey(schedule, tz);
     if (getMeta(inst.db, "schedule_job") !== key) {
-      // A new or changed schedule starts from now: slots before it were never promised.
-      if (claim || !getMeta(inst.db, "schedule_job")) {
-        setMeta(inst.db, "schedule_job", key);
-        setMeta(inst.db, "schedule_last_slot", String(slot));
-      }
+      // A new or changed schedule starts from now: slots before it were never promised. Recorded on every
+      // path: recording only the first schedule left an edited cron (say, the 03:00 one New setup makes)
+      // waiting for a claim that the unrecorded change itself prevented, so it never ran.
+      setMeta(inst.db, "schedule_job", key);
+      setMeta(inst.db, "schedule_last_slot", String(slot));
       return false;
     }
     const taken = Number(getMeta(inst.db, "schedule_last_slot") ?? 0);
