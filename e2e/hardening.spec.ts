@@ -411,3 +411,25 @@ test("document names lose bidi and zero-width tricks and are cut on code points;
     await server.stop();
   }
 });
+
+test("before the page is live, the sign-in and setup-code forms cannot be sent by the browser (no password or code in a URL)", async ({ browser }) => {
+  const s = await startServer();
+  try {
+    const ctx = await browser.newContext({ javaScriptEnabled: false });
+    const page = await ctx.newPage();
+    await page.goto(`${s.url}/setup`);
+    await page.getByLabel("Setup code").fill(SETUP_CODE);
+    await expect(page.getByRole("button", { name: "Continue" })).toBeDisabled();
+    await page.getByLabel("Setup code").press("Enter"); // implicit submission: none while the button is disabled
+    expect(page.url()).not.toContain(SETUP_CODE);
+    await setupInstance(s);
+    await page.goto(`${s.url}/login`);
+    await page.getByLabel("Password").fill("admin-password-1");
+    await expect(page.getByRole("button", { name: "Sign in" })).toBeDisabled();
+    await page.getByLabel("Password").press("Enter");
+    expect(page.url()).not.toContain("admin-password-1");
+    await ctx.close();
+  } finally {
+    await s.stop();
+  }
+});

@@ -1,6 +1,6 @@
 "use client";
 
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useRouter } from "next/navigation";
 import { signIn } from "next-auth/react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
@@ -8,6 +8,9 @@ import { Alert, Button, Card, Field, Input } from "@/components/ui";
 export function LoginForm() {
   const router = useRouter();
   const [busy, setBusy] = useState(false);
+  // Until React has hydrated the form, a press would be the browser's own GET submit: the password in the URL.
+  const [ready, setReady] = useState(false);
+  useEffect(() => setReady(true), []);
   const [error, setError] = useState<string | null>(null);
 
   async function submit(e: FormEvent<HTMLFormElement>) {
@@ -31,7 +34,7 @@ export function LoginForm() {
 
   return (
     <Card>
-      <form onSubmit={submit} className="space-y-4">
+      <form onSubmit={submit} method="post" className="space-y-4">
         {error && <Alert>{error}</Alert>}
         <Field label="Username" htmlFor="username">
           <Input id="username" name="username" autoComplete="username" required autoFocus />
@@ -39,7 +42,7 @@ export function LoginForm() {
         <Field label="Password" htmlFor="password">
           <Input id="password" name="password" type="password" autoComplete="current-password" required />
         </Field>
-        <Button type="submit" busy={busy} busyLabel="Signing in…" className="w-full">
+        <Button type="submit" busy={busy} busyLabel="Signing in…" disabled={!ready} className="w-full">
           Sign in
         </Button>
       </form>

@@ -1,6 +1,6 @@
 "use client";
 
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useRouter } from "next/navigation";
 import { signIn } from "next-auth/react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
@@ -34,6 +34,9 @@ export function SetupWizard() {
   const [step, setStep] = useState<Step>("code");
   const [token, setToken] = useState("");
   const [busy, setBusy] = useState(false);
+  // Until React has hydrated, a press would be the browser's own GET submit: the setup code in the URL.
+  const [ready, setReady] = useState(false);
+  useEffect(() => setReady(true), []);
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Errors>({});
   const [restoreFrom, setRestoreFrom] = useState<"file" | "s3">("file");
@@ -88,7 +91,7 @@ export function SetupWizard() {
   if (step === "code") {
     return (
       <Card>
-        <form onSubmit={submitCode} className="space-y-4" noValidate>
+        <form onSubmit={submitCode} method="post" className="space-y-4" noValidate>
           <p className="text-sm text-zinc-600 dark:text-zinc-400">
             Step 1 of 2. Only the person who started the server should set it up, so Coffer asks for the one-time setup
             code it printed in the server log.
@@ -117,7 +120,7 @@ export function SetupWizard() {
               className="font-mono tracking-wider"
             />
           </Field>
-          <Button type="submit" busy={busy} busyLabel="Checking…" className="w-full">
+          <Button type="submit" busy={busy} busyLabel="Checking…" disabled={!ready} className="w-full">
             Continue
           </Button>
         </form>
