@@ -46,6 +46,8 @@ export function s3Client(loc: S3Location, opts: { timeoutMs?: number } = {}): S3
     credentials: { accessKeyId: loc.accessKeyId, secretAccessKey: loc.secretAccessKey },
     // Three tries: one 500 or a dropped connection is retried by the SDK, not reported as a failed backup.
     maxAttempts: 3,
+    // Coffer reports what failed in its own words; without a logger the SDK writes its own warnings to the console.
+    logger: { debug() {}, info() {}, warn() {}, error() {} },
     // throwOnRequestTimeout: without it the SDK only logs a warning and waits on a silent server forever.
     requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 60_000, throwOnRequestTimeout: true },
   };
