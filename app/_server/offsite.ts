@@ -1,6 +1,7 @@
 import "server-only";
 import { z } from "zod";
 import type { S3Location } from "@/lib/backup/s3";
+import { normalizePrefix } from "@/lib/backup/offsite-settings";
 import { readJson } from "./http";
 import { restoreKeys } from "./restore";
 
@@ -24,7 +25,7 @@ export function toLocation(c: z.infer<typeof connectionSchema>): S3Location {
     endpoint: c.endpoint,
     region: c.region || "us-east-1",
     bucket: c.bucket,
-    prefix: c.prefix.replace(/^\/+|\/+$/g, ""),
+    prefix: normalizePrefix(c.prefix),
     pathStyle: c.path_style,
     accessKeyId: c.access_key_id,
     secretAccessKey: c.secret_access_key,

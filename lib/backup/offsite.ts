@@ -8,9 +8,6 @@ import { PutObjectCommand, GetObjectCommand, DeleteObjectCommand, type S3Client 
 import type { Instance } from "../instance";
 import { instanceId } from "../instance";
 import { AppError } from "../errors";
-import { currentSettings } from "../settings/store";
-import { decryptSecret, isEncryptedSecret } from "../settings/secrets";
-import type { OffsiteSettings } from "../settings/schema";
 import { AgeError, createDecryptStream, createEncryptStream, recipientOf, type AgeEncryptTo, type AgeKeys } from "../crypto/age";
 import { blobPath } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
@@ -23,7 +20,8 @@ import { readArchive } from "./reader";
 import type { DbSnapshot } from "./snapshot";
 import { archiveEncryption } from "./encryption";
 import { planRetention, type RetentionPolicy } from "./retention";
-import { S3Target, s3Client, s3Status, explainS3Error, describeLocation, isNotFound, joinKey, type S3Location } from "./s3";
+import { S3Target, s3Client, s3Status, explainS3Error, isNotFound, type S3Location } from "./s3";
+import { configuredLocation, describeLocation, joinKey } from "./offsite-settings";
 
 /**
  * The offsite repository (DESIGN section 10): one per instance under
@@ -93,39 +91,9 @@ export function closeRepository(repo: OffsiteRepo): void {
   repo.client.destroy();
 }
 
-/** The repository settings.yaml names, with the secret decrypted; null when offsite is off. */
-export function offsiteLocation(inst: Instance, settings?: OffsiteSettings): S3Location | null {
-  const o = settings ?? currentSettings(inst.paths.settings).backup.offsite;
-  if (!o.enabled) return null;
-  return locationFromSettings(inst, o);
-}
-
-export function locationFromSettings(inst: Instance, o: OffsiteSettings): S3Location {
-  let secret = o.secret_access_key ?? "";
-  if (isEncryptedSecret(secret)) {
-    try {
-      secret = decryptSecret(inst.configKey, secret);
-    } catch {
-      throw new AppError(422, "OFFSITE_SECRET", "The offsite secret access key in settings.yaml cannot be decrypted with this instance's key. Enter it again in Settings → Backup → Offsite.");
-    }
-  }
-  return {
-    endpoint: o.endpoint,
-    region: o.region,
-    bucket: o.bucket,
-    prefix: o.prefix.replace(/^\/+|\/+$/g, ""),
-    pathStyle: o.path_style,
-    accessKeyId: o.access_key_id,
-    secretAccessKey: secret,
-    checksumCompat: o.checksum_compat,
-  };
-}
-
 /** The repository settings.yaml names, even while sending is off (to list and restore its snapshots). */
 export function configuredRepository(inst: Instance): OffsiteRepo {
-  const o = currentSettings(inst.paths.settings).backup.offsite;
-  if (!o.bucket || !o.endpoint) throw new AppError(404, "OFFSITE_NOT_CONFIGURED", "No offsite storage is configured. Set it up in Settings → Backup → Offsite.");
-  return openRepository(locationFromSettings(inst, o));
+  return openRepository(configuredLocation(inst));
 }
 
 // ------------------------------------------------------------------ marker --

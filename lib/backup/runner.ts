@@ -15,7 +15,8 @@ import { currentTarget, freeArchiveName } from "./repository";
 import type { BackupTarget } from "./target";
 import { scopeHasInstance, type BackupMeta, type Scope, type Trigger } from "./format";
 import { snapshotDatabase, type DbSnapshot } from "./snapshot";
-import { closeRepository, offsiteLocation, openRepository, pruneOffsite, pushOffsite, type OffsitePushResult, type OffsitePruneResult } from "./offsite";
+import type { OffsitePushResult, OffsitePruneResult } from "./offsite";
+import { offsiteLocation } from "./offsite-settings";
 import { alert, type SendOptions } from "./alerts";
 import type { RetentionPolicy } from "./retention";
 import { collectNow } from "../util/gc";
@@ -203,6 +204,8 @@ export async function runBackupJob(
       const runId = startRun(inst.db, opts.trigger, opts.scope, "offsite");
       try {
         if (loc instanceof AppError) throw loc;
+        // Loaded here, not at start-up: the AWS SDK costs every process about 25 MiB and 200 ms, offsite or not.
+        const { closeRepository, openRepository, pruneOffsite, pushOffsite } = await import("./offsite");
         const repo = openRepository(loc);
         try {
           const result = await pushOffsite(inst, repo, {

@@ -12,6 +12,7 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { AppError, notFound } from "../errors";
 import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "./target";
+import { joinKey } from "./offsite-settings";
 
 /** Where an S3-compatible repository is and how to reach it (secret already decrypted). */
 export interface S3Location {
@@ -39,6 +40,12 @@ export const PART_BYTES = 8 * 1024 * 1024;
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 export function s3Client(loc: S3Location, opts: { timeoutMs?: number } = {}): S3Client {
+  // The SDK throws a bare TypeError for an address it cannot parse: say which field is wrong instead.
+  try {
+    if (!/^https?:$/.test(new URL(loc.endpoint).protocol)) throw new Error();
+  } catch {
+    throw new AppError(400, "OFFSITE_ENDPOINT", `${JSON.stringify(loc.endpoint)} is not an http:// or https:// address.`, { endpoint: "Use an http:// or https:// address, e.g. https://s3.example.com." });
+  }
   const config: S3ClientConfig = {
     endpoint: loc.endpoint || undefined,
     region: loc.region || "us-east-1",
@@ -58,10 +65,6 @@ export function s3Client(loc: S3Location, opts: { timeoutMs?: number } = {}): S3
   return new S3Client(config);
 }
 
-export const joinKey = (...parts: string[]) => parts.filter(Boolean).join("/");
-
-/** s3://bucket/prefix for people and logs (never the credentials). */
-export const describeLocation = (loc: Pick<S3Location, "bucket" | "prefix">) => `s3://${joinKey(loc.bucket, loc.prefix)}`;
 
 interface S3ErrorLike {
   name?: string;

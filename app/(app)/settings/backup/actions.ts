@@ -14,8 +14,7 @@ import { AppError } from "@/lib/errors";
 import { selectableScopeSchema } from "@/lib/backup/format";
 import { parseRecipient } from "@/lib/crypto/age";
 import type { OffsiteSettings } from "@/lib/settings/schema";
-import { adoptRepository, closeRepository, configuredRepository, locationFromSettings, testOffsite } from "@/lib/backup/offsite";
-import { describeLocation } from "@/lib/backup/s3";
+import { describeLocation, locationFromSettings, normalizePrefix } from "@/lib/backup/offsite-settings";
 
 const count = (max: number) => z.coerce.number({ error: "Enter a number." }).int("Use a whole number.").min(0, "Use 0 or more.").max(max, `Use at most ${max}.`);
 
@@ -154,7 +153,7 @@ function offsiteFromForm(v: z.infer<typeof offsiteForm>, ctx: { inst: { configKe
     endpoint: v.endpoint,
     region: v.region || "us-east-1",
     bucket: v.bucket,
-    prefix: v.prefix.replace(/^\/+|\/+$/g, ""),
+    prefix: normalizePrefix(v.prefix),
     path_style: v.path_style === "on",
     access_key_id: v.access_key_id,
     secret_access_key: v.secret_access_key ? encryptSecret(ctx.inst.configKey, v.secret_access_key) : current.secret_access_key,
@@ -182,12 +181,14 @@ export const saveOffsite = adminAction(offsiteForm, async (v, ctx) => {
 export const testOffsiteConnection = adminAction(offsiteForm, async (v, ctx) => {
   const offsite = offsiteFromForm(v, ctx);
   if (!offsite.secret_access_key) return NEED_SECRET;
+  const { testOffsite } = await import("@/lib/backup/offsite"); // the AWS SDK, only when used
   const r = await testOffsite(ctx.inst, locationFromSettings(ctx.inst, offsite));
   return { ok: true, message: r.message };
 });
 
 /** Settings → Backup → Offsite → Adopt: this server takes over a repository another instance made. */
 export const adoptOffsite = adminAction(z.object({}), async (_v, ctx) => {
+  const { adoptRepository, closeRepository, configuredRepository } = await import("@/lib/backup/offsite");
   const repo = configuredRepository(ctx.inst);
   try {
     await adoptRepository(repo, ctx.inst);

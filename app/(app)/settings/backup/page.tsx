@@ -18,7 +18,7 @@ import { RunHistory } from "@/components/backup/RunHistory";
 import { EncryptionForm } from "@/components/backup/EncryptionForm";
 import { OffsiteForm } from "@/components/backup/OffsiteForm";
 import { lastRun } from "@/lib/backup/runs";
-import { describeLocation } from "@/lib/backup/s3";
+import { describeLocation } from "@/lib/backup/offsite-settings";
 
 export const metadata: Metadata = { title: "Backup" };
 

@@ -3,7 +3,7 @@ import { requireSetupCode } from "@/lib/auth/setup";
 import { route, clientIp } from "@/app/_server/http";
 import { readWizardOffsite } from "@/app/_server/offsite";
 import { closeRepository, listOffsiteSnapshots, openRepository } from "@/lib/backup/offsite";
-import { describeLocation } from "@/lib/backup/s3";
+import { describeLocation } from "@/lib/backup/offsite-settings";
 
 /** Wizard, restore from S3: the setup code, then the snapshots in the repository the JSON names. */
 export const POST = route(async (req) => {

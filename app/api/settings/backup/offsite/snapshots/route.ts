@@ -1,7 +1,7 @@
 import { requireAdmin } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
 import { configuredRepository, listOffsiteSnapshots, closeRepository } from "@/lib/backup/offsite";
-import { describeLocation } from "@/lib/backup/s3";
+import { describeLocation } from "@/lib/backup/offsite-settings";
 
 /** The snapshots in the configured offsite repository, newest first. */
 export const GET = route(async () => {

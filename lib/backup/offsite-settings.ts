@@ -1,0 +1,54 @@
+import type { Instance } from "../instance";
+import { AppError } from "../errors";
+import { currentSettings } from "../settings/store";
+import { decryptSecret, isEncryptedSecret } from "../settings/secrets";
+import type { OffsiteSettings } from "../settings/schema";
+import type { S3Location } from "./s3";
+
+/**
+ * Where the offsite repository is, from settings.yaml: no AWS SDK here, so
+ * the scheduler, the CLI and pages that only need to know (and name) the
+ * repository do not load it. lib/backup/offsite.ts talks to the store.
+ */
+
+export const joinKey = (...parts: string[]) => parts.filter(Boolean).join("/");
+
+/** A key prefix without leading or trailing slashes. */
+export const normalizePrefix = (prefix: string) => prefix.replace(/^\/+|\/+$/g, "");
+
+/** s3://bucket/prefix for people and logs (never the credentials). */
+export const describeLocation = (loc: Pick<S3Location, "bucket" | "prefix">) => `s3://${joinKey(loc.bucket, normalizePrefix(loc.prefix))}`;
+
+/** The repository settings.yaml names, with the secret decrypted; null when offsite is off. */
+export function offsiteLocation(inst: Instance): S3Location | null {
+  const o = currentSettings(inst.paths.settings).backup.offsite;
+  return o.enabled ? locationFromSettings(inst, o) : null;
+}
+
+/** The repository settings.yaml names, even while sending is off (to list and restore its snapshots). */
+export function configuredLocation(inst: Instance): S3Location {
+  const o = currentSettings(inst.paths.settings).backup.offsite;
+  if (!o.bucket || !o.endpoint) throw new AppError(404, "OFFSITE_NOT_CONFIGURED", "No offsite storage is configured. Set it up in Settings → Backup → Offsite.");
+  return locationFromSettings(inst, o);
+}
+
+export function locationFromSettings(inst: Instance, o: OffsiteSettings): S3Location {
+  let secret = o.secret_access_key ?? "";
+  if (isEncryptedSecret(secret)) {
+    try {
+      secret = decryptSecret(inst.configKey, secret);
+    } catch {
+      throw new AppError(422, "OFFSITE_SECRET", "The offsite secret access key in settings.yaml cannot be decrypted with this instance's key. Enter it again in Settings → Backup → Offsite.");
+    }
+  }
+  return {
+    endpoint: o.endpoint,
+    region: o.region,
+    bucket: o.bucket,
+    prefix: normalizePrefix(o.prefix),
+    pathStyle: o.path_style,
+    accessKeyId: o.access_key_id,
+    secretAccessKey: secret,
+    checksumCompat: o.checksum_compat,
+  };
+}
