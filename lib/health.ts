@@ -64,10 +64,11 @@ export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[
       reasons.push({ level: "warn", code: "BACKUPS_UNENCRYPTED", message: "Backups hold every document and key in clear.", fix });
     }
     const offsiteFix = "/settings/backup#offsite";
+    const lastOffsite = job.offsite.enabled ? lastRun(inst.db, "offsite") : null;
     if (!job.offsite.enabled) {
       reasons.push({ level: "warn", code: "OFFSITE_OFF", message: "Backups are not copied offsite: a failure of this server's disk takes the data and its backups together.", fix: offsiteFix });
-    } else if (lastRun(inst.db, "offsite")?.status === "failed") {
-      const at = lastRun(inst.db, "offsite")!;
+    } else if (lastOffsite?.status === "failed") {
+      const at = lastOffsite;
       reasons.push({ level: "warn", code: "OFFSITE_FAILED", message: `The last offsite copy failed (${at.finished_at ?? at.started_at}).`, fix: offsiteFix });
     }
   }

@@ -207,6 +207,18 @@ describe("offsite repository", () => {
     expect(documentContents(restored)).toEqual(documentContents(inst));
   });
 
+  it("an index the bucket garbled makes its snapshot incomplete, and a restore of it a 404, not a crash", async () => {
+    const { inst } = await vaultInstance(1);
+    const loc = await s3.location("garbled");
+    const repo = repoFor(loc);
+    const r = await push(inst, repo, new Date("2026-11-20T03:00:00Z"));
+    fs.writeFileSync(s3.objectFile(loc.bucket, `garbled/indexes/${r.snapshot}.json`), JSON.stringify({ snapshot: r.snapshot, blobs: "not a list" }));
+    expect((await listOffsiteSnapshots(repo)).map((x) => [x.name, x.verified])).toEqual([[r.snapshot, false]]);
+    const fresh = makeInstance();
+    cleanups.push(fresh.cleanup);
+    await expect(stageOffsiteSnapshot(fresh.inst, repo, r.snapshot)).rejects.toMatchObject({ status: 404 });
+  });
+
   it("a snapshot larger than this server takes is refused before any document file is fetched", async () => {
     const { inst } = await vaultInstance(2);
     const loc = await s3.location("big");

@@ -4,6 +4,7 @@ import crypto from "node:crypto";
 import { PassThrough, Transform, type Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import Database from "better-sqlite3";
+import { z } from "zod";
 import { PutObjectCommand, GetObjectCommand, DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { Instance } from "../instance";
 import { instanceId } from "../instance";
@@ -14,9 +15,9 @@ import { pinBlobs } from "../vault/pins";
 import { hashingTap } from "../util/hashing";
 import { collectAfter } from "../util/gc";
 import { freeArchiveName } from "./repository";
-import { INSTANCE_MEMBERS, LAYOUT, isArchiveName, isEncryptedArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
+import { INSTANCE_MEMBERS, LAYOUT, isArchiveName, isScope, isEncryptedArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
 import { packArchive, writeTarGz, type VaultFile } from "./archive";
-import { readArchive } from "./reader";
+import { ArchiveError, readArchive } from "./reader";
 import type { DbSnapshot } from "./snapshot";
 import { archiveEncryption } from "./encryption";
 import { planRetention, type RetentionPolicy } from "./retention";
@@ -54,19 +55,20 @@ export interface RepoMarker {
 }
 
 /** What a snapshot names, in clear: blob object names (keyed hashes when encrypted) and sizes, never document hashes. */
-export interface SnapshotIndex {
-  snapshot: string;
-  created_at: string;
-  scope: Scope;
-  app_version: string;
-  schema_version: number;
-  documents: number;
-  blobs: [name: string, size: number][];
-  vault_bytes: number;
-  snapshot_bytes: number;
-  snapshot_sha256: string;
-  encryption: RepoMarker["encryption"];
-}
+const snapshotIndexSchema = z.object({
+  snapshot: z.string(),
+  created_at: z.string(),
+  scope: z.custom<Scope>((v) => typeof v === "string" && isScope(v)),
+  app_version: z.string(),
+  schema_version: z.number().int(),
+  documents: z.number().int().nonnegative(),
+  blobs: z.array(z.tuple([z.string().regex(BLOB_OBJECT_RE), z.number().int().nonnegative()])),
+  vault_bytes: z.number().int().nonnegative(),
+  snapshot_bytes: z.number().int().nonnegative(),
+  snapshot_sha256: z.string(),
+  encryption: z.enum(["off", "recipients", "passphrase"]),
+});
+export type SnapshotIndex = z.infer<typeof snapshotIndexSchema>;
 
 export interface OffsiteRepo {
   loc: S3Location;
@@ -431,7 +433,9 @@ async function readIndex(repo: OffsiteRepo, name: string): Promise<SnapshotIndex
   const data = await getSmallObject(repo, joinKey(repo.loc.prefix, "indexes", `${name}.json`));
   if (!data) return null;
   try {
-    return JSON.parse(data.toString("utf8")) as SnapshotIndex;
+    // Anything the bucket holds is input: an index that does not parse counts as missing (the snapshot is then not complete).
+    const parsed = snapshotIndexSchema.safeParse(JSON.parse(data.toString("utf8")));
+    return parsed.success ? parsed.data : null;
   } catch {
     return null;
   }
@@ -524,13 +528,19 @@ export async function unpackSnapshot(
     onMember: (member, content) => writeMember(dir, member, content),
   });
   const snapMeta = summary.meta;
-  const secretKey = fs.readFileSync(path.join(dir, ...LAYOUT.secretKey.split("/")));
-  const db = new Database(path.join(dir, LAYOUT.database), { readonly: true, fileMustExist: true });
+  let secretKey: Buffer;
   let shas: string[];
   try {
-    shas = index.scope === "db" ? [] : (db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[]);
-  } finally {
-    db.close();
+    secretKey = fs.readFileSync(path.join(dir, ...LAYOUT.secretKey.split("/")));
+    const db = new Database(path.join(dir, LAYOUT.database), { readonly: true, fileMustExist: true });
+    try {
+      shas = index.scope === "db" ? [] : (db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[]);
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    // The reader checked every member against the meta; what it cannot judge is whether the database opens.
+    throw new ArchiveError("DB_CORRUPT", `The database or keys in the snapshot ${name} cannot be read: ${(err as Error).message}.`);
   }
   const nameOf = blobNamer(secretKey, encrypted);
   const sizes = new Map(index.blobs);
