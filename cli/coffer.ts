@@ -84,6 +84,7 @@ function describePreview(p: RestorePreview): string {
     `Documents:      ${p.tables.documents ?? "-"}`,
     `Document files: ${p.vault.objects} (${formatBytes(p.vault.bytes)})`,
     ...(p.encrypted ? ["Encrypted:      yes (age), decrypted with the key given"] : []),
+    ...(p.upgrade ? [`Upgrade:        ${p.upgrade}`] : []),
     ...p.warnings.map((w) => `Warning:        ${w}`),
   ].join("\n");
 }

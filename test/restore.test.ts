@@ -10,6 +10,8 @@ import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { readArchive } from "@/lib/backup/reader";
 import { writeArchive } from "@/lib/backup/archive";
 import { stageArchive, applyRestore, discardStaged } from "@/lib/backup/restore";
+import { SCHEMA_VERSION } from "@/lib/db/migrations";
+import { APP_VERSION } from "@/lib/version";
 import { listStoredBackups } from "@/lib/backup/repository";
 import { isSetupComplete, openInstance, closeInstance, type Instance } from "@/lib/instance";
 import { createDocument, listDocuments, openDocumentStream } from "@/lib/vault/documents";
@@ -129,6 +131,7 @@ const cases: [string, () => Buffer, string, { maxBytes?: number; maxEntries?: nu
   ["meta that is not JSON", () => gz(tarOf([{ name: "backup_meta.json", data: Buffer.from("{nope") }, ...SOURCE.slice(1)])), "META_INVALID"],
   ["bad magic", () => gz(tarOf(withMeta(SOURCE, (m) => (m.magic = "something-else")))), "META_BAD_MAGIC"],
   ["format_version 2", () => gz(tarOf(withMeta(SOURCE, (m) => (m.format_version = 2)))), "FORMAT_TOO_NEW"],
+  ["a database schema newer than this Coffer's", () => gz(tarOf(withMeta(SOURCE, (m) => ((m.schema_version = SCHEMA_VERSION + 1), (m.app_version = "9.0.0"))))), "FORMAT_TOO_NEW"],
   ["meta with wrong types", () => gz(tarOf(withMeta(SOURCE, (m) => (m.vault.objects = "many")))), "META_INVALID"],
   ["an unknown scope", () => gz(tarOf(withMeta(SOURCE, (m) => (m.scope = "everything")))), "META_INVALID"],
   [
@@ -210,6 +213,16 @@ describe("the malicious and broken archive catalogue", () => {
 
   it.each(cases)("%s → rejected, nothing written, instance unchanged", async (_name, build, code, opts) => {
     await expectRejected(build(), code, opts);
+  });
+
+  it("an archive from a newer Coffer is refused with a sentence naming both versions", async () => {
+    const t = await makeInstance();
+    cleanups.push(t.cleanup);
+    const newer = gz(tarOf(withMeta(SOURCE, (m) => ((m.schema_version = SCHEMA_VERSION + 1), (m.app_version = "9.0.0")))));
+    await expect(stageArchive(t.inst, Readable.from([newer]))).rejects.toMatchObject({
+      code: "FORMAT_TOO_NEW",
+      message: `This backup was made by Coffer 9.0.0 (database schema ${SCHEMA_VERSION + 1}); this is Coffer ${APP_VERSION} (schema ${SCHEMA_VERSION}). Upgrade Coffer to 9.0.0 or later, then restore.`,
+    });
   });
 });
 

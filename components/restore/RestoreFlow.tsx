@@ -36,6 +36,11 @@ export function PreviewCard({ preview }: { preview: Preview }) {
           </div>
         ))}
       </dl>
+      {preview.upgrade && (
+        <Alert tone="info">
+          {preview.upgrade}
+        </Alert>
+      )}
       {preview.warnings.map((w) => (
         <Alert key={w} tone="warn">
           {w}

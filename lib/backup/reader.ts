@@ -7,6 +7,7 @@ import { collectAfter } from "../util/gc";
 import { hashingTap } from "../util/hashing";
 import { AGE_MAGIC, AgeError, createDecryptStream, looksLikeAge, type AgeKeys } from "../crypto/age";
 import { SCHEMA_VERSION } from "../db/migrations";
+import { APP_VERSION } from "../version";
 import {
   BLOB_MEMBER_RE,
   DIR_MEMBERS,
@@ -80,8 +81,17 @@ function parseMeta(raw: Buffer): { meta: BackupMeta; warnings: string[] } {
     throw new ArchiveError("META_BAD_MAGIC", "This is not a Coffer backup (backup_meta.json does not say coffer-backup).");
   }
   const fv = (json as { format_version?: unknown }).format_version;
+  const made = (json as { app_version?: unknown }).app_version;
+  const madeBy = typeof made === "string" ? made.slice(0, 40) : null;
+  const by = madeBy ? `Coffer ${madeBy}` : "a newer Coffer";
+  const upgradeTo = madeBy ?? "a newer version";
   if (typeof fv === "number" && fv > FORMAT_VERSION) {
-    throw new ArchiveError("FORMAT_TOO_NEW", `This backup was made by a newer Coffer (format ${fv}; this one reads up to ${FORMAT_VERSION}). Upgrade Coffer first, then restore.`);
+    throw new ArchiveError("FORMAT_TOO_NEW", `This backup was made by ${by} (archive format ${fv}); this is Coffer ${APP_VERSION}, which reads format ${FORMAT_VERSION}. Upgrade Coffer to ${upgradeTo} or later, then restore.`);
+  }
+  const sv = (json as { schema_version?: unknown }).schema_version;
+  if (typeof sv === "number" && sv > SCHEMA_VERSION) {
+    // Migrations only go forward: this Coffer would run on a database it does not understand.
+    throw new ArchiveError("FORMAT_TOO_NEW", `This backup was made by ${by} (database schema ${sv}); this is Coffer ${APP_VERSION} (schema ${SCHEMA_VERSION}). Upgrade Coffer to ${upgradeTo} or later, then restore.`);
   }
   const parsed = metaSchema.safeParse(json);
   if (!parsed.success) {
@@ -99,11 +109,7 @@ function parseMeta(raw: Buffer): { meta: BackupMeta; warnings: string[] } {
   if (scopeHasInstance(meta.scope)) {
     for (const m of INSTANCE_MEMBERS) if (!meta.members[m]) throw new ArchiveError("META_INVALID", `backup_meta.json does not list ${m}.`);
   }
-  const warnings: string[] = [];
-  if (meta.schema_version > SCHEMA_VERSION) {
-    warnings.push(`The backup's database schema (version ${meta.schema_version}) is newer than this Coffer knows (${SCHEMA_VERSION}). It will be restored as it is; tables this version does not know are kept.`);
-  }
-  return { meta, warnings };
+  return { meta, warnings: [] };
 }
 
 function tarSize(h: Buffer): number {

@@ -7,6 +7,7 @@ import Database from "better-sqlite3";
 import { openInstance, closeInstance, isSetupComplete, type Instance } from "../instance";
 import { COFFER_APPLICATION_ID, getMeta, setMeta, type DB } from "../db/connection";
 import { SCHEMA_VERSION } from "../db/migrations";
+import { APP_VERSION } from "../version";
 import { parseSettings } from "../settings/store";
 import { fsyncDir, writeFileAtomic } from "../util/fsatomic";
 import { AppError } from "../errors";
@@ -43,6 +44,8 @@ export interface RestorePreview {
   warnings: string[];
   /** The backup was an age file, decrypted with the key given for this one request. */
   encrypted: boolean;
+  /** Said when the backup comes from an older schema that the restore will migrate; null otherwise. */
+  upgrade: string | null;
   staged_at: string;
   expires_at: string;
 }
@@ -182,7 +185,7 @@ function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string
     if (check !== "ok") throw new ArchiveError("DB_CORRUPT", "The database in this backup is damaged (it fails SQLite's integrity check).");
     const version = db.pragma("user_version", { simple: true }) as number;
     if (version !== meta.schema_version) warnings.push(`The database says schema version ${version}, the backup's meta says ${meta.schema_version}.`);
-    if (version > SCHEMA_VERSION && !meta.schema_version) warnings.push(`The database schema (version ${version}) is newer than this Coffer knows.`);
+    if (version > SCHEMA_VERSION) throw new ArchiveError("FORMAT_TOO_NEW", `The database in this backup has schema ${version}; this is Coffer ${APP_VERSION} (schema ${SCHEMA_VERSION}). Upgrade Coffer first, then restore.`);
     const hasDocs = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'documents'").get();
     if (!hasDocs) throw new ArchiveError("DB_CORRUPT", "The database in this backup has no documents table.");
     const referenced = db.prepare("SELECT DISTINCT sha256 FROM documents").pluck().all() as string[];
@@ -307,6 +310,10 @@ export async function stageInto(
       vault: meta.vault,
       warnings,
       encrypted: filled.encrypted,
+      upgrade:
+        scopeHasInstance(meta.scope) && meta.schema_version < SCHEMA_VERSION
+          ? `Made by Coffer ${meta.app_version} (database schema ${meta.schema_version}): its database will be upgraded to schema ${SCHEMA_VERSION} when it is restored.`
+          : null,
       staged_at: now.toISOString(),
       expires_at: new Date(now.getTime() + STAGE_TTL_MS).toISOString(),
     };
