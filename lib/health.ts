@@ -6,6 +6,7 @@ import { scheduleStatus } from "./backup/scheduler";
 import { quickChecks, lastDoctorReport, type Finding } from "./doctor";
 import { currentSettings, settingsProblem } from "./settings/store";
 import { lockHolder } from "./lock";
+import { proofSummary } from "./backup/proof";
 
 export type HealthStatus = "ok" | "degraded" | "failing";
 
@@ -71,6 +72,13 @@ export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[
       const at = lastOffsite;
       reasons.push({ level: "warn", code: "OFFSITE_FAILED", message: `The last offsite copy failed (${at.finished_at ?? at.started_at}).`, fix: offsiteFix });
     }
+    const proof = proofSummary(inst, now);
+    const v = proof.verification;
+    const proofFix = "/settings/health#proof";
+    if (v.failed.length) reasons.push({ level: "warn", code: "VERIFY_FAILED", message: `${v.failed.length} stored backup object(s) failed their last re-check: they may not restore.`, fix: proofFix });
+    if (v.overdue) reasons.push({ level: "warn", code: "VERIFY_OVERDUE", message: `${v.overdue} stored backup object(s) have not been re-checked within ${v.period_days} days.`, fix: proofFix });
+    if (proof.last_drill?.status === "failed") reasons.push({ level: "warn", code: "DRILL_FAILED", message: `The last restore drill failed (${proof.last_drill.finished_at}).`, fix: proofFix });
+    else if (proof.drill_overdue) reasons.push({ level: "warn", code: "DRILL_OVERDUE", message: `No restore drill has passed in ${2 * proof.drills_every_days} days: nothing proves the backups restore.`, fix: proofFix });
   }
   return reasons.sort((a, b) => (a.level === b.level ? 0 : a.level === "fail" ? -1 : 1));
 }
@@ -104,6 +112,18 @@ export function healthReport(inst: Instance, now = Date.now()) {
         last_status: lastRun(inst.db, "offsite")?.status ?? null,
       },
     },
+    proof: proofReport(inst, now),
     job: holder ? { running: holder.purpose, since: holder.since } : null,
+  };
+}
+
+/** Health's proof part: counts and times only (no names of files or objects). */
+function proofReport(inst: Instance, now: number) {
+  const p = proofSummary(inst, now);
+  return {
+    last_proven_restore: p.last_proven_restore ? { at: p.last_proven_restore.at, source: p.last_proven_restore.source, seconds: p.last_proven_restore.seconds } : null,
+    last_drill: p.last_drill ? { at: p.last_drill.finished_at, status: p.last_drill.status } : null,
+    drill_overdue: p.drill_overdue,
+    verification: { period_days: p.verification.period_days, last_slice_at: p.verification.last_slice_at, objects: p.verification.objects, failed: p.verification.failed.length, overdue: p.verification.overdue },
   };
 }

@@ -10,6 +10,7 @@ import { currentTarget } from "./backup/repository";
 import { recoverRestore, sweepStaging, RecoveryError, type RecoveryOutcome } from "./backup/restore";
 import { BackupScheduler } from "./backup/scheduler";
 import { DeepCheckJob } from "./doctor/job";
+import { ProofJob } from "./backup/proof";
 import { recordServerPid } from "./server-pid";
 import { installInstance, runtimeState } from "./runtime";
 
@@ -92,7 +93,9 @@ export async function startCoffer(env: Env = process.env): Promise<void> {
       scheduler.start(Number(env.COFFER_SCHEDULER_TICK_MS) || 15_000);
       const deepCheck = new DeepCheckJob(serving);
       deepCheck.start();
-      state.jobs.push(scheduler, deepCheck);
+      const proof = new ProofJob(serving);
+      proof.start();
+      state.jobs.push(scheduler, deepCheck, proof);
     }
     const code = ensureSetupCode(inst, env);
     if (code) {

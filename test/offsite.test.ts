@@ -27,9 +27,9 @@ import {
 import { stageOffsiteSnapshot } from "@/lib/backup/offsite-restore";
 import type { S3Location } from "@/lib/backup/s3";
 import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
-import { startS3, type TestS3 } from "./support/s3";
+import { startS3, configureOffsite, type TestS3 } from "./support/s3";
+import { startWebhook } from "./support/webhook";
 import { startFaultProxy } from "./support/fault-proxy";
-import http from "node:http";
 import { BackupScheduler } from "@/lib/backup/scheduler";
 
 let s3: TestS3;
@@ -45,32 +45,6 @@ afterEach(async () => {
 });
 
 const sha = (b: Buffer | string) => crypto.createHash("sha256").update(b).digest("hex");
-
-function configureOffsite(inst: Instance, loc: S3Location, encryption?: { recipients: string[] } | { passphrase: string }) {
-  const s = currentSettings(inst.paths.settings);
-  saveSettings(inst.paths.settings, {
-    ...s,
-    backup: {
-      ...s.backup,
-      offsite: {
-        enabled: true,
-        endpoint: loc.endpoint,
-        region: loc.region,
-        bucket: loc.bucket,
-        prefix: loc.prefix,
-        path_style: true,
-        access_key_id: loc.accessKeyId,
-        secret_access_key: encryptSecret(inst.configKey, loc.secretAccessKey),
-        checksum_compat: true,
-      },
-      encryption: !encryption
-        ? s.backup.encryption
-        : "recipients" in encryption
-          ? { mode: "recipients", recipients: encryption.recipients, passphrase: null }
-          : { mode: "passphrase", recipients: [], passphrase: encryptSecret(inst.configKey, encryption.passphrase) },
-    },
-  });
-}
 
 async function vaultInstance(docs = 3) {
   const t = await makeSetUpInstance();
@@ -424,17 +398,9 @@ describe("offsite faults", () => {
 
 describe("offsite on schedule", () => {
   it("each scheduled run sends its result offsite, remote retention follows the job's policy, and a failed offsite part alerts", async () => {
-    const received: { event: string; error: string }[] = [];
-    const hook = http.createServer((req, res) => {
-      let body = "";
-      req.on("data", (c) => (body += c));
-      req.on("end", () => {
-        received.push(JSON.parse(body));
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
-    cleanups.push(() => new Promise<void>((r) => hook.close(() => r())));
+    const hook = await startWebhook();
+    cleanups.push(hook.close);
+    const received = hook.received;
 
     const { inst, admin } = await vaultInstance(2);
     const loc = await s3.location("sched");
@@ -449,7 +415,7 @@ describe("offsite on schedule", () => {
         enabled: true,
         schedule: "hourly",
         retention: { mode: "count", count: 1, days: 30, gfs: { latest: 1, hourly: 0, daily: 0, weekly: 0, monthly: 0 } },
-        notify: { webhook_url: encryptSecret(inst.configKey, `http://127.0.0.1:${(hook.address() as { port: number }).port}/hook`) },
+        notify: { webhook_url: encryptSecret(inst.configKey, hook.url) },
       },
     });
     let t = Date.now();

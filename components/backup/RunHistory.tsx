@@ -25,7 +25,7 @@ export function RunHistory({ runs }: { runs: BackupRun[] }) {
             </span>
             <span className="tabular-nums">{formatDateTime(r.started_at)}</span>
             <span className="text-zinc-600 dark:text-zinc-400">
-              {r.target === "offsite" ? "offsite copy · " : ""}
+              {r.target === "offsite" ? "offsite copy · " : r.target === "verify" ? `verification of ${r.file} · ` : ""}
               {r.trigger} · {scopeLabel(r.scope)}
               {secs !== null ? ` · ${secs.toFixed(1)} s` : ""}
               {r.bytes !== null ? ` · ${formatBytes(r.bytes)}${r.target === "offsite" ? " sent" : ""}` : ""}

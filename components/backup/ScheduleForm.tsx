@@ -16,6 +16,7 @@ export interface JobView {
   time_zone: string;
   retention: { mode: string; count: number; days: number; gfs: Record<"latest" | "hourly" | "daily" | "weekly" | "monthly", number> };
   webhookMasked: string | null;
+  proof: { verify_period_days: number; drill_every_days: number };
 }
 
 const INTERVAL_MS: Record<string, number> = { hourly: 3600e3, daily: 86400e3, weekly: 7 * 86400e3 };
@@ -145,6 +146,18 @@ export function ScheduleForm({ job, directories, lastSuccessAt }: { job: JobView
             Retention runs only after a successful, verified backup. It never deletes the newest verified backup, keeps prerestore backups at least 7 days, and
             never touches files that are not Coffer backups.
           </p>
+        </fieldset>
+
+        <fieldset className="space-y-3">
+          <legend className="text-sm font-semibold">Prove</legend>
+          <div className="grid gap-4 sm:grid-cols-2">
+            <Field label="Re-check every stored byte within (days)" htmlFor="verify_period_days" error={f.verify_period_days} hint="Stored backups, and offsite objects, are re-read a slice an hour.">
+              <Input id="verify_period_days" name="verify_period_days" type="number" min={1} max={365} defaultValue={job.proof.verify_period_days} invalid={!!f.verify_period_days} />
+            </Field>
+            <Field label="Restore drill every (days)" htmlFor="drill_every_days" error={f.drill_every_days} hint="The newest backup is restored into a scratch directory and checked. 0 turns drills off.">
+              <Input id="drill_every_days" name="drill_every_days" type="number" min={0} max={90} defaultValue={job.proof.drill_every_days} invalid={!!f.drill_every_days} />
+            </Field>
+          </div>
         </fieldset>
 
         <Field

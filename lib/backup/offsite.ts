@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { PassThrough, Transform, type Readable, type Writable } from "node:stream";
+import { PassThrough, Transform, Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import Database from "better-sqlite3";
 import { z } from "zod";
@@ -202,9 +202,18 @@ export function repositoryIdentity(secretKey: Buffer): Buffer {
   return Buffer.from(crypto.hkdfSync("sha256", secretKey, Buffer.alloc(0), "coffer offsite blob key v1", 32));
 }
 
+/**
+ * Blobs are encrypted to the repository identity too (in recipients mode,
+ * as well as to the recipients), so that Coffer can re-read and prove them
+ * (rolling verification) without the offline identity. That adds no reader:
+ * the identity comes from keys/secret.key, which is offsite only inside the
+ * snapshots encrypted to the recipients, and whoever holds it on the server
+ * holds the plaintext vault already.
+ */
 function blobEncryption(secretKey: Buffer, to: AgeEncryptTo | undefined): AgeEncryptTo | undefined {
   if (!to) return undefined;
-  return "recipients" in to ? to : { recipients: [recipientOf(repositoryIdentity(secretKey))] };
+  const own = recipientOf(repositoryIdentity(secretKey));
+  return "recipients" in to ? { recipients: [...to.recipients, own] } : { recipients: [own] };
 }
 
 // -------------------------------------------------------------------- push --
@@ -460,6 +469,64 @@ export async function listOffsiteSnapshots(repo: OffsiteRepo): Promise<OffsiteSn
     });
   });
   return out.sort((a, b) => (a.name < b.name ? 1 : -1));
+}
+
+// ------------------------------------------------------------ verification ---
+
+/** What re-reading an object found: null when it is whole; `unverifiable` when Coffer holds no key that opens it. */
+export type ObjectCheck = { ok: true } | { ok: false; error: string } | { ok: null; note: string };
+
+/**
+ * Re-read one object of the repository and prove it: a snapshot against the
+ * size and SHA-256 its index recorded when it was written; a blob against
+ * its name (the SHA-256 of the document, or its HMAC when encrypted, after
+ * decrypting with the repository identity). Nothing is kept on disk.
+ */
+export async function checkOffsiteObject(
+  repo: OffsiteRepo,
+  secretKey: Buffer,
+  kind: "snapshot" | "blob",
+  name: string,
+  /** Is this blob object in the repository (from a listing)? A snapshot that names a missing one cannot be restored. */
+  haveBlob?: (objectName: string) => boolean,
+): Promise<ObjectCheck> {
+  const where = `${kind === "snapshot" ? "snapshots" : "blobs"}/${name}`;
+  let body: Readable;
+  let index: SnapshotIndex | null = null;
+  try {
+    if (kind === "snapshot") {
+      index = await readIndex(repo, name);
+      if (!index) return { ok: false, error: `${where}: its index is missing or unreadable, so the snapshot cannot be restored` };
+    }
+    body = await (kind === "snapshot" ? repo.snapshots : repo.blobs).open(name);
+  } catch (err) {
+    if ((err as AppError).status === 404) return { ok: false, error: `${where} is missing` };
+    throw err;
+  }
+  const tap = hashingTap({ collect: true });
+  const encrypted = kind === "blob" && name.endsWith(".age");
+  try {
+    // The tap passes bytes on: something has to take them, or it stops at its high-water mark.
+    const sink = new Writable({ write: (_c, _e, cb) => cb() });
+    if (encrypted) await pipeline(body, createDecryptStream({ identities: [repositoryIdentity(secretKey)] }), tap, sink);
+    else await pipeline(body, tap, sink);
+  } catch (err) {
+    if (err instanceof AgeError && (err.code === "KEY_MISMATCH" || err.code === "KEY_REQUIRED")) {
+      return { ok: null, note: `${where} was sent before Coffer encrypted blobs to its own key too; it is checked when a restore reads it` };
+    }
+    if (err instanceof AgeError) return { ok: false, error: `${where} does not decrypt (altered or cut short)` };
+    throw explainS3Error(err, repo.loc);
+  }
+  if (index) {
+    if (tap.bytes() !== index.snapshot_bytes) return { ok: false, error: `${where} holds ${tap.bytes()} bytes; ${index.snapshot_bytes} were written` };
+    if (tap.digest() !== index.snapshot_sha256) return { ok: false, error: `${where} differs from what was written (SHA-256 mismatch)` };
+    const missing = haveBlob ? index.blobs.filter(([b]) => !haveBlob(b)) : [];
+    if (missing.length) return { ok: false, error: `${where} needs ${missing.length} document file(s) the bucket no longer holds (for example blobs/${missing[0][0]})` };
+    return { ok: true };
+  }
+  const sha = tap.digest();
+  if (blobNamer(secretKey, encrypted)(sha) !== name) return { ok: false, error: `${where}: its content does not match its name (damaged)` };
+  return { ok: true };
 }
 
 // ---------------------------------------------------------------- export ---

@@ -1,15 +1,12 @@
-import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
-import { Transform, type Readable } from "node:stream";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
 import { audit, type Actor } from "../audit/log";
 import { acquireLock, type InstanceLock } from "../lock";
 import { packArchive, type PackedArchive } from "./archive";
 import { archiveEncryption } from "./encryption";
-import { checkFraming, type AgeEncryptTo } from "../crypto/age";
-import { readArchive } from "./reader";
+import { proveStoredArchive } from "./verify";
 import { startRun, finishRun, lastSuccess } from "./runs";
 import { currentTarget, freeArchiveName } from "./repository";
 import type { BackupTarget } from "./target";
@@ -94,7 +91,7 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
       },
     );
     const t1 = performance.now();
-    const problem = await verifyStored(target, name, packed, encryption?.to);
+    const problem = await proveStoredArchive(target, name, { sha256: packed.sha256, created_at: packed.meta.created_at }, encryption?.to);
     const timings = { writeMs: Math.round(t1 - t0), verifyMs: Math.round(performance.now() - t1) };
     const record = { file: name, bytes: obj.size, sha256: packed.sha256, encryption: encryption?.record ?? null };
     if (problem) {
@@ -116,57 +113,6 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
     throw new AppError(500, "BACKUP_FAILED", `The backup failed: ${message}`);
   } finally {
     if (!opts.lock) lock.release();
-  }
-}
-
-/** A pass-through that hashes what it passes and keeps its first 64 KiB (the age header). */
-function readBackTap(source: Readable): Transform & { sha256: () => string; size: () => number; head: () => Buffer } {
-  const hash = crypto.createHash("sha256");
-  const heads: Buffer[] = [];
-  let size = 0;
-  const tap = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      hash.update(chunk);
-      if (size < 64 * 1024) heads.push(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  });
-  source.on("error", (err) => tap.destroy(err));
-  source.pipe(tap);
-  return Object.assign(tap, { sha256: () => hash.digest("hex"), size: () => size, head: () => Buffer.concat(heads) });
-}
-
-/**
- * Read back what was stored. A plain archive goes through the reader and
- * every member is checked. An encrypted one cannot be opened without the
- * identity Coffer never has: its age framing and the SHA-256 of the stored
- * ciphertext against the one recorded while writing are checked (and, with
- * a passphrase Coffer holds, it is decrypted and read in full). Returns what
- * is wrong, or null.
- */
-async function verifyStored(target: BackupTarget, name: string, packed: PackedArchive, to: AgeEncryptTo | undefined): Promise<string | null> {
-  try {
-    if (!to) {
-      const summary = await readArchive(await target.open(name));
-      if (summary.meta.created_at !== packed.meta.created_at) return "it holds another backup's meta";
-      if (summary.compressedBytes !== packed.bytes) return `${summary.compressedBytes} bytes were read back of ${packed.bytes} written`;
-      return null;
-    }
-    // One pass: hashed as it is read, and decrypted and read in full where a passphrase is held.
-    const tap = readBackTap(await target.open(name));
-    if ("passphrase" in to) {
-      const summary = await readArchive(tap, { keys: { passphrase: to.passphrase } });
-      if (summary.meta.created_at !== packed.meta.created_at) return "it holds another backup's meta";
-    } else {
-      for await (const _ of tap);
-    }
-    if (tap.sha256() !== packed.sha256) return "the stored ciphertext differs from what was written";
-    const framing = checkFraming(tap.head(), tap.size());
-    if (framing.kind !== ("passphrase" in to ? "passphrase" : "recipients")) return "it is encrypted for other keys than configured";
-    return null;
-  } catch (err) {
-    return (err as Error).message;
   }
 }
 

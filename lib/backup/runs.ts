@@ -21,7 +21,8 @@ export interface BackupRun {
   detail: string | null;
 }
 
-export type RunTarget = "local" | "offsite";
+/** local: an archive written; offsite: a snapshot sent; verify: a stored object that failed rolling verification. */
+export type RunTarget = "local" | "offsite" | "verify";
 
 export function startRun(db: DB, trigger: Trigger, scope: Scope, target: RunTarget = "local"): number {
   return Number(

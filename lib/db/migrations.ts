@@ -85,6 +85,33 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE backup_runs ADD COLUMN target TEXT NOT NULL DEFAULT 'local';
   ALTER TABLE backup_runs ADD COLUMN detail TEXT;
   `,
+  // 7: proof. When each stored object (a local archive, an offsite snapshot or blob) was last re-read and what
+  // that found (ok: 1 whole, 0 damaged, NULL no key here opens it); and each restore drill with its timings.
+  `
+  CREATE TABLE verifications (
+    target      TEXT NOT NULL,
+    object      TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    verified_at TEXT NOT NULL,
+    ok          INTEGER,
+    error       TEXT,
+    PRIMARY KEY (target, object)
+  );
+  CREATE INDEX verifications_due ON verifications(verified_at);
+  CREATE TABLE drills (
+    id          INTEGER PRIMARY KEY,
+    trigger     TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    status      TEXT NOT NULL,
+    source      TEXT,
+    archive     TEXT,
+    seconds     REAL,
+    detail      TEXT,
+    error       TEXT
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -81,6 +81,16 @@ export const backupJobSchema = z
       .prefault({}),
     encryption: encryptionSchema,
     offsite: offsiteSchema,
+    /** Proof that backups restore (DESIGN section 11): rolling verification and restore drills. */
+    proof: z
+      .object({
+        /** Every stored byte, local and offsite, is re-read at least once in this many days. */
+        verify_period_days: z.number().int().min(1).max(365).default(30),
+        /** A restore drill of the newest backup every this many days; 0 turns scheduled drills off. */
+        drill_every_days: z.number().int().min(0).max(90).default(7),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .prefault({});

@@ -3,6 +3,9 @@ import crypto from "node:crypto";
 import { startS3 as startS3Process } from "../../e2e/support/s3";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import { s3Client, type S3Location } from "@/lib/backup/s3";
+import type { Instance } from "@/lib/instance";
+import { currentSettings, saveSettings } from "@/lib/settings/store";
+import { encryptSecret } from "@/lib/settings/secrets";
 
 /** s3rver's built-in account: it refuses other access key IDs (it does not check the secret). */
 export const S3RVER_KEY = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -37,4 +40,31 @@ export async function startS3(): Promise<TestS3> {
     },
     close: () => server.close(),
   };
+}
+
+/** Point the instance's offsite settings at `loc` (and set archive encryption, if given), as Settings would. */
+export function configureOffsite(inst: Instance, loc: S3Location, encryption?: { recipients: string[] } | { passphrase: string }) {
+  const s = currentSettings(inst.paths.settings);
+  saveSettings(inst.paths.settings, {
+    ...s,
+    backup: {
+      ...s.backup,
+      offsite: {
+        enabled: true,
+        endpoint: loc.endpoint,
+        region: loc.region,
+        bucket: loc.bucket,
+        prefix: loc.prefix,
+        path_style: true,
+        access_key_id: loc.accessKeyId,
+        secret_access_key: encryptSecret(inst.configKey, loc.secretAccessKey),
+        checksum_compat: true,
+      },
+      encryption: !encryption
+        ? s.backup.encryption
+        : "recipients" in encryption
+          ? { mode: "recipients", recipients: encryption.recipients, passphrase: null }
+          : { mode: "passphrase", recipients: [], passphrase: encryptSecret(inst.configKey, encryption.passphrase) },
+    },
+  });
 }

@@ -36,6 +36,8 @@ const jobForm = z
     gfs_monthly: count(1000),
     webhook_url: z.string().trim().max(2000).optional().default(""),
     clear_webhook: z.literal("on").optional(),
+    verify_period_days: count(365).min(1, "Re-check at least every 1 day."),
+    drill_every_days: count(90),
   })
   .superRefine((v, ctx) => {
     if (v.schedule_kind === "cron" && !v.cron) ctx.addIssue({ code: "custom", path: ["cron"], message: "Enter a cron expression, e.g. 30 2 * * *." });
@@ -76,6 +78,7 @@ export const saveBackupJob = adminAction(jobForm, async (v, ctx) => {
       notify: { webhook_url: webhook },
       encryption: settings.backup.encryption,
       offsite: settings.backup.offsite,
+      proof: { verify_period_days: v.verify_period_days, drill_every_days: v.drill_every_days },
     },
   });
   audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.backup", schedule, { enabled: v.enabled === "on", scope: v.scope, retention: v.retention_mode });

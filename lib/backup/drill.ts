@@ -1,0 +1,224 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import type { Instance } from "../instance";
+import { openInstance, closeInstance } from "../instance";
+import type { DB } from "../db/connection";
+import { AppError } from "../errors";
+import { runDoctor } from "../doctor";
+import type { AgeKeys } from "../crypto/age";
+import { currentSettings } from "../settings/store";
+import { listStoredBackups, openStoredBackup } from "./repository";
+import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "./restore";
+import { archiveEncryption } from "./encryption";
+import { offsiteLocation } from "./offsite-settings";
+import { isEncryptedArchiveName, isScope, scopeInfo } from "./format";
+import { verificationRows } from "./verify";
+import { alert, type SendOptions } from "./alerts";
+
+export type DrillStatus = "running" | "success" | "failed" | "skipped";
+
+export interface Drill {
+  id: number;
+  trigger: "schedule" | "manual" | "cli";
+  started_at: string;
+  finished_at: string | null;
+  status: DrillStatus;
+  source: "local" | "offsite" | null;
+  archive: string | null;
+  /** Recovery time: staging and applying the backup until the instance opens (seconds). */
+  seconds: number | null;
+  /** JSON: timings of each step and what was compared. */
+  detail: string | null;
+  error: string | null;
+}
+
+export interface DrillDetail {
+  stage_s: number;
+  apply_s: number;
+  check_s: number;
+  total_s: number;
+  documents: number;
+  accounts: number;
+  document_files: number;
+  schema_version: number;
+}
+
+export function recentDrills(db: DB, limit = 10): Drill[] {
+  return db.prepare("SELECT * FROM drills ORDER BY id DESC LIMIT ?").all(limit) as Drill[];
+}
+
+export function lastDrill(db: DB, status?: DrillStatus): Drill | null {
+  const row = status
+    ? db.prepare("SELECT * FROM drills WHERE status = ? ORDER BY id DESC LIMIT 1").get(status)
+    : db.prepare("SELECT * FROM drills WHERE status != 'running' ORDER BY id DESC LIMIT 1").get();
+  return (row as Drill | undefined) ?? null;
+}
+
+/** Why a drill could not run: said and recorded as skipped, never passed off as a failure or a success. */
+class DrillSkipped extends Error {}
+
+interface Candidate {
+  source: "local" | "offsite";
+  name: string;
+  keys?: AgeKeys;
+}
+
+/**
+ * The newest backup a drill can prove: a local archive that verified when
+ * written and has not failed a re-check since, else the newest complete
+ * offsite snapshot. One encrypted to recipients cannot be opened here (the
+ * identity is kept offline), so it is passed over, and said so if nothing else is left.
+ */
+async function chooseBackup(inst: Instance): Promise<Candidate> {
+  const encryption = archiveEncryption(inst);
+  const passphrase = encryption && "passphrase" in encryption.to ? encryption.to.passphrase : undefined;
+  const damaged = new Set(verificationRows(inst.db).filter((r) => r.ok === 0).map((r) => r.object));
+  const locals = (await listStoredBackups(inst)).filter((b) => b.verified === true && isScope(b.scope) && scopeInfo(b.scope).restorable && !damaged.has(b.name));
+  let passedOver = 0;
+  for (const b of locals) {
+    if (!isEncryptedArchiveName(b.name)) return { source: "local", name: b.name };
+    if (b.encryption?.mode === "passphrase" && passphrase) return { source: "local", name: b.name, keys: { passphrase } };
+    passedOver++;
+  }
+  const loc = offsiteLocation(inst);
+  if (loc) {
+    const { openRepository, closeRepository, listOffsiteSnapshots } = await import("./offsite");
+    const repo = openRepository(loc);
+    try {
+      for (const s of (await listOffsiteSnapshots(repo)).filter((x) => x.verified && !damaged.has(`snapshots/${x.name}`))) {
+        if (!s.encrypted) return { source: "offsite", name: s.name };
+        if (passphrase) return { source: "offsite", name: s.name, keys: { passphrase } };
+        passedOver++;
+      }
+    } finally {
+      closeRepository(repo);
+    }
+  }
+  if (passedOver) throw new DrillSkipped("Every backup is encrypted to age recipients whose identity Coffer does not hold, so it cannot restore one on its own. Prove one by hand with coffer verify FILE --identity KIT.");
+  throw new DrillSkipped("There is no verified backup to restore yet.");
+}
+
+/** Rows per table of the restored database, for the ones the archive's meta counted. */
+function tableCounts(db: DB, tables: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const t of tables) {
+    const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?").get(t);
+    if (exists) out[t] = db.prepare(`SELECT count(*) FROM "${t.replace(/"/g, '""')}"`).pluck().get() as number;
+  }
+  return out;
+}
+
+function countVaultFiles(vault: string): number {
+  if (!fs.existsSync(vault)) return 0;
+  let n = 0;
+  for (const d of fs.readdirSync(vault)) n += fs.readdirSync(path.join(vault, d)).length;
+  return n;
+}
+
+const secondsSince = (t: number) => Math.round((performance.now() - t) / 10) / 100;
+
+/**
+ * A restore drill (DESIGN section 11): the newest verified backup is
+ * restored into a scratch data directory under data/.tmp through the real
+ * pipeline (stage, validate, apply, migrations), opened, deep-checked by the
+ * doctor, and its row and document-file counts compared with the archive's
+ * meta; then the scratch directory is deleted. The live instance is only
+ * read (its settings, to find and open the backup). Recorded with its
+ * timings; a failure alerts. A drill that cannot run (no backup it can open,
+ * not enough disk for the staging) is recorded as skipped, with the reason.
+ */
+export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]; log?: (line: string) => void; alertOptions?: SendOptions }): Promise<Drill> {
+  const db = inst.db;
+  const id = Number(db.prepare("INSERT INTO drills (trigger, started_at, status) VALUES (?, ?, 'running')").run(opts.trigger, new Date().toISOString()).lastInsertRowid);
+  const finish = (r: Partial<Drill> & { status: DrillStatus }): Drill => {
+    db.prepare("UPDATE drills SET finished_at = ?, status = ?, source = ?, archive = ?, seconds = ?, detail = ?, error = ? WHERE id = ?").run(
+      new Date().toISOString(),
+      r.status,
+      r.source ?? null,
+      r.archive ?? null,
+      r.seconds ?? null,
+      r.detail ?? null,
+      r.error ?? null,
+      id,
+    );
+    return db.prepare("SELECT * FROM drills WHERE id = ?").get(id) as Drill;
+  };
+  const scratchRoot = path.join(inst.paths.tmp, `drill-${crypto.randomBytes(6).toString("hex")}`);
+  let scratch: Instance | null = null;
+  let chosen: Candidate | null = null;
+  const t0 = performance.now();
+  try {
+    chosen = await chooseBackup(inst);
+    fs.mkdirSync(scratchRoot, { recursive: true, mode: 0o700 });
+    scratch = openInstance(path.join(scratchRoot, "data"));
+    let preview: RestorePreview;
+    if (chosen.source === "local") {
+      preview = await stageArchive(scratch, await openStoredBackup(inst, chosen.name), { keys: chosen.keys, owner: "drill" });
+    } else {
+      const { openRepository, closeRepository } = await import("./offsite");
+      const { stageOffsiteSnapshot } = await import("./offsite-restore");
+      const repo = openRepository(offsiteLocation(inst)!);
+      try {
+        preview = await stageOffsiteSnapshot(scratch, repo, chosen.name, { keys: chosen.keys, owner: "drill" });
+      } finally {
+        closeRepository(repo);
+      }
+    }
+    const staged = performance.now();
+    const stage_s = secondsSince(t0);
+    let restored: Instance;
+    try {
+      restored = (await applyRestore(scratch, preview.id, { id: null, name: "drill" })).instance;
+    } catch (err) {
+      discardStaged(scratch, preview.id);
+      throw err;
+    }
+    scratch = restored;
+    const apply_s = secondsSince(staged);
+    const applied = performance.now();
+
+    const report = await runDoctor(restored, { deep: true });
+    const bad = report.findings.filter((f) => f.severity === "fail");
+    if (bad.length) throw new Error(`the restored instance fails the doctor's deep check: ${bad.map((f) => f.message).join(" ")}`);
+    // The restore itself adds to the audit log and the meta table; every other table must hold what the backup counted.
+    const counts = tableCounts(restored.db, Object.keys(preview.tables).filter((t) => t !== "audit_log" && t !== "meta"));
+    const differ = Object.entries(preview.tables).filter(([t, n]) => t in counts && counts[t] !== n);
+    if (differ.length) throw new Error(`the restored database's row counts differ from the backup's meta: ${differ.map(([t, n]) => `${t} ${counts[t]} (meta ${n})`).join(", ")}`);
+    const files = countVaultFiles(restored.paths.vault);
+    if (preview.vault.objects && files !== preview.vault.objects) throw new Error(`the restored vault holds ${files} document files; the backup's meta says ${preview.vault.objects}`);
+    const detail: DrillDetail = {
+      stage_s,
+      apply_s,
+      check_s: secondsSince(applied),
+      total_s: secondsSince(t0),
+      documents: counts.documents ?? 0,
+      accounts: counts.users ?? 0,
+      document_files: files,
+      schema_version: restored.db.pragma("user_version", { simple: true }) as number,
+    };
+    const seconds = Math.round((stage_s + apply_s) * 100) / 100;
+    opts.log?.(`restore drill passed: ${chosen.name} (${chosen.source}) restored in ${seconds} s`);
+    return finish({ status: "success", source: chosen.source, archive: chosen.name, seconds, detail: JSON.stringify(detail) });
+  } catch (err) {
+    // Staging refuses what would not fit with the disk margin kept (507) or past COFFER_RESTORE_MAX_BYTES (413).
+    const skipped = err instanceof DrillSkipped || (err instanceof AppError && (err.code === "INSUFFICIENT_STORAGE" || err.code === "TOO_LARGE"));
+    const message = skipped && err instanceof AppError ? `Not enough free disk for a drill: ${err.message}` : (err as Error).message;
+    const drill = finish({ status: skipped ? "skipped" : "failed", source: chosen?.source ?? null, archive: chosen?.name ?? null, error: message });
+    opts.log?.(`restore drill ${skipped ? "skipped" : "FAILED"}: ${message}`);
+    if (!skipped) await alert(inst, "drill.failed", `Restore drill of ${chosen?.name ?? "the newest backup"} failed: ${message}`, lastDrill(db, "success")?.finished_at ?? null, opts.alertOptions);
+    return drill;
+  } finally {
+    if (scratch) closeInstance(scratch);
+    await fs.promises.rm(scratchRoot, { recursive: true, force: true });
+  }
+}
+
+/** Drills are due every `drill_every_days` (0: off), counted from the last one that ran to an end. */
+export function drillDue(inst: Instance, now: number): boolean {
+  const every = currentSettings(inst.paths.settings).backup.proof.drill_every_days;
+  if (!every) return false;
+  const last = lastDrill(inst.db);
+  return !last || now - Date.parse(last.started_at) >= every * 24 * 3600 * 1000;
+}
+

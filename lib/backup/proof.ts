@@ -1,0 +1,96 @@
+import type { Instance } from "../instance";
+import { isSetupComplete } from "../instance";
+import { Ticker } from "../util/ticker";
+import { getMeta } from "../db/connection";
+import { currentSettings } from "../settings/store";
+import { verifySlice, verificationSummary, SLICE_EVERY_MS, type VerificationSummary } from "./verify";
+import { runDrill, drillDue, lastDrill, type Drill } from "./drill";
+import { lastSuccess } from "./runs";
+import type { SendOptions } from "./alerts";
+
+const runningKey = Symbol.for("coffer.proofRunning");
+
+/**
+ * One proof job at a time in this process (a slice, a drill, or a drill
+ * asked for in Settings): a second caller waits for the first to end.
+ */
+export function exclusively<T>(work: () => Promise<T>): Promise<T> {
+  const g = globalThis as unknown as Record<symbol, Promise<unknown> | undefined>;
+  const before = g[runningKey] ?? Promise.resolve();
+  const mine = before.catch(() => {}).then(work);
+  g[runningKey] = mine.catch(() => {});
+  return mine;
+}
+
+/**
+ * Rolling verification (a slice an hour) and scheduled restore drills, on
+ * their own timer: neither delays a backup nor takes the instance lock.
+ */
+export class ProofJob {
+  private readonly ticker = new Ticker(() => this.tick());
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+
+  constructor(
+    private readonly instance: () => Instance | null,
+    private readonly opts: { now?: () => number; log?: (line: string) => void; alertOptions?: SendOptions } = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.log = opts.log ?? ((l) => console.log(`Coffer: ${l}`));
+  }
+
+  start(tickMs = 5 * 60 * 1000): void {
+    this.ticker.start(tickMs);
+  }
+
+  stop(): void {
+    this.ticker.stop();
+  }
+
+  /** Runs what is due. Never rejects. */
+  async tick(): Promise<{ slice: boolean; drill: Drill | null }> {
+    const done = { slice: false, drill: null as Drill | null };
+    try {
+      const inst = this.instance();
+      if (!inst || !isSetupComplete(inst)) return done;
+      const now = this.now();
+      const last = getMeta(inst.db, "verify_last_slice_at");
+      if (!last || now - Date.parse(last) >= SLICE_EVERY_MS) {
+        const r = await exclusively(() => verifySlice(inst, { now: () => new Date(this.now()), log: this.log, alertOptions: this.opts.alertOptions }));
+        if (r.offsiteError) this.log(`verification could not reach the offsite repository: ${r.offsiteError}`);
+        done.slice = true;
+      }
+      // A drill needs a backup to restore: none is due before the first one exists.
+      if (lastSuccess(inst.db) && drillDue(inst, now)) {
+        done.drill = await exclusively(() => runDrill(inst, { trigger: "schedule", log: this.log, alertOptions: this.opts.alertOptions }));
+      }
+    } catch (err) {
+      this.log(`proof job failed: ${(err as Error).message}`);
+    }
+    return done;
+  }
+}
+
+export interface ProofSummary {
+  verification: VerificationSummary;
+  drills_every_days: number;
+  last_drill: Drill | null;
+  /** The last drill that passed: when, which backup, and the measured recovery time. */
+  last_proven_restore: { at: string; archive: string; source: string; seconds: number } | null;
+  /** Drills are on and none passed within twice their interval (counted from the first backup when none ever did). */
+  drill_overdue: boolean;
+}
+
+export function proofSummary(inst: Instance, now = Date.now()): ProofSummary {
+  const every = currentSettings(inst.paths.settings).backup.proof.drill_every_days;
+  const ok = lastDrill(inst.db, "success");
+  const first = inst.db.prepare("SELECT finished_at FROM backup_runs WHERE status = 'success' AND target = 'local' ORDER BY id LIMIT 1").pluck().get() as string | undefined;
+  const since = ok?.finished_at ?? first ?? null;
+  return {
+    verification: verificationSummary(inst, now),
+    drills_every_days: every,
+    last_drill: lastDrill(inst.db),
+    last_proven_restore: ok ? { at: ok.finished_at!, archive: ok.archive!, source: ok.source!, seconds: ok.seconds! } : null,
+    drill_overdue: every > 0 && since !== null && now - Date.parse(since) > 2 * every * 24 * 3600 * 1000,
+  };
+}

@@ -1,0 +1,259 @@
+import crypto from "node:crypto";
+import { Transform, type Readable } from "node:stream";
+import type { Instance } from "../instance";
+import type { DB } from "../db/connection";
+import { getMeta, setMeta } from "../db/connection";
+import { AppError } from "../errors";
+import { checkFraming, type AgeEncryptTo } from "../crypto/age";
+import { currentSettings } from "../settings/store";
+import { readArchive } from "./reader";
+import { currentTarget } from "./repository";
+import type { BackupTarget } from "./target";
+import { archiveNameScope, isArchiveName, isEncryptedArchiveName } from "./format";
+import { archiveEncryption } from "./encryption";
+import { offsiteLocation } from "./offsite-settings";
+import { alert, type SendOptions } from "./alerts";
+import { startRun, finishRun } from "./runs";
+import type { ObjectCheck } from "./offsite";
+
+/** A pass-through that hashes what it passes and keeps its first 64 KiB (the age header). */
+function readBackTap(source: Readable): Transform & { sha256: () => string; size: () => number; head: () => Buffer } {
+  const hash = crypto.createHash("sha256");
+  const heads: Buffer[] = [];
+  let size = 0;
+  const tap = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      hash.update(chunk);
+      if (size < 64 * 1024) heads.push(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  });
+  source.on("error", (err) => tap.destroy(err));
+  source.pipe(tap);
+  return Object.assign(tap, { sha256: () => hash.digest("hex"), size: () => size, head: () => Buffer.concat(heads) });
+}
+
+/** What a stored archive should be: the SHA-256 of its bytes and its meta's time, where known. */
+export interface ArchiveExpectation {
+  sha256: string | null;
+  created_at?: string;
+}
+
+/**
+ * Read a stored archive back in full and say what is wrong with it, or null.
+ * A plain archive goes through the reader (every member checked against the
+ * meta, every blob against its name). An encrypted one cannot be opened
+ * without the identity Coffer never has: its age framing and the SHA-256 of
+ * the stored ciphertext against the one recorded while writing are checked
+ * (and, with a passphrase Coffer holds, it is decrypted and read in full).
+ * Used right after writing (the runner) and on schedule (rolling verification).
+ */
+export async function proveStoredArchive(target: BackupTarget, name: string, expected: ArchiveExpectation, to: AgeEncryptTo | undefined): Promise<string | null> {
+  try {
+    const tap = readBackTap(await target.open(name));
+    if (!isEncryptedArchiveName(name)) {
+      const summary = await readArchive(tap);
+      if (expected.created_at && summary.meta.created_at !== expected.created_at) return "it holds another backup's meta";
+    } else if (to && "passphrase" in to) {
+      const summary = await readArchive(tap, { keys: { passphrase: to.passphrase } });
+      if (expected.created_at && summary.meta.created_at !== expected.created_at) return "it holds another backup's meta";
+    } else {
+      for await (const _ of tap);
+    }
+    if (expected.sha256 && tap.sha256() !== expected.sha256) return isEncryptedArchiveName(name) ? "the stored ciphertext differs from what was written" : "its bytes differ from what was written";
+    if (isEncryptedArchiveName(name)) {
+      const framing = checkFraming(tap.head(), tap.size());
+      if (to && framing.kind !== ("passphrase" in to ? "passphrase" : "recipients")) return "it is encrypted for other keys than configured";
+    }
+    return null;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+// ------------------------------------------------------ rolling verification --
+
+/** A slice runs this often; each re-reads at least twice its share of the period, oldest-checked first. */
+export const SLICE_EVERY_MS = 3600 * 1000;
+/** A slice reads at least this much (so a small instance is re-checked far more often than its period). */
+export const MIN_SLICE_BYTES = 256 * 1024 * 1024;
+
+export type ProofTarget = "local" | "offsite";
+export type ProofKind = "archive" | "snapshot" | "blob";
+
+export interface ProofObject {
+  target: ProofTarget;
+  kind: ProofKind;
+  /** The archive's name; an offsite object's path under the prefix (snapshots/… or blobs/…). */
+  object: string;
+  size: number;
+}
+
+export interface VerificationRow extends ProofObject {
+  verified_at: string;
+  /** 1 whole, 0 damaged or missing, null when no key Coffer holds opens it. */
+  ok: 0 | 1 | null;
+  error: string | null;
+}
+
+export interface SliceResult {
+  checked: VerificationRow[];
+  /** Objects found damaged in this slice that were not known to be (an alert went out for them). */
+  newlyFailed: VerificationRow[];
+  /** The bucket could not be reached: its objects were left as they were, not marked damaged. */
+  offsiteError: string | null;
+  bytes: number;
+  budget: number;
+}
+
+export function verificationRows(db: DB): VerificationRow[] {
+  return db.prepare("SELECT target, object, kind, size, verified_at, ok, error FROM verifications ORDER BY target, object").all() as VerificationRow[];
+}
+
+function record(db: DB, o: ProofObject, at: string, check: ObjectCheck): VerificationRow {
+  const ok = check.ok === true ? 1 : check.ok === false ? 0 : null;
+  const error = check.ok === false ? check.error : check.ok === null ? check.note : null;
+  db.prepare("INSERT INTO verifications (target, object, kind, size, verified_at, ok, error) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, object) DO UPDATE SET kind = excluded.kind, size = excluded.size, verified_at = excluded.verified_at, ok = excluded.ok, error = excluded.error").run(
+    o.target,
+    o.object,
+    o.kind,
+    o.size,
+    at,
+    ok,
+    error,
+  );
+  return { ...o, verified_at: at, ok, error };
+}
+
+/** The SHA-256 each stored archive had when it was written (from the run that wrote it). */
+function writtenHashes(db: DB): Map<string, string> {
+  const rows = db.prepare("SELECT file, sha256 FROM backup_runs WHERE target = 'local' AND status = 'success' AND file IS NOT NULL AND sha256 IS NOT NULL ORDER BY id").all() as { file: string; sha256: string }[];
+  return new Map(rows.map((r) => [r.file, r.sha256]));
+}
+
+function periodMs(inst: Instance): number {
+  return currentSettings(inst.paths.settings).backup.proof.verify_period_days * 24 * 3600 * 1000;
+}
+
+/**
+ * One slice of rolling verification: every stored object (local archives;
+ * offsite snapshots and blobs when offsite is on) is listed, and those
+ * checked longest ago (never-checked first) are re-read until the slice's
+ * budget is spent. The budget is twice the period's share per slice, so
+ * every byte is re-read within the period with certainty, whatever luck
+ * would say; `all` re-reads everything now (coffer verify --all). Takes no
+ * lock: an object retention removes meanwhile is dropped, not failed.
+ */
+export async function verifySlice(
+  inst: Instance,
+  opts: { now?: () => Date; all?: boolean; log?: (line: string) => void; alertOptions?: SendOptions; minSliceBytes?: number } = {},
+): Promise<SliceResult> {
+  const now = opts.now ?? (() => new Date());
+  const target = currentTarget(inst);
+  const objects: ProofObject[] = (await target.list()).filter((o) => isArchiveName(o.name)).map((o) => ({ target: "local", kind: "archive", object: o.name, size: o.size }));
+
+  let loc;
+  try {
+    loc = offsiteLocation(inst);
+  } catch {
+    loc = null; // offsite settings that do not parse: Health says so already
+  }
+  let offsiteError: string | null = null;
+  let offsite: typeof import("./offsite") | null = null;
+  let repo: import("./offsite").OffsiteRepo | null = null;
+  if (loc) {
+    offsite = await import("./offsite");
+    repo = offsite.openRepository(loc);
+    try {
+      for (const o of await repo.snapshots.list()) if (isArchiveName(o.name)) objects.push({ target: "offsite", kind: "snapshot", object: `snapshots/${o.name}`, size: o.size });
+      for (const o of await repo.blobs.list()) objects.push({ target: "offsite", kind: "blob", object: `blobs/${o.name}`, size: o.size });
+    } catch (err) {
+      offsiteError = (err as Error).message;
+    }
+  }
+  try {
+    const db = inst.db;
+    const known = new Map(verificationRows(db).map((r) => [`${r.target}\0${r.object}`, r]));
+    const listed = new Set(objects.map((o) => `${o.target}\0${o.object}`));
+    // Rows of objects that are gone (retention, a manual delete); offsite rows stay while the bucket cannot be listed.
+    for (const [k, r] of known) {
+      if (!listed.has(k) && !(r.target === "offsite" && (offsiteError || !loc))) db.prepare("DELETE FROM verifications WHERE target = ? AND object = ?").run(r.target, r.object);
+    }
+    const due = objects
+      .filter((o) => !(o.target === "offsite" && offsiteError))
+      .map((o) => ({ o, last: known.get(`${o.target}\0${o.object}`)?.verified_at ?? "" }))
+      .sort((a, b) => (a.last === b.last ? (a.o.object < b.o.object ? -1 : 1) : a.last < b.last ? -1 : 1));
+    const total = objects.reduce((a, o) => a + o.size, 0);
+    const budget = opts.all ? Infinity : Math.max(opts.minSliceBytes ?? MIN_SLICE_BYTES, Math.ceil((2 * total * SLICE_EVERY_MS) / periodMs(inst)));
+
+    const hashes = writtenHashes(db);
+    const encryption = archiveEncryption(inst);
+    const checked: VerificationRow[] = [];
+    const newlyFailed: VerificationRow[] = [];
+    let bytes = 0;
+    for (const { o } of due) {
+      if (bytes >= budget) break;
+      let check: ObjectCheck;
+      try {
+        if (o.target === "local") {
+          const problem = await proveStoredArchive(target, o.object, { sha256: hashes.get(o.object) ?? null }, encryption?.to);
+          if (problem && !(await target.stat(o.object))) continue; // removed while being read
+          check = problem ? { ok: false, error: `${o.object}: ${problem}` } : { ok: true };
+        } else {
+          const [kind, name] = [o.kind as "snapshot" | "blob", o.object.slice(o.object.indexOf("/") + 1)];
+          check = await offsite!.checkOffsiteObject(repo!, inst.secretKey, kind, name, (blob) => listed.has(`offsite\0blobs/${blob}`));
+          if (check.ok === false && !(await (kind === "snapshot" ? repo!.snapshots : repo!.blobs).stat(name))) continue; // removed by retention meanwhile
+        }
+      } catch (err) {
+        if (o.target === "offsite" && err instanceof AppError) {
+          offsiteError = err.message; // the bucket went away mid-slice: nothing is marked damaged for that
+          break;
+        }
+        check = { ok: false, error: `${o.object}: ${(err as Error).message}` };
+      }
+      const before = known.get(`${o.target}\0${o.object}`);
+      const row = record(db, o, now().toISOString(), check);
+      checked.push(row);
+      bytes += o.size;
+      if (row.ok === 0 && before?.ok !== 0) newlyFailed.push(row);
+    }
+    setMeta(db, "verify_last_slice_at", now().toISOString());
+    if (newlyFailed.length) {
+      const message = `${newlyFailed.length} stored backup object(s) failed verification: ${newlyFailed.map((r) => r.error).join("; ")}`;
+      for (const r of newlyFailed) {
+        const runId = startRun(db, opts.all ? "cli" : "schedule", archiveNameScope(r.object.slice(r.object.lastIndexOf("/") + 1)) ?? "full", "verify");
+        finishRun(db, runId, { status: "failed", file: r.object, bytes: r.size, error: r.error, detail: { target: r.target, kind: r.kind } });
+      }
+      opts.log?.(message);
+      await alert(inst, "verify.failed", message, null, opts.alertOptions);
+    }
+    return { checked, newlyFailed, offsiteError, bytes, budget };
+  } finally {
+    if (repo) offsite!.closeRepository(repo);
+  }
+}
+
+export interface VerificationSummary {
+  period_days: number;
+  last_slice_at: string | null;
+  objects: number;
+  /** Objects whose last check is older than the period, or that were never checked. */
+  overdue: number;
+  failed: VerificationRow[];
+  unverifiable: number;
+}
+
+/** What Health says about rolling verification, from the recorded rows (no I/O beyond the database). */
+export function verificationSummary(inst: Instance, now = Date.now()): VerificationSummary {
+  const rows = verificationRows(inst.db);
+  const period = periodMs(inst);
+  return {
+    period_days: currentSettings(inst.paths.settings).backup.proof.verify_period_days,
+    last_slice_at: getMeta(inst.db, "verify_last_slice_at") || null,
+    objects: rows.length,
+    overdue: rows.filter((r) => now - Date.parse(r.verified_at) > period).length,
+    failed: rows.filter((r) => r.ok === 0),
+    unverifiable: rows.filter((r) => r.ok === null).length,
+  };
+}
