@@ -36,6 +36,10 @@ Commands:
                                               SCOPE: ${SELECTABLE_SCOPES.join(", ")} (default full)
   list                                        stored backups, newest first
   verify FILE [KEY]                           check a backup as a restore would, without applying it
+  verify --all                                re-read every stored backup now (local archives, and offsite
+                                              snapshots and document files when offsite is on)
+  drill                                       restore the newest backup into a scratch directory and check it
+                                              (the live instance is not touched); prints the recovery time
   restore FILE [KEY] [--yes]                  restore a backup into this data dir (the server must be stopped)
   restore --from s3://BUCKET/PREFIX [SNAPSHOT] [KEY] [--yes]
                                               restore from an offsite repository (default: its newest snapshot)
@@ -194,6 +198,7 @@ export async function main(argv: string[]): Promise<number> {
         identity: { type: "string" },
         "passphrase-file": { type: "string" },
         deep: { type: "boolean", default: false },
+        all: { type: "boolean", default: false },
         fix: { type: "boolean", default: false },
         from: { type: "string" },
         endpoint: { type: "string" },
@@ -215,7 +220,7 @@ export async function main(argv: string[]): Promise<number> {
   const dataDir = o["data-dir"] ? path.resolve(o["data-dir"]) : resolveDataDir();
   let inst: Instance | undefined;
   try {
-    if (!["backup", "list", "verify", "restore", "doctor", "setup-code", "snapshots", "export"].includes(command)) throw new UsageError(`Unknown command "${command}".`);
+    if (!["backup", "list", "verify", "drill", "restore", "doctor", "setup-code", "snapshots", "export"].includes(command)) throw new UsageError(`Unknown command "${command}".`);
     if ((command === "snapshots" || command === "export") && (o.from || !fs.existsSync(path.join(dataDir, LAYOUT.database)))) {
       return await offsiteCommand(command, arg, o, s3From(o));
     }
@@ -260,6 +265,33 @@ export async function main(argv: string[]): Promise<number> {
           : "No stored backups.",
       );
       return 0;
+    }
+    if (command === "verify" && o.all) {
+      const { verifySlice } = await import("../lib/backup/verify");
+      const r = await verifySlice(inst, { all: true, log: (line) => process.stderr.write(`coffer: ${line}\n`) });
+      const objects = r.checked.filter((c) => c.kind !== "blob");
+      const blobs = r.checked.filter((c) => c.kind === "blob");
+      const mark = (ok: 0 | 1 | null) => (ok === 1 ? "OK    " : ok === 0 ? "FAILED" : "SKIP  ");
+      const lines = [
+        ...objects.map((c) => `${mark(c.ok)}  ${c.target.padEnd(7)}  ${c.object}  ${formatBytes(c.size)}${c.error ? `\n        ${c.error}` : ""}`),
+        ...(blobs.length ? [`${blobs.some((b) => b.ok === 0) ? "FAILED" : "OK    "}  offsite  ${blobs.length} document files, ${formatBytes(blobs.reduce((a, b) => a + b.size, 0))}`] : []),
+        ...blobs.filter((b) => b.ok !== 1).map((b) => `        ${b.error}`),
+        ...(r.offsiteError ? [`FAILED  offsite  the repository could not be read: ${r.offsiteError}`] : []),
+      ];
+      out(o.json, { ok: !r.checked.some((c) => c.ok === 0) && !r.offsiteError, objects: r.checked, offsite_error: r.offsiteError }, lines.length ? lines.join("\n") : "No stored backups.");
+      return r.checked.some((c) => c.ok === 0) || r.offsiteError ? 1 : 0;
+    }
+    if (command === "drill") {
+      const { runDrill } = await import("../lib/backup/drill");
+      process.stderr.write("Restoring the newest backup into a scratch directory…\n");
+      const d = await runDrill(inst, { trigger: "cli", log: (line) => process.stderr.write(`coffer: ${line}\n`) });
+      const detail = d.detail ? JSON.parse(d.detail) : null;
+      const text =
+        d.status === "success"
+          ? `Restore proven: ${d.archive} (${d.source}) restored in ${d.seconds} s (staged ${detail.stage_s} s, applied ${detail.apply_s} s, checked ${detail.check_s} s): ${detail.documents} documents, ${detail.accounts} accounts, ${detail.document_files} document files.`
+          : `Restore drill ${d.status.toUpperCase()}: ${d.error}`;
+      out(o.json, { ...d, detail }, text);
+      return d.status === "success" ? 0 : 1;
     }
     if (command === "verify") {
       const preview = await stageArchive(inst, openFile(arg), { keys: cliKeys(o) });

@@ -68,6 +68,35 @@ describe("coffer CLI round trip", () => {
     expect(JSON.parse(bad.stdout).error.code).toMatch(/CHECKSUM_MISMATCH|ARCHIVE_CORRUPT/);
   });
 
+  it("drill proves the newest backup with its recovery time; verify --all re-reads every stored backup and exits 1 on damage", () => {
+    const root = source.inst.paths.root;
+    const dbOnly = coffer(["--data-dir", root, "drill"]);
+    expect(dbOnly.code).toBe(1);
+    expect(dbOnly.stdout).toMatch(/^Restore drill SKIPPED: The stored backups hold the database only/);
+    expect(coffer(["--data-dir", root, "backup"]).code).toBe(0);
+    const drill = coffer(["--data-dir", root, "--json", "drill"]);
+    expect(drill.code, drill.stderr).toBe(0);
+    const d = JSON.parse(drill.stdout);
+    expect(d).toMatchObject({ status: "success", source: "local", detail: { documents: 2, accounts: 2 } });
+    expect(d.seconds).toBeGreaterThan(0);
+    const text = coffer(["--data-dir", root, "drill"]);
+    expect(text.stdout).toMatch(/^Restore proven: coffer_full_\S+ \(local\) restored in [\d.]+ s/);
+
+    const all = coffer(["--data-dir", root, "verify", "--all"]);
+    expect(all.code, all.stderr).toBe(0);
+    expect(all.stdout.split("\n").filter((l) => /^OK {6}local {4}coffer_(full|db)_\S+\.tar\.gz/.test(l))).toHaveLength(2);
+    const stored = path.join(root, "backups", fs.readdirSync(path.join(root, "backups")).find((f) => f.startsWith("coffer_full_"))!);
+    const bytes = fs.readFileSync(stored);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    fs.writeFileSync(stored, bytes);
+    const bad = coffer(["--data-dir", root, "--json", "verify", "--all"]);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout).objects.map((c: { object: string; ok: number }) => [c.object.slice(0, 12), c.ok]).sort()).toEqual([["coffer_db_20", 1], ["coffer_full_", 0]]);
+    const failedDrill = coffer(["--data-dir", root, "drill"]);
+    expect(failedDrill.code).toBe(1);
+    expect(failedDrill.stdout).toMatch(/^Restore drill SKIPPED: The stored backups hold the database only/);
+  });
+
   it("restore into a fresh data dir, then doctor --deep is clean", () => {
     const fresh = path.join(work, "fresh");
     const noYes = coffer(["--data-dir", fresh, "restore", archive], "");

@@ -12,7 +12,7 @@ import { listStoredBackups, openStoredBackup } from "./repository";
 import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "./restore";
 import { archiveEncryption } from "./encryption";
 import { offsiteLocation } from "./offsite-settings";
-import { isEncryptedArchiveName, isScope, scopeInfo } from "./format";
+import { isEncryptedArchiveName, isScope, scopeHasVault, scopeInfo, type Scope } from "./format";
 import { verificationRows } from "./verify";
 import { alert, type SendOptions } from "./alerts";
 
@@ -74,7 +74,9 @@ async function chooseBackup(inst: Instance): Promise<Candidate> {
   const encryption = archiveEncryption(inst);
   const passphrase = encryption && "passphrase" in encryption.to ? encryption.to.passphrase : undefined;
   const damaged = new Set(verificationRows(inst.db).filter((r) => r.ok === 0).map((r) => r.object));
-  const locals = (await listStoredBackups(inst)).filter((b) => b.verified === true && isScope(b.scope) && scopeInfo(b.scope).restorable && !damaged.has(b.name));
+  // A drill proves a whole instance comes back: database-only backups would fail the deep check on their missing files.
+  const stored = (await listStoredBackups(inst)).filter((b) => b.verified === true && isScope(b.scope) && scopeInfo(b.scope).restorable && !damaged.has(b.name));
+  const locals = stored.filter((b) => scopeHasVault(b.scope as Scope));
   let passedOver = 0;
   for (const b of locals) {
     if (!isEncryptedArchiveName(b.name)) return { source: "local", name: b.name };
@@ -87,6 +89,7 @@ async function chooseBackup(inst: Instance): Promise<Candidate> {
     const repo = openRepository(loc);
     try {
       for (const s of (await listOffsiteSnapshots(repo)).filter((x) => x.verified && !damaged.has(`snapshots/${x.name}`))) {
+        if (s.scope !== "full") continue;
         if (!s.encrypted) return { source: "offsite", name: s.name };
         if (passphrase) return { source: "offsite", name: s.name, keys: { passphrase } };
         passedOver++;
@@ -95,6 +98,7 @@ async function chooseBackup(inst: Instance): Promise<Candidate> {
       closeRepository(repo);
     }
   }
+  if (!passedOver && stored.length) throw new DrillSkipped("The stored backups hold the database only; a drill restores a full backup. Set the job's scope to full, or turn offsite on.");
   if (passedOver) throw new DrillSkipped("Every backup is encrypted to age recipients whose identity Coffer does not hold, so it cannot restore one on its own. Prove one by hand with coffer verify FILE --identity KIT.");
   throw new DrillSkipped("There is no verified backup to restore yet.");
 }
