@@ -104,9 +104,11 @@ export function Field({
   );
 }
 
-export function Card({ className, children }: { className?: string; children: ReactNode }) {
+export function Card({ className, children, id, "data-testid": testId }: { className?: string; children: ReactNode; id?: string; "data-testid"?: string }) {
   return (
     <div
+      id={id}
+      data-testid={testId}
       className={cx(
         "rounded-lg border border-zinc-200 bg-white p-5 shadow-sm dark:border-zinc-800 dark:bg-zinc-900",
         className,

@@ -218,7 +218,8 @@ export async function verifySlice(
       bytes += o.size;
       if (row.ok === 0 && before?.ok !== 0) newlyFailed.push(row);
     }
-    setMeta(db, "verify_last_slice_at", now().toISOString());
+    // Only a slice that read something counts: with nothing stored yet, the next tick looks again (a listing), so the first backup is re-checked within minutes, not an hour.
+    if (checked.length) setMeta(db, "verify_last_slice_at", now().toISOString());
     if (newlyFailed.length) {
       const message = `${newlyFailed.length} stored backup object(s) failed verification: ${newlyFailed.map((r) => r.error).join("; ")}`;
       for (const r of newlyFailed) {

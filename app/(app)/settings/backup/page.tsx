@@ -65,7 +65,7 @@ export default async function BackupPage() {
       <BackupActions defaultScope={scope} directory={dir} offsite={job.offsite.enabled ? describeLocation(job.offsite) : null} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Stored backups</h2>
       <BackupManager backups={backups} offsite={!!(job.offsite.bucket && job.offsite.endpoint)} />
-      <h2 className="mb-3 mt-8 text-lg font-semibold">Encryption</h2>
+      <h2 id="encryption" className="mb-3 mt-8 text-lg font-semibold">Encryption</h2>
       <EncryptionForm current={{ mode: job.encryption.mode, recipients: job.encryption.recipients }} />
       <h2 id="offsite" className="mb-3 mt-8 text-lg font-semibold">
         Offsite
@@ -84,7 +84,7 @@ export default async function BackupPage() {
           last: offsiteLast && { status: offsiteLast.status, at: offsiteLast.finished_at ?? offsiteLast.started_at, error: offsiteLast.error, file: offsiteLast.file },
         }}
       />
-      <h2 className="mb-3 mt-8 text-lg font-semibold">Schedule</h2>
+      <h2 id="schedule" className="mb-3 mt-8 text-lg font-semibold">Schedule</h2>
       <ScheduleForm
         job={{ ...job, directory: dir ?? job.directory, webhookMasked }}
         directories={backupDirChoices(inst)}

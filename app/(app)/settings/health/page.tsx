@@ -3,9 +3,17 @@ import Link from "next/link";
 import { pageAdmin } from "@/app/_server/auth";
 import { lastDoctorReport, quickReport, type DoctorReport } from "@/lib/doctor";
 import { PageTitle, Card } from "@/components/ui";
-import { DeepCheckButton } from "@/components/settings/DeepCheckButton";
-import { formatDateTime } from "@/lib/format";
+import { JobButton } from "@/components/settings/JobButton";
+import { runDeepCheckNow, runDrillNow } from "./actions";
+import { formatBytes, formatDateTime } from "@/lib/format";
 import { healthReasons, healthStatus, type HealthReason, type HealthStatus } from "@/lib/health";
+import type { Instance } from "@/lib/instance";
+import { currentSettings } from "@/lib/settings/store";
+import { scheduleStatus } from "@/lib/backup/scheduler";
+import { lastSuccess } from "@/lib/backup/runs";
+import { proofSummary } from "@/lib/backup/proof";
+import { verificationRows, type VerificationRow } from "@/lib/backup/verify";
+import { recentDrills, type Drill } from "@/lib/backup/drill";
 
 export const metadata: Metadata = { title: "Health" };
 
@@ -60,14 +68,162 @@ function Status({ reasons }: { reasons: HealthReason[] }) {
             <li key={r.code}>
               <span className={r.level === "fail" ? tone.fail : tone.warn}>{r.message}</span>
               {r.fix && r.fix !== "/settings/health" && (
-                <Link href={r.fix} className="ml-2 font-medium text-emerald-800 underline dark:text-emerald-400">
-                  Fix in Settings → {r.fix === "/settings/backup" ? "Backup" : r.fix}
+                <Link href={r.fix.replace(/^\/settings\/health(?=#)/, "")} className="ml-2 font-medium text-emerald-800 underline dark:text-emerald-400">
+                  {r.fix.startsWith("/settings/health#") ? "See below" : `Fix in Settings → ${r.fix.startsWith("/settings/backup") ? "Backup" : r.fix}`}
                 </Link>
               )}
             </li>
           ))}
         </ul>
       )}
+    </Card>
+  );
+}
+
+/** One line of the protection summary: what it is, how it stands, and where it is fixed when it is missing. */
+function ProtectionItem({ label, ok, value, fix }: { label: string; ok: boolean; value: string; fix?: { href: string; text: string } }) {
+  return (
+    <div className="contents">
+      <dt className="text-zinc-600 dark:text-zinc-400">{label}</dt>
+      <dd>
+        <span className={ok ? tone.ok : tone.warn}>{ok ? "✓ " : "✗ "}</span>
+        {value}
+        {!ok && fix && (
+          <Link href={fix.href} className="ml-2 font-medium text-emerald-800 underline dark:text-emerald-400">
+            {fix.text}
+          </Link>
+        )}
+      </dd>
+    </div>
+  );
+}
+
+function Protection({ inst }: { inst: Instance }) {
+  const job = currentSettings(inst.paths.settings).backup;
+  const now = Date.now();
+  const schedule = scheduleStatus(inst, now);
+  const last = lastSuccess(inst.db);
+  const offsiteLast = lastSuccess(inst.db, "offsite");
+  const proof = proofSummary(inst, now);
+  const proven = proof.last_proven_restore;
+  const v = proof.verification;
+  return (
+    <Card className="space-y-3" id="protection" data-testid="protection">
+      <h2 className="font-semibold">Protection</h2>
+      <dl className="grid grid-cols-1 gap-x-4 gap-y-1.5 text-sm sm:grid-cols-[auto_1fr]">
+        <ProtectionItem
+          label="Scheduled backups"
+          ok={schedule.enabled && !schedule.error}
+          value={schedule.enabled ? `On (${job.schedule}, ${job.time_zone})${schedule.next[0] ? `, next ${formatDateTime(new Date(schedule.next[0]).toISOString())}` : ""}` : "Off"}
+          fix={{ href: "/settings/backup#schedule", text: "Turn them on" }}
+        />
+        <ProtectionItem label="Last successful backup" ok={!!last && !schedule.stale} value={last?.finished_at ? formatDateTime(last.finished_at) : "Never"} fix={{ href: "/settings/backup", text: "Back up now" }} />
+        <ProtectionItem
+          label="Encrypted"
+          ok={job.encryption.mode !== "off"}
+          value={job.encryption.mode === "recipients" ? "Yes, to age recipients" : job.encryption.mode === "passphrase" ? "Yes, with a passphrase" : "No: backups hold every document and key in clear"}
+          fix={{ href: "/settings/backup#encryption", text: "Encrypt backups" }}
+        />
+        <ProtectionItem
+          label="Offsite"
+          ok={job.offsite.enabled && !!offsiteLast}
+          value={job.offsite.enabled ? (offsiteLast?.finished_at ? `Yes, last copy ${formatDateTime(offsiteLast.finished_at)}` : "On, no copy yet") : "No: a failed disk takes the data and its backups together"}
+          fix={{ href: "/settings/backup#offsite", text: job.offsite.enabled ? "Check offsite" : "Add a bucket" }}
+        />
+        <ProtectionItem
+          label="Last proven restore"
+          ok={!!proven && !proof.drill_overdue && proof.last_drill?.status !== "failed"}
+          value={proven ? `${formatDateTime(proven.at)}, ${proven.archive} (${proven.source}), back in ${proven.seconds} s` : "Never: no restore drill has passed yet"}
+          fix={{ href: "#proof", text: "Run a restore drill" }}
+        />
+        <ProtectionItem
+          label="Re-checked"
+          ok={v.objects > 0 && v.failed.length === 0 && v.overdue === 0}
+          value={
+            v.objects === 0
+              ? "Not yet: stored backups are re-read within minutes of the first one, then a slice an hour"
+              : v.failed.length
+                ? `${v.failed.length} of ${v.objects} stored objects failed their last check`
+                : `${v.objects} stored objects, every one re-read within ${v.period_days} days${v.overdue ? ` (${v.overdue} overdue)` : ""}`
+          }
+          fix={{ href: "#proof", text: "See below" }}
+        />
+      </dl>
+    </Card>
+  );
+}
+
+const resultText = (r: VerificationRow) => (r.ok === 1 ? <span className={tone.ok}>whole</span> : r.ok === 0 ? <span className={tone.fail}>damaged</span> : <span className={tone.warn}>not checkable here</span>);
+
+function drillDetail(d: Drill): string {
+  if (d.status !== "success" || !d.detail) return d.error ?? "";
+  const x = JSON.parse(d.detail) as { stage_s: number; apply_s: number; check_s: number; documents: number; document_files: number };
+  return `back in ${d.seconds} s (staged ${x.stage_s} s, applied ${x.apply_s} s, checked ${x.check_s} s): ${x.documents} documents, ${x.document_files} files`;
+}
+
+function Proof({ inst }: { inst: Instance }) {
+  const rows = verificationRows(inst.db);
+  const listed = rows.filter((r) => r.kind !== "blob");
+  const blobs = rows.filter((r) => r.kind === "blob");
+  const badBlobs = blobs.filter((r) => r.ok === 0);
+  const drills = recentDrills(inst.db, 10);
+  const proof = proofSummary(inst);
+  return (
+    <Card className="space-y-4" id="proof" data-testid="proof">
+      <div>
+        <h2 className="font-semibold">Restore drills</h2>
+        <p className="text-sm text-zinc-600 dark:text-zinc-400">
+          The newest backup is restored into a scratch directory, opened, deep-checked and compared with what it says it holds; the live instance is not touched.{" "}
+          {proof.drills_every_days ? `Runs every ${proof.drills_every_days} days.` : "Scheduled drills are off."}
+        </p>
+      </div>
+      {drills.length > 0 ? (
+        <ul className="divide-y divide-zinc-100 text-sm dark:divide-zinc-800" data-testid="drills">
+          {drills.map((d) => (
+            <li key={d.id} className="py-1.5">
+              <span className={`mr-2 inline-block w-16 font-semibold uppercase ${d.status === "success" ? tone.ok : d.status === "failed" ? tone.fail : tone.warn}`}>{d.status === "success" ? "passed" : d.status}</span>
+              <span className="tabular-nums">{formatDateTime(d.started_at)}</span>
+              {d.archive && <span className="ml-2 font-mono text-xs">{d.archive}</span>}
+              <span className="ml-2 text-zinc-600 dark:text-zinc-400">{drillDetail(d)}</span>
+            </li>
+          ))}
+        </ul>
+      ) : (
+        <p className="text-sm">No drill has run yet.</p>
+      )}
+      <JobButton action={runDrillNow} label="Run restore drill" busyLabel="Restoring into a scratch directory…" />
+      <div>
+        <h2 className="font-semibold">Verification</h2>
+        <p className="text-sm text-zinc-600 dark:text-zinc-400">
+          Every stored backup{blobs.length ? " and every object in the bucket" : ""} is re-read a slice an hour, so each is checked at least once in {proof.verification.period_days} days
+          {proof.verification.last_slice_at ? ` (last slice ${formatDateTime(proof.verification.last_slice_at)})` : ""}. The command line does it all at once: coffer verify --all.
+        </p>
+      </div>
+      {listed.length > 0 && (
+        <ul className="divide-y divide-zinc-100 text-sm dark:divide-zinc-800" data-testid="verifications">
+          {listed.map((r) => (
+            <li key={`${r.target}/${r.object}`} className="flex flex-wrap gap-x-3 py-1.5">
+              <span className="font-mono text-xs">{r.target === "offsite" ? `offsite: ${r.object}` : r.object}</span>
+              <span className="text-zinc-600 dark:text-zinc-400">{formatBytes(r.size)}</span>
+              <span>
+                {resultText(r)} · checked {formatDateTime(r.verified_at)}
+              </span>
+              {r.ok !== 1 && r.error && <span className="w-full text-xs text-red-700 dark:text-red-400">{r.error}</span>}
+            </li>
+          ))}
+        </ul>
+      )}
+      {blobs.length > 0 && (
+        <p className="text-sm" data-testid="verified-blobs">
+          Document files in the bucket: {blobs.length} checked, {badBlobs.length ? <span className={tone.fail}>{badBlobs.length} damaged or missing</span> : "all whole"}.
+          {badBlobs.slice(0, 5).map((b) => (
+            <span key={b.object} className="block text-xs text-red-700 dark:text-red-400">
+              {b.error}
+            </span>
+          ))}
+        </p>
+      )}
+      {rows.length === 0 && <p className="text-sm">Nothing has been re-checked yet: the first slice runs within minutes of the first backup.</p>}
     </Card>
   );
 }
@@ -82,9 +238,11 @@ export default async function HealthPage() {
       <PageTitle description="Checks of the database, settings, keys and every document file. The command line has the same checks: coffer doctor --deep.">Health</PageTitle>
       <div className="space-y-6">
         <Status reasons={healthReasons(inst, Date.now(), quick.findings)} />
+        <Protection inst={inst} />
+        <Proof inst={inst} />
         <Report title="Quick checks" report={quick} empty="" />
         <Report title="Deep check" report={deep} empty="Not run yet. It runs once a week, or now:" />
-        <DeepCheckButton />
+        <JobButton action={runDeepCheckNow} label="Run deep check" busyLabel="Reading every file…" />
       </div>
     </>
   );
