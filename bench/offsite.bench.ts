@@ -2,31 +2,15 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { execSync } from "node:child_process";
-import Database from "better-sqlite3";
 import { test, expect } from "@playwright/test";
 import { startServer, signInCookie, SETUP_CODE, type Server } from "../e2e/support/server";
 import { startS3 } from "../e2e/support/s3";
 import { currentSettings, saveSettings } from "../lib/settings/store";
 import { encryptSecret } from "../lib/settings/secrets";
-import { rssSampler, idleRss, measureShell, ensureTools, fmtMiB, MiB, table } from "./support";
+import { rssSampler, idleRss, measureShell, ensureTools, vaultInstance, fmtMiB, MiB, table } from "./support";
 import { Targets } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
-
-/**
- * A document vault as users have one: backup.bench.ts's 1 GiB of documents
- * (hard links: blobs are immutable) with the instance's own small database,
- * without the 1 GiB of filler rows that bench adds to stress the database path.
- */
-function vaultInstance(from: string, to: string): void {
-  fs.rmSync(to, { recursive: true, force: true });
-  fs.mkdirSync(to, { mode: 0o700 });
-  execSync(`cp -al ${from}/vault ${to}/vault && cp -a ${from}/keys ${from}/settings.yaml ${to}/`);
-  execSync(`sqlite3 ${from}/coffer.db ".backup ${to}/coffer.db"`);
-  const db = new Database(path.join(to, "coffer.db"));
-  db.exec("DROP TABLE IF EXISTS bench_rows; VACUUM;");
-  db.close();
-}
 
 // Runs after backup.bench.ts, on its dataset.
 test("offsite: Coffer to and from an S3 server against aws s3 sync", async () => {

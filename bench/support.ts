@@ -1,5 +1,7 @@
 import fs from "node:fs";
+import path from "node:path";
 import { spawn, execSync } from "node:child_process";
+import Database from "better-sqlite3";
 import { rssSampler } from "../e2e/support/rss";
 
 export { rssSampler };
@@ -44,4 +46,19 @@ export function table(rows: Record<string, string | number>[]): void {
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i])).join("  ");
   console.log(line(cols));
   for (const r of rows) console.log(line(cols.map((c) => String(r[c]))));
+}
+
+/**
+ * A document vault as users have one: backup.bench.ts's 1 GiB of documents
+ * (hard links: blobs are immutable) with the instance's own small database,
+ * without the 1 GiB of filler rows that bench adds to stress the database path.
+ */
+export function vaultInstance(from: string, to: string): void {
+  fs.rmSync(to, { recursive: true, force: true });
+  fs.mkdirSync(to, { mode: 0o700 });
+  execSync(`cp -al ${from}/vault ${to}/vault && cp -a ${from}/keys ${from}/settings.yaml ${to}/`);
+  execSync(`sqlite3 ${from}/coffer.db ".backup ${to}/coffer.db"`);
+  const db = new Database(path.join(to, "coffer.db"));
+  db.exec("DROP TABLE IF EXISTS bench_rows; VACUUM;");
+  db.close();
 }
