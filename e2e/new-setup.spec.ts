@@ -41,6 +41,15 @@ test("setup code → New setup → Documents → upload, download, sign out, sig
   // Protection is on by default, in the browser's time zone.
   await expect(page.getByTestId("protect")).toContainText("Back up every day at 03:00");
   await expect(page.getByLabel(/Back up every day at 03:00/)).toBeChecked();
+  // Encryption from the start: a key made now, kept by the admin (recovery kit), only its public half saved.
+  await page.getByLabel(/Encrypt backups/).check();
+  const identity = (await page.getByTestId("identity").textContent())!.trim();
+  expect(identity).toMatch(/^AGE-SECRET-KEY-1[0-9A-Z]{58}$/);
+  const [kit] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download recovery kit" }).click()]);
+  expect(fs.readFileSync(await kit.path(), "utf8")).toContain(identity);
+  await page.getByRole("button", { name: "Create admin and finish" }).click();
+  await expect(page.getByText("Type the last 6 characters of the key, to show you saved it.")).toBeVisible();
+  await page.getByLabel("Type the last 6 characters of the key").fill(identity.slice(-6).toLowerCase());
   await page.getByRole("button", { name: "Create admin and finish" }).click();
 
   await expect(page).toHaveURL(/\/documents$/);
@@ -48,6 +57,8 @@ test("setup code → New setup → Documents → upload, download, sign out, sig
   expect(settings).toMatch(/enabled: true/);
   expect(settings).toMatch(/schedule: 0 3 \* \* \*/);
   expect(settings).toMatch(/mode: gfs/);
+  expect(settings).toMatch(/mode: recipients\n\s+recipients:\n\s+- age1[0-9a-z]{58}\n/);
+  expect(settings).not.toContain(identity);
   await expect(page.getByRole("heading", { name: "Documents" })).toBeVisible();
   await expect(page.getByTestId("whoami")).toContainText("alice");
   expect(fs.existsSync(path.join(server.dataDir, "setup-token"))).toBe(false);

@@ -6,6 +6,7 @@ import { AppError } from "@/lib/errors";
 import { makeInstance } from "./support/instance";
 import { currentSettings } from "@/lib/settings/store";
 import { BackupScheduler } from "@/lib/backup/scheduler";
+import { generateKey } from "@/lib/crypto/age";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -113,5 +114,20 @@ describe("protection on by default", () => {
     const err = await completeNewSetup(c.inst, { token: ensureSetupCode(c.inst, {})!, instance_name: "C", username: "root", password: "0123456789", backup: { time_zone: "Mars/Olympus" } }, null).catch((e) => e);
     expect(err.issues?.[0]).toMatchObject({ path: ["backup", "time_zone"] });
     expect(isSetupComplete(c.inst)).toBe(false);
+  });
+
+  it("New setup can encrypt backups from the start for the recipient the wizard made; a recipient with a bad checksum is refused", async () => {
+    const key = generateKey();
+    const a = makeInstance();
+    cleanups.push(a.cleanup);
+    await completeNewSetup(a.inst, { token: ensureSetupCode(a.inst, {})!, instance_name: "A", username: "root", password: "0123456789", backup: { encryption_recipients: [key.recipient] } }, null);
+    expect(currentSettings(a.inst.paths.settings).backup.encryption).toEqual({ mode: "recipients", recipients: [key.recipient], passphrase: null });
+
+    const b = makeInstance();
+    cleanups.push(b.cleanup);
+    const typo = key.recipient.slice(0, -1) + (key.recipient.endsWith("q") ? "p" : "q");
+    const err = await completeNewSetup(b.inst, { token: ensureSetupCode(b.inst, {})!, instance_name: "B", username: "root", password: "0123456789", backup: { encryption_recipients: [typo] } }, null).catch((e) => e);
+    expect(err.issues?.[0]).toMatchObject({ path: ["backup", "encryption_recipients", 0], message: "This age recipient has a bad checksum (a typo?)." });
+    expect(isSetupComplete(b.inst)).toBe(false);
   });
 });

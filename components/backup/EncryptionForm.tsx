@@ -4,50 +4,14 @@ import { useActionState, useEffect, useState } from "react";
 import { Alert, Button, Card, Field, Input, LockIcon } from "@/components/ui";
 import { saveEncryption } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
+import { downloadText, keyProven, recoveryKit, type NewKey } from "./recoveryKit";
 
 export interface EncryptionView {
   mode: "off" | "recipients" | "passphrase";
   recipients: string[];
 }
 
-interface NewKey {
-  identity: string;
-  recipient: string;
-  instance: string;
-  created_at: string;
-}
-
 const short = (r: string) => `${r.slice(0, 12)}…${r.slice(-6)}`;
-
-/** The recovery kit is itself an age identity file: comment lines, then the key. */
-function recoveryKit(k: NewKey): string {
-  return [
-    "# Coffer recovery kit. Keep this file safe, and somewhere other than the server.",
-    "# Anyone who has it can read your backups; without it, nobody can (Coffer included).",
-    "#",
-    `# Instance: ${k.instance}`,
-    `# Created:  ${k.created_at}`,
-    `# Public key (recipient): ${k.recipient}`,
-    "#",
-    "# Restore on a new server: open /setup, choose Restore from backup, pick the",
-    "# backup (coffer_….tar.gz.age) and give this file as its key.",
-    "#",
-    "# Decrypt without Coffer, with age (https://age-encryption.org):",
-    "#   age -d -i coffer-recovery-kit.txt coffer_full_YYYYMMDD_HHMMSSZ.tar.gz.age > backup.tar.gz",
-    "#   tar tzf backup.tar.gz",
-    k.identity,
-    "",
-  ].join("\n");
-}
-
-function downloadText(name: string, text: string) {
-  const url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
-  const a = document.createElement("a");
-  a.href = url;
-  a.download = name;
-  a.click();
-  URL.revokeObjectURL(url);
-}
 
 /**
  * Settings → Backup → Encryption. A new key is made on the server and shown
@@ -79,7 +43,7 @@ export function EncryptionForm({ current }: { current: EncryptionView }) {
     setNewKey(data as NewKey);
   }
 
-  const proven = newKey !== null && proof.trim().toUpperCase() === newKey.identity.slice(-6);
+  const proven = keyProven(newKey, proof);
   const recipientsAfter = newKey ? [...(keepOthers && current.mode === "recipients" ? current.recipients : []), newKey.recipient] : [];
 
   return (

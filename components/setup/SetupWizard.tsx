@@ -6,6 +6,7 @@ import { signIn } from "next-auth/react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import { RestoreFlow } from "@/components/restore/RestoreFlow";
 import { OffsiteRestore } from "./OffsiteRestore";
+import { downloadText, keyProven, recoveryKit, type NewKey } from "@/components/backup/recoveryKit";
 
 type Step = "code" | "choose" | "new" | "restore";
 type Errors = Record<string, string>;
@@ -40,6 +41,23 @@ export function SetupWizard() {
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Errors>({});
   const [restoreFrom, setRestoreFrom] = useState<"file" | "s3">("file");
+  const [protect, setProtect] = useState(true);
+  const [encrypt, setEncrypt] = useState(false);
+  const [newKey, setNewKey] = useState<NewKey | null>(null);
+  const [keyProof, setKeyProof] = useState("");
+
+  async function toggleEncrypt(on: boolean) {
+    setEncrypt(on);
+    if (!on || newKey) return;
+    const res = await fetch("/api/setup/encryption-key", { method: "POST", headers: { "x-setup-token": token } }).catch(() => null);
+    const data = res ? await res.json().catch(() => null) : null;
+    if (!res?.ok || !data) {
+      setEncrypt(false);
+      setFields({ encrypt: data?.error?.message ?? "Could not make a key. Try again." });
+      return;
+    }
+    setNewKey(data as NewKey);
+  }
 
   async function submitCode(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -60,9 +78,10 @@ export function SetupWizard() {
       instance_name: String(form.get("instance_name") ?? ""),
       username: String(form.get("username") ?? ""),
       password: String(form.get("password") ?? ""),
-      backup: { enabled: form.get("protect") === "on", time_zone: browserTimeZone() },
+      backup: { enabled: protect, time_zone: browserTimeZone(), encryption_recipients: encrypt && newKey ? [newKey.recipient] : [] },
     };
     const errs: Errors = {};
+    if (encrypt && !keyProven(newKey, keyProof)) errs.key_proof = "Type the last 6 characters of the key, to show you saved it.";
     if (input.password !== String(form.get("password2") ?? "")) errs.password2 = "The two passwords are not the same.";
     if (input.password.length < 10) errs.password = "Use at least 10 characters.";
     if (Object.keys(errs).length) {
@@ -222,18 +241,40 @@ export function SetupWizard() {
         <Field label="Password again" htmlFor="password2" error={fields.password2}>
           <Input id="password2" name="password2" type="password" required autoComplete="new-password" invalid={!!fields.password2} />
         </Field>
-        <fieldset className="space-y-2 rounded-md border border-zinc-200 p-3 dark:border-zinc-800" data-testid="protect">
+        <fieldset className="space-y-3 rounded-md border border-zinc-200 p-3 dark:border-zinc-800" data-testid="protect">
           <legend className="px-1 text-sm font-semibold">Protect this instance</legend>
           <label className="flex items-start gap-2 text-sm">
-            <input type="checkbox" name="protect" defaultChecked className="mt-0.5 h-4 w-4 accent-emerald-700" />
+            <input type="checkbox" name="protect" checked={protect} onChange={(e) => setProtect(e.target.checked)} className="mt-0.5 h-4 w-4 accent-emerald-700" />
             <span>
-              Back up every day at 03:00 ({browserTimeZone()}), keeping the last 7 days, 4 weeks and 6 months.
-              <span className="block text-xs text-zinc-600 dark:text-zinc-400">
-                Change it any time in Settings → Backup, where you can also encrypt backups and send them to S3-compatible storage, off this server.
-              </span>
+              Back up every day at 03:00 ({browserTimeZone()}), keeping the last 7 days, 4 weeks and 6 months. Each week Coffer also restores the newest backup into a scratch directory to prove it works.
             </span>
           </label>
           {fields["backup.time_zone"] && <p className="text-sm text-red-700 dark:text-red-400">{fields["backup.time_zone"]}</p>}
+          <label className="flex items-start gap-2 text-sm">
+            <input type="checkbox" name="encrypt" checked={encrypt} onChange={(e) => void toggleEncrypt(e.target.checked)} className="mt-0.5 h-4 w-4 accent-emerald-700" />
+            <span>
+              Encrypt backups (recommended)
+              <span className="block text-xs text-zinc-600 dark:text-zinc-400">A backup holds every document and this instance&apos;s keys. Encrypted, a copy on a USB disk or in a bucket is unreadable without the key you keep.</span>
+            </span>
+          </label>
+          {fields.encrypt && <Alert>{fields.encrypt}</Alert>}
+          {encrypt && newKey && (
+            <div className="space-y-2 rounded-md border border-emerald-700/40 p-3" data-testid="wizard-key">
+              <p className="text-sm font-medium">Your backup key. Save it now: it is shown only once, and Coffer never stores it.</p>
+              <code className="block select-all break-all rounded bg-zinc-100 p-2 font-mono text-xs dark:bg-zinc-800" data-testid="identity">
+                {newKey.identity}
+              </code>
+              <Button type="button" variant="secondary" onClick={() => downloadText("coffer-recovery-kit.txt", recoveryKit(newKey))}>
+                Download recovery kit
+              </Button>
+              <Field label="Type the last 6 characters of the key" htmlFor="key_proof" error={fields.key_proof} hint="This shows you saved it.">
+                <Input id="key_proof" value={keyProof} onChange={(e) => setKeyProof(e.target.value)} autoComplete="off" spellCheck={false} className="max-w-40 font-mono uppercase" invalid={!!fields.key_proof} />
+              </Field>
+            </div>
+          )}
+          <p className="text-xs text-zinc-600 dark:text-zinc-400">
+            Backups stay on this server&apos;s disk until you add S3-compatible storage in Settings → Backup → Offsite; Health lists what is still missing. Change any of this there later.
+          </p>
         </fieldset>
         <div className="flex gap-2">
           <Button type="button" variant="secondary" onClick={() => setStep("choose")} disabled={busy}>

@@ -11,6 +11,8 @@ import { hashPassword } from "./password";
 import { usernameSchema, passwordSchema, getUser, type User } from "./users";
 import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit";
 import { currentSettings, saveSettings } from "../settings/store";
+import { AGE_RECIPIENT_RE } from "../settings/schema";
+import { parseRecipient } from "../crypto/age";
 import { isValidTimeZone } from "../backup/schedule";
 
 // No 0/O, 1/I/L, U: a code read aloud or off a log is typed right the first time.
@@ -92,6 +94,16 @@ export const setupBackupSchema = z
       .trim()
       .default("UTC")
       .refine((tz) => isValidTimeZone(tz), "Not a time zone this server knows (e.g. UTC or Europe/Berlin)."),
+    /** Public age keys (age1…) to encrypt backups for from the start; the wizard makes one and the admin keeps its identity. */
+    encryption_recipients: z
+      .array(
+        z
+          .string()
+          .regex(AGE_RECIPIENT_RE, "Not an age recipient (age1…).")
+          .refine((r) => parseRecipient(r) !== null, "This age recipient has a bad checksum (a typo?)."),
+      )
+      .max(20)
+      .default([]),
   })
   .strict()
   .prefault({});
@@ -110,11 +122,12 @@ export const PROTECTION_RETENTION = { mode: "gfs", count: 7, days: 30, gfs: { la
 
 function applyProtection(inst: Instance, backup: z.infer<typeof setupBackupSchema>): void {
   const s = currentSettings(inst.paths.settings);
+  const encryption = backup.encryption_recipients.length ? { mode: "recipients" as const, recipients: backup.encryption_recipients, passphrase: null } : s.backup.encryption;
   saveSettings(inst.paths.settings, {
     ...s,
     backup: backup.enabled
-      ? { ...s.backup, enabled: true, schedule: PROTECTION_SCHEDULE, time_zone: backup.time_zone, retention: { ...PROTECTION_RETENTION, gfs: { ...PROTECTION_RETENTION.gfs } } }
-      : { ...s.backup, enabled: false },
+      ? { ...s.backup, encryption, enabled: true, schedule: PROTECTION_SCHEDULE, time_zone: backup.time_zone, retention: { ...PROTECTION_RETENTION, gfs: { ...PROTECTION_RETENTION.gfs } } }
+      : { ...s.backup, encryption, enabled: false },
   });
 }
 export type NewSetupInput = z.input<typeof newSetupSchema>;
