@@ -4,7 +4,8 @@ import { useActionState, useEffect, useState } from "react";
 import { Alert, Button, Card, Field, Input, LockIcon } from "@/components/ui";
 import { saveEncryption } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
-import { downloadText, keyProven, recoveryKit, type NewKey } from "./recoveryKit";
+import { keyProven, type NewKey } from "./recoveryKit";
+import { KeyShownOnce } from "./KeyShownOnce";
 
 export interface EncryptionView {
   mode: "off" | "recipients" | "passphrase";
@@ -84,16 +85,7 @@ export function EncryptionForm({ current }: { current: EncryptionView }) {
 
       {newKey && (
         <form action={action} className="space-y-3 rounded-md border border-emerald-700/40 p-4" data-testid="new-key">
-          <p className="text-sm font-medium">Your new key. Save it now: it will not be shown again.</p>
-          <code className="block select-all break-all rounded bg-zinc-100 p-2 font-mono text-xs dark:bg-zinc-800" data-testid="identity">
-            {newKey.identity}
-          </code>
-          <Button type="button" variant="secondary" onClick={() => downloadText("coffer-recovery-kit.txt", recoveryKit(newKey))}>
-            Download recovery kit
-          </Button>
-          <Field label="Type the last 6 characters of the key" htmlFor="proof" hint="This shows you saved it. Encryption starts only then.">
-            <Input id="proof" value={proof} onChange={(e) => setProof(e.target.value)} autoComplete="off" spellCheck={false} className="max-w-40 font-mono uppercase" />
-          </Field>
+          <KeyShownOnce newKey={newKey} proof={proof} onProof={setProof} hint="This shows you saved it. Encryption starts only then." />
           {current.mode === "recipients" && (
             <label className="flex items-center gap-2 text-sm">
               <input type="checkbox" checked={keepOthers} onChange={(e) => setKeepOthers(e.target.checked)} /> Keep encrypting for the other keys too

@@ -6,7 +6,8 @@ import { signIn } from "next-auth/react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import { RestoreFlow } from "@/components/restore/RestoreFlow";
 import { OffsiteRestore } from "./OffsiteRestore";
-import { downloadText, keyProven, recoveryKit, type NewKey } from "@/components/backup/recoveryKit";
+import { keyProven, type NewKey } from "@/components/backup/recoveryKit";
+import { KeyShownOnce } from "@/components/backup/KeyShownOnce";
 
 type Step = "code" | "choose" | "new" | "restore";
 type Errors = Record<string, string>;
@@ -260,16 +261,7 @@ export function SetupWizard() {
           {fields.encrypt && <Alert>{fields.encrypt}</Alert>}
           {encrypt && newKey && (
             <div className="space-y-2 rounded-md border border-emerald-700/40 p-3" data-testid="wizard-key">
-              <p className="text-sm font-medium">Your backup key. Save it now: it is shown only once, and Coffer never stores it.</p>
-              <code className="block select-all break-all rounded bg-zinc-100 p-2 font-mono text-xs dark:bg-zinc-800" data-testid="identity">
-                {newKey.identity}
-              </code>
-              <Button type="button" variant="secondary" onClick={() => downloadText("coffer-recovery-kit.txt", recoveryKit(newKey))}>
-                Download recovery kit
-              </Button>
-              <Field label="Type the last 6 characters of the key" htmlFor="key_proof" error={fields.key_proof} hint="This shows you saved it.">
-                <Input id="key_proof" value={keyProof} onChange={(e) => setKeyProof(e.target.value)} autoComplete="off" spellCheck={false} className="max-w-40 font-mono uppercase" invalid={!!fields.key_proof} />
-              </Field>
+              <KeyShownOnce newKey={newKey} proof={keyProof} onProof={setKeyProof} error={fields.key_proof} hint="This shows you saved it." />
             </div>
           )}
           <p className="text-xs text-zinc-600 dark:text-zinc-400">
