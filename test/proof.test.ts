@@ -251,6 +251,27 @@ describe("restore drills", () => {
     }
   });
 
+  it("drills that keep being skipped make the proof overdue after twice their interval: Health degrades and the webhook hears it once", async () => {
+    const { inst } = await instanceWithDocuments(1);
+    const received = await withWebhook(inst);
+    const s = currentSettings(inst.paths.settings);
+    saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, encryption: { mode: "recipients", recipients: [generateKey().recipient], passphrase: null } } });
+    await writeStoredBackup(inst, { scope: "full", trigger: "manual" });
+    let t = Date.now();
+    const proof = new ProofJob(() => inst, { now: () => t, log: () => {}, alertOptions: { backoffMs: [] } });
+    expect((await proof.tick()).drill?.status).toBe("skipped");
+    expect(healthReasons(inst, t).map((r) => r.code)).not.toContain("DRILL_OVERDUE");
+    expect(received).toEqual([]);
+    t += 15 * DAY;
+    expect((await proof.tick()).drill?.status).toBe("skipped");
+    expect(healthReasons(inst, t).map((r) => r.code)).toContain("DRILL_OVERDUE");
+    expect(received.map((a) => a.event)).toEqual(["drill.overdue"]);
+    expect(received[0].error).toMatch(/No restore drill has passed in 14 days.*encrypted to age recipients/);
+    t += HOUR;
+    await proof.tick();
+    expect(received).toHaveLength(1);
+  });
+
   it("the proof job runs a slice each hour and a drill when one is due, and a drill of an offsite-only backup restores from the bucket", async () => {
     const { inst } = await instanceWithDocuments(2);
     const loc = await s3.location("drill");

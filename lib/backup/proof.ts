@@ -1,12 +1,12 @@
 import type { Instance } from "../instance";
 import { isSetupComplete } from "../instance";
 import { Ticker } from "../util/ticker";
-import { getMeta } from "../db/connection";
+import { getMeta, setMeta } from "../db/connection";
 import { currentSettings } from "../settings/store";
 import { verifySlice, verificationSummary, SLICE_EVERY_MS, type VerificationSummary } from "./verify";
 import { runDrill, drillDue, lastDrill, type Drill } from "./drill";
 import { lastSuccess } from "./runs";
-import type { SendOptions } from "./alerts";
+import { alert, type SendOptions } from "./alerts";
 
 const runningKey = Symbol.for("coffer.proofRunning");
 
@@ -47,6 +47,10 @@ export class ProofJob {
     this.ticker.stop();
   }
 
+  private alertOverdue(inst: Instance, now: number): Promise<void> {
+    return alertOverdueDrill(inst, now, this.log, this.opts.alertOptions);
+  }
+
   /** Runs what is due. Never rejects. */
   async tick(): Promise<{ slice: boolean; drill: Drill | null }> {
     const done = { slice: false, drill: null as Drill | null };
@@ -64,11 +68,24 @@ export class ProofJob {
       if (lastSuccess(inst.db) && drillDue(inst, now)) {
         done.drill = await exclusively(() => runDrill(inst, { trigger: "schedule", log: this.log, alertOptions: this.opts.alertOptions }));
       }
+      await this.alertOverdue(inst, now);
     } catch (err) {
       this.log(`proof job failed: ${(err as Error).message}`);
     }
     return done;
   }
+}
+
+/** Once per episode (until a drill passes again), like a stale backup: drills keep being skipped or failing. */
+async function alertOverdueDrill(inst: Instance, now: number, log: (line: string) => void, alertOptions?: SendOptions): Promise<void> {
+  const p = proofSummary(inst, now);
+  if (!p.drill_overdue) return;
+  const episode = p.last_proven_restore?.at ?? "never";
+  if (getMeta(inst.db, "drill_overdue_alert_for") === episode) return;
+  setMeta(inst.db, "drill_overdue_alert_for", episode);
+  const why = p.last_drill?.error ? ` The last one: ${p.last_drill.error}` : "";
+  log(`no restore drill has passed in ${2 * p.drills_every_days} days`);
+  await alert(inst, "drill.overdue", `No restore drill has passed in ${2 * p.drills_every_days} days: nothing proves the backups restore.${why}`, p.last_proven_restore?.at ?? null, alertOptions);
 }
 
 export interface ProofSummary {
