@@ -1,6 +1,8 @@
+import fs from "node:fs";
+import path from "node:path";
 import crypto from "node:crypto";
 import { test, expect } from "@playwright/test";
-import { startServer, setupInstance, signInCookie, uploadDocument, signInViaUi, openRestoreWizard, type Server } from "./support/server";
+import { startServer, setupInstance, signInCookie, uploadDocument, signInViaUi, openRestoreWizard, SETUP_CODE, type Server } from "./support/server";
 import { startS3 } from "./support/s3";
 
 const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
@@ -89,6 +91,46 @@ test("offsite: configure a bucket in Settings, back up, and bring a fresh server
     await expect(page.getByText(/Offsite: 0 new document file\(s\)/)).toBeVisible({ timeout: 60_000 });
   } finally {
     for (const s of servers) await s.stop().catch(() => {});
+    await s3.close();
+  }
+});
+
+test("New setup with a bucket: a missing bucket is named before anything is set up; a working one is saved, and Back up now sends the first snapshot", async ({ page }) => {
+  test.setTimeout(120_000);
+  const s3 = await startS3();
+  const server = await startServer();
+  try {
+    await page.goto(`${server.url}/setup`);
+    await page.getByLabel("Setup code").fill(SETUP_CODE);
+    await page.getByRole("button", { name: "Continue" }).click();
+    await page.getByRole("button", { name: /New setup/ }).click();
+    await page.getByLabel("Admin username").fill("olga");
+    await page.getByLabel("Password", { exact: true }).fill("olga-password-1");
+    await page.getByLabel("Password again").fill("olga-password-1");
+    await page.getByLabel(/Also send backups to S3-compatible storage/).check();
+    const box = page.getByTestId("wizard-offsite");
+    await box.getByLabel("Endpoint", { exact: true }).fill(s3.endpoint);
+    await box.getByLabel("Bucket", { exact: true }).fill("no-such-bucket");
+    await box.getByLabel("Access key ID").fill("S3RVER");
+    await box.getByLabel("Secret access key").fill("S3RVER");
+    await page.getByRole("button", { name: "Create admin and finish" }).click();
+    await expect(page.getByRole("alert").filter({ hasText: "The bucket no-such-bucket does not exist" })).toBeVisible();
+    expect((await (await fetch(`${server.url}/api/health`)).json()).setup).toBe("required");
+
+    await box.getByLabel("Bucket", { exact: true }).fill(s3.bucket);
+    await page.getByRole("button", { name: "Create admin and finish" }).click();
+    await expect(page).toHaveURL(/\/documents$/);
+    const settings = fs.readFileSync(path.join(server.dataDir, "settings.yaml"), "utf8");
+    expect(settings).toMatch(/offsite:\n\s+enabled: true\n\s+endpoint: http:\/\/127\.0\.0\.1:\d+\n/);
+    expect(settings).toMatch(/secret_access_key: enc:v1:/);
+
+    const cookie = await signInCookie(server, "olga", "olga-password-1");
+    await uploadDocument(server, cookie, "first.txt", Buffer.from("the first document\n"));
+    const run = await fetch(`${server.url}/api/settings/backup/run`, { method: "POST", headers: { cookie } });
+    expect(run.status).toBe(201);
+    expect((await run.json()).offsite).toMatchObject({ ok: true, uploaded: 1 });
+  } finally {
+    await server.stop();
     await s3.close();
   }
 });

@@ -7,6 +7,7 @@ import { makeInstance } from "./support/instance";
 import { currentSettings } from "@/lib/settings/store";
 import { BackupScheduler } from "@/lib/backup/scheduler";
 import { generateKey } from "@/lib/crypto/age";
+import { decryptSecret } from "@/lib/settings/secrets";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -114,6 +115,18 @@ describe("protection on by default", () => {
     const err = await completeNewSetup(c.inst, { token: ensureSetupCode(c.inst, {})!, instance_name: "C", username: "root", password: "0123456789", backup: { time_zone: "Mars/Olympus" } }, null).catch((e) => e);
     expect(err.issues?.[0]).toMatchObject({ path: ["backup", "time_zone"] });
     expect(isSetupComplete(c.inst)).toBe(false);
+  });
+
+  it("New setup can send backups to a bucket from the start: the connection is saved with its secret encrypted", async () => {
+    const a = makeInstance();
+    cleanups.push(a.cleanup);
+    const offsite = { endpoint: "https://s3.example.com", bucket: "family-backups", prefix: "/home/", access_key_id: "KEYID", secret_access_key: "s3cret-value" };
+    await completeNewSetup(a.inst, { token: ensureSetupCode(a.inst, {})!, instance_name: "A", username: "root", password: "0123456789", backup: { offsite } }, null);
+    const saved = currentSettings(a.inst.paths.settings).backup.offsite;
+    expect(saved).toMatchObject({ enabled: true, endpoint: "https://s3.example.com", bucket: "family-backups", prefix: "home", path_style: true, access_key_id: "KEYID", checksum_compat: true });
+    expect(saved.secret_access_key).toMatch(/^enc:v1:/);
+    expect(decryptSecret(a.inst.configKey, saved.secret_access_key!)).toBe("s3cret-value");
+    expect(fs.readFileSync(a.inst.paths.settings, "utf8")).not.toContain("s3cret-value");
   });
 
   it("New setup can encrypt backups from the start for the recipient the wizard made; a recipient with a bad checksum is refused", async () => {

@@ -1,22 +1,14 @@
 "use client";
 
 import { useState, type FormEvent } from "react";
-import { Alert, Button, Field, Input, LockIcon } from "@/components/ui";
+import { Alert, Button, LockIcon } from "@/components/ui";
+import { S3ConnectionFields, readConnection, type S3Connection } from "@/components/backup/S3ConnectionFields";
 import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
 import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { OffsiteSnapshot } from "@/lib/backup/offsite";
 
-interface Connection {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  prefix: string;
-  path_style: boolean;
-  access_key_id: string;
-  secret_access_key: string;
-  checksum_compat: boolean;
-}
+type Connection = S3Connection;
 
 async function post(url: string, token: string, body: unknown): Promise<{ ok: boolean; data: any }> {
   const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "x-setup-token": token }, body: JSON.stringify(body) }).catch(() => null);
@@ -44,16 +36,7 @@ export function OffsiteRestore({ token }: { token: string }) {
   async function connect(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
-    const c: Connection = {
-      endpoint: String(f.get("endpoint") ?? "").trim(),
-      region: String(f.get("region") ?? "").trim() || "us-east-1",
-      bucket: String(f.get("bucket") ?? "").trim(),
-      prefix: String(f.get("prefix") ?? "").trim(),
-      path_style: f.get("path_style") === "on",
-      access_key_id: String(f.get("access_key_id") ?? "").trim(),
-      secret_access_key: String(f.get("secret_access_key") ?? ""),
-      checksum_compat: f.get("checksum_compat") === "on",
-    };
+    const c: Connection = readConnection(f);
     setBusy("connect");
     setError(null);
     setFields({});
@@ -96,32 +79,7 @@ export function OffsiteRestore({ token }: { token: string }) {
     return (
       <form onSubmit={connect} className="space-y-3" noValidate data-testid="offsite-connect">
         {error && <Alert>{error}</Alert>}
-        <Field label="Endpoint" htmlFor="s3-endpoint" error={fields.endpoint} hint="The storage's S3 address, e.g. https://s3.eu-central-003.backblazeb2.com">
-          <Input id="s3-endpoint" name="endpoint" placeholder="https://" required invalid={!!fields.endpoint} spellCheck={false} />
-        </Field>
-        <div className="grid gap-3 sm:grid-cols-2">
-          <Field label="Bucket" htmlFor="s3-bucket" error={fields.bucket}>
-            <Input id="s3-bucket" name="bucket" required invalid={!!fields.bucket} spellCheck={false} />
-          </Field>
-          <Field label="Folder in the bucket (prefix)" htmlFor="s3-prefix" hint="As set on the old server, e.g. home.">
-            <Input id="s3-prefix" name="prefix" defaultValue="coffer" spellCheck={false} />
-          </Field>
-          <Field label="Access key ID" htmlFor="s3-key" error={fields.access_key_id}>
-            <Input id="s3-key" name="access_key_id" required autoComplete="off" invalid={!!fields.access_key_id} spellCheck={false} />
-          </Field>
-          <Field label="Secret access key" htmlFor="s3-secret" error={fields.secret_access_key}>
-            <Input id="s3-secret" name="secret_access_key" type="password" required autoComplete="off" invalid={!!fields.secret_access_key} />
-          </Field>
-          <Field label="Region" htmlFor="s3-region" hint="us-east-1 if your provider does not name one.">
-            <Input id="s3-region" name="region" defaultValue="us-east-1" spellCheck={false} />
-          </Field>
-        </div>
-        <label className="flex items-center gap-2 text-sm">
-          <input type="checkbox" name="path_style" defaultChecked className="h-4 w-4 accent-emerald-700" /> Path-style addresses (MinIO, Garage, most self-hosted stores)
-        </label>
-        <label className="flex items-center gap-2 text-sm">
-          <input type="checkbox" name="checksum_compat" defaultChecked className="h-4 w-4 accent-emerald-700" /> Checksum compatibility
-        </label>
+        <S3ConnectionFields fields={fields} prefixHint="As set on the old server, e.g. home." />
         <Button type="submit" busy={busy === "connect"} busyLabel="Reading the bucket…">
           Show backups in this bucket
         </Button>

@@ -8,6 +8,7 @@ import { RestoreFlow } from "@/components/restore/RestoreFlow";
 import { OffsiteRestore } from "./OffsiteRestore";
 import { keyProven, type NewKey } from "@/components/backup/recoveryKit";
 import { KeyShownOnce } from "@/components/backup/KeyShownOnce";
+import { S3ConnectionFields, readConnection } from "@/components/backup/S3ConnectionFields";
 
 type Step = "code" | "choose" | "new" | "restore";
 type Errors = Record<string, string>;
@@ -46,6 +47,7 @@ export function SetupWizard() {
   const [encrypt, setEncrypt] = useState(false);
   const [newKey, setNewKey] = useState<NewKey | null>(null);
   const [keyProof, setKeyProof] = useState("");
+  const [offsite, setOffsite] = useState(false);
 
   async function toggleEncrypt(on: boolean) {
     setEncrypt(on);
@@ -79,7 +81,12 @@ export function SetupWizard() {
       instance_name: String(form.get("instance_name") ?? ""),
       username: String(form.get("username") ?? ""),
       password: String(form.get("password") ?? ""),
-      backup: { enabled: protect, time_zone: browserTimeZone(), encryption_recipients: encrypt && newKey ? [newKey.recipient] : [] },
+      backup: {
+        enabled: protect,
+        time_zone: browserTimeZone(),
+        encryption_recipients: encrypt && newKey ? [newKey.recipient] : [],
+        ...(offsite ? { offsite: readConnection(form) } : {}),
+      },
     };
     const errs: Errors = {};
     if (encrypt && !keyProven(newKey, keyProof)) errs.key_proof = "Type the last 6 characters of the key, to show you saved it.";
@@ -95,7 +102,10 @@ export function SetupWizard() {
     const { ok, data } = await postJson("/api/setup", input);
     if (!ok) {
       setBusy(false);
-      setFields(data?.error?.fields ?? {});
+      // The bucket's fields are named as in the form (backup.offsite.bucket → bucket).
+      const fl: Errors = {};
+      for (const [k, v] of Object.entries((data?.error?.fields ?? {}) as Errors)) fl[k.replace(/^backup\.offsite\./, "")] = v;
+      setFields(fl);
       setError(data?.error?.fields ? null : (data?.error?.message ?? "Setup failed."));
       return;
     }
@@ -264,9 +274,21 @@ export function SetupWizard() {
               <KeyShownOnce newKey={newKey} proof={keyProof} onProof={setKeyProof} error={fields.key_proof} hint="This shows you saved it." />
             </div>
           )}
-          <p className="text-xs text-zinc-600 dark:text-zinc-400">
-            Backups stay on this server&apos;s disk until you add S3-compatible storage in Settings → Backup → Offsite; Health lists what is still missing. Change any of this there later.
-          </p>
+          <label className="flex items-start gap-2 text-sm">
+            <input type="checkbox" name="offsite" checked={offsite} onChange={(e) => setOffsite(e.target.checked)} className="mt-0.5 h-4 w-4 accent-emerald-700" />
+            <span>
+              Also send backups to S3-compatible storage
+              <span className="block text-xs text-zinc-600 dark:text-zinc-400">
+                A copy off this server (Backblaze B2, Cloudflare R2, Wasabi, MinIO, AWS…): a failed disk then takes only the data, not its backups. Coffer tests the bucket before it finishes.
+              </span>
+            </span>
+          </label>
+          {offsite && (
+            <div className="space-y-3 rounded-md border border-zinc-200 p-3 dark:border-zinc-800" data-testid="wizard-offsite">
+              <S3ConnectionFields fields={fields} prefixHint="A folder of its own for this instance, e.g. home." />
+            </div>
+          )}
+          <p className="text-xs text-zinc-600 dark:text-zinc-400">Change any of this later in Settings → Backup; Settings → Health lists what is still missing.</p>
         </fieldset>
         <div className="flex gap-2">
           <Button type="button" variant="secondary" onClick={() => setStep("choose")} disabled={busy}>

@@ -13,6 +13,8 @@ import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit"
 import { currentSettings, saveSettings } from "../settings/store";
 import { AGE_RECIPIENT_RE } from "../settings/schema";
 import { parseRecipient } from "../crypto/age";
+import { connectionSchema, normalizePrefix } from "../backup/offsite-settings";
+import { encryptSecret } from "../settings/secrets";
 import { isValidTimeZone } from "../backup/schedule";
 
 // No 0/O, 1/I/L, U: a code read aloud or off a log is typed right the first time.
@@ -104,6 +106,8 @@ export const setupBackupSchema = z
       )
       .max(20)
       .default([]),
+    /** An S3-compatible repository the backups are also sent to (the route tests it before setup completes). */
+    offsite: connectionSchema.optional(),
   })
   .strict()
   .prefault({});
@@ -123,11 +127,26 @@ export const PROTECTION_RETENTION = { mode: "gfs", count: 7, days: 30, gfs: { la
 function applyProtection(inst: Instance, backup: z.infer<typeof setupBackupSchema>): void {
   const s = currentSettings(inst.paths.settings);
   const encryption = backup.encryption_recipients.length ? { mode: "recipients" as const, recipients: backup.encryption_recipients, passphrase: null } : s.backup.encryption;
+  const o = backup.offsite;
+  const offsite = o
+    ? {
+        ...s.backup.offsite,
+        enabled: true,
+        endpoint: o.endpoint,
+        region: o.region || "us-east-1",
+        bucket: o.bucket,
+        prefix: normalizePrefix(o.prefix),
+        path_style: o.path_style,
+        access_key_id: o.access_key_id,
+        secret_access_key: encryptSecret(inst.configKey, o.secret_access_key),
+        checksum_compat: o.checksum_compat,
+      }
+    : s.backup.offsite;
   saveSettings(inst.paths.settings, {
     ...s,
     backup: backup.enabled
-      ? { ...s.backup, encryption, enabled: true, schedule: PROTECTION_SCHEDULE, time_zone: backup.time_zone, retention: { ...PROTECTION_RETENTION, gfs: { ...PROTECTION_RETENTION.gfs } } }
-      : { ...s.backup, encryption, enabled: false },
+      ? { ...s.backup, encryption, offsite, enabled: true, schedule: PROTECTION_SCHEDULE, time_zone: backup.time_zone, retention: { ...PROTECTION_RETENTION, gfs: { ...PROTECTION_RETENTION.gfs } } }
+      : { ...s.backup, encryption, offsite, enabled: false },
   });
 }
 export type NewSetupInput = z.input<typeof newSetupSchema>;

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
 import { currentSettings } from "../settings/store";
@@ -50,5 +51,33 @@ export function locationFromSettings(inst: Instance, o: OffsiteSettings): S3Loca
     accessKeyId: o.access_key_id,
     secretAccessKey: secret,
     checksumCompat: o.checksum_compat,
+  };
+}
+
+/** A repository's address and keys as the wizard sends them (for one request in a restore; saved, secret encrypted, by New setup). */
+export const connectionSchema = z.object({
+  endpoint: z
+    .string()
+    .trim()
+    .regex(/^https?:\/\/[^\s/]+/i, "Use an http:// or https:// address, e.g. https://s3.example.com."),
+  region: z.string().trim().max(64).default("us-east-1"),
+  bucket: z.string().trim().min(3, "Enter the bucket name.").max(63),
+  prefix: z.string().trim().max(512).default(""),
+  path_style: z.boolean().default(true),
+  access_key_id: z.string().trim().min(1, "Enter the access key ID.").max(256),
+  secret_access_key: z.string().min(1, "Enter the secret access key.").max(1024),
+  checksum_compat: z.boolean().default(true),
+});
+
+export function toLocation(c: z.infer<typeof connectionSchema>): S3Location {
+  return {
+    endpoint: c.endpoint,
+    region: c.region || "us-east-1",
+    bucket: c.bucket,
+    prefix: normalizePrefix(c.prefix),
+    pathStyle: c.path_style,
+    accessKeyId: c.access_key_id,
+    secretAccessKey: c.secret_access_key,
+    checksumCompat: c.checksum_compat,
   };
 }
