@@ -12,7 +12,7 @@ export function NavLink({ href, children }: { href: string; children: React.Reac
       href={href}
       aria-current={active ? "page" : undefined}
       className={cx(
-        "rounded-md px-3 py-1.5 text-sm font-medium",
+        "whitespace-nowrap rounded-md px-3 py-1.5 text-sm font-medium",
         active
           ? "bg-zinc-200 text-zinc-900 dark:bg-zinc-800 dark:text-white"
           : "text-zinc-600 hover:text-zinc-900 dark:text-zinc-400 dark:hover:text-white",

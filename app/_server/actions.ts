@@ -12,6 +12,8 @@ export type ActionState = {
   fields?: Record<string, string>;
   /** What was submitted (never passwords), so a form that failed keeps its input. */
   values?: Record<string, string>;
+  /** A secret shown to the admin this once (a new API token); never stored in clear. */
+  secret?: string;
 };
 
 function echoValues(formData: FormData): Record<string, string> {

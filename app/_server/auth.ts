@@ -12,7 +12,9 @@ import { getUser, verifyLogin, type User } from "@/lib/auth/users";
 import { sessionEpoch } from "@/lib/auth/epoch";
 import { endSession, newSessionId, sessionEnded } from "@/lib/auth/sessions";
 import { processWide } from "@/lib/util/process-wide";
-import { unauthorized, forbidden } from "@/lib/errors";
+import { unauthorized, forbidden, AppError } from "@/lib/errors";
+import { authenticateToken, bearerOf, type TokenScope } from "@/lib/auth/tokens";
+import type { Actor } from "@/lib/audit/log";
 import { clientIp } from "./http";
 
 declare module "next-auth" {
@@ -136,6 +138,10 @@ export async function sessionUser(inst: Instance = getInstance()): Promise<User 
 
 /** For route handlers and server actions: 401 unless signed in. */
 export async function requireUser(): Promise<{ inst: Instance; user: User }> {
+  // A token where none is taken is said so, not silently treated as "not signed in".
+  if (bearerOf((await headers()).get("authorization"))) {
+    throw new AppError(401, "TOKEN_NOT_ACCEPTED", "API tokens are not accepted here: they work for listing and downloading backups, Back up now and /api/metrics only.");
+  }
   const inst = getInstance();
   const user = await sessionUser(inst);
   if (!user) throw unauthorized();
@@ -146,6 +152,20 @@ export async function requireAdmin(): Promise<{ inst: Instance; user: User }> {
   const r = await requireUser();
   if (r.user.role !== "admin") throw forbidden("Only an admin can do that.");
   return r;
+}
+
+/**
+ * For the few route handlers automation may call: an admin's session, or an
+ * API token with `scope` (Authorization: Bearer coffer_pat_…). Returns who
+ * acts, for the audit log; `what` names the use there.
+ */
+export async function requireAdminOrToken(req: Request, scope: TokenScope, what: string): Promise<{ inst: Instance; actor: Actor }> {
+  const bearer = bearerOf(req.headers.get("authorization"));
+  const inst = getInstance();
+  const ip = clientIp(req.headers);
+  if (bearer) return { inst, actor: authenticateToken(inst, bearer, scope, ip, what).actor };
+  const { user } = await requireAdmin();
+  return { inst, actor: { id: user.id, name: user.username, ip } };
 }
 
 export async function requestIp(): Promise<string | null> {

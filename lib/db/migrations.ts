@@ -112,6 +112,20 @@ export const MIGRATIONS: readonly string[] = [
     error       TEXT
   );
   `,
+  // 8: API tokens for automation. Only a SHA-256 of each token is kept; scopes as a JSON list.
+  `
+  CREATE TABLE api_tokens (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT NOT NULL,
+    token_hash   TEXT NOT NULL UNIQUE,
+    scopes       TEXT NOT NULL,
+    created_by   INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    created_at   TEXT NOT NULL,
+    expires_at   TEXT,
+    last_used_at TEXT,
+    revoked_at   TEXT
+  );
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -9,6 +9,7 @@ export default async function SettingsLayout({ children }: { children: React.Rea
         <NavLink href="/settings/backup">Backup</NavLink>
         <NavLink href="/settings/users">Users</NavLink>
         <NavLink href="/settings/health">Health</NavLink>
+        <NavLink href="/settings/tokens">API tokens</NavLink>
         <NavLink href="/settings/audit">Audit log</NavLink>
       </nav>
       <div className="min-w-0">{children}</div>

@@ -1,13 +1,16 @@
-import { requireAdmin } from "@/app/_server/auth";
-import { route, clientIp } from "@/app/_server/http";
+import { requireAdminOrToken } from "@/app/_server/auth";
+import { route } from "@/app/_server/http";
 import { currentSettings } from "@/lib/settings/store";
 import { runBackupJob } from "@/lib/backup/runner";
 
-/** Run the configured backup job now (and its offsite part, when on), under the same instance lock as the scheduler. */
+/**
+ * Run the configured backup job now (and its offsite part, when on), under
+ * the same instance lock as the scheduler: an admin, or an API token with backup:run.
+ */
 export const POST = route(async (req) => {
-  const { inst, user } = await requireAdmin();
+  const { inst, actor } = await requireAdminOrToken(req, "backup:run", "Back up now");
   const scope = currentSettings(inst.paths.settings).backup.scope;
-  const { local: r, offsite } = await runBackupJob(inst, { scope, trigger: "manual", actor: { id: user.id, name: user.username, ip: clientIp(req.headers) } });
+  const { local: r, offsite } = await runBackupJob(inst, { scope, trigger: "manual", actor });
   return Response.json(
     {
       run_id: r.runId,

@@ -1,13 +1,14 @@
-import { requireAdmin } from "@/app/_server/auth";
+import { requireAdmin, requireAdminOrToken } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
 import { deleteStoredBackup, openStoredBackup } from "@/lib/backup/repository";
 import { isEncryptedArchiveName } from "@/lib/backup/format";
 
 type Ctx = { params: Promise<{ name: string }> };
 
-export const GET = route<Ctx>(async (_req, ctx) => {
-  const { inst } = await requireAdmin();
+/** One stored backup, streamed: an admin, or an API token with backup:read. */
+export const GET = route<Ctx>(async (req, ctx) => {
   const { name } = await ctx.params;
+  const { inst } = await requireAdminOrToken(req, "backup:read", `download ${name}`);
   return new Response(toWebStream(await openStoredBackup(inst, name)), {
     headers: {
       "Content-Type": isEncryptedArchiveName(name) ? "application/octet-stream" : "application/gzip",
