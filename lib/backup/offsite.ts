@@ -3,7 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { PassThrough, Transform, Writable, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import Database from "better-sqlite3";
+import { openDatabase } from "../db/connection";
 import { z } from "zod";
 import { PutObjectCommand, GetObjectCommand, DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { Instance } from "../instance";
@@ -599,7 +599,7 @@ export async function unpackSnapshot(
   let shas: string[];
   try {
     secretKey = fs.readFileSync(path.join(dir, ...LAYOUT.secretKey.split("/")));
-    const db = new Database(path.join(dir, LAYOUT.database), { readonly: true, fileMustExist: true });
+    const db = openDatabase(path.join(dir, LAYOUT.database), { readonly: true });
     try {
       shas = index.scope === "db" ? [] : (db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[]);
     } finally {

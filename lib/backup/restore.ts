@@ -3,9 +3,8 @@ import path from "node:path";
 import crypto from "node:crypto";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import Database from "better-sqlite3";
 import { openInstance, closeInstance, isSetupComplete, type Instance } from "../instance";
-import { COFFER_APPLICATION_ID, getMeta, setMeta, type DB } from "../db/connection";
+import { COFFER_APPLICATION_ID, getMeta, openDatabase, setMeta, type DB } from "../db/connection";
 import { SCHEMA_VERSION } from "../db/migrations";
 import { APP_VERSION } from "../version";
 import { parseSettings } from "../settings/store";
@@ -178,7 +177,7 @@ function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string
   if (head.toString("latin1") !== "SQLite format 3\0") throw new ArchiveError("DB_NOT_SQLITE", "The database in this backup is not an SQLite database.");
   let db: DB | undefined;
   try {
-    db = new Database(file, { readonly: true, fileMustExist: true });
+    db = openDatabase(file, { readonly: true });
     const appId = db.pragma("application_id", { simple: true }) as number;
     if (appId !== COFFER_APPLICATION_ID) throw new ArchiveError("DB_FOREIGN", "The database in this backup belongs to another application, not Coffer.");
     const check = db.pragma("integrity_check", { simple: true });
