@@ -135,6 +135,22 @@ describe("rolling verification", () => {
     expect(healthReport(inst).proof.verification).toMatchObject({ objects: 2, failed: 2 });
   });
 
+  it("an archive made with a passphrase since changed is checked by its bytes, not reported damaged", async () => {
+    const { inst } = await instanceWithDocuments(1);
+    const setPassphrase = (p: string) => {
+      const s = currentSettings(inst.paths.settings);
+      saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, encryption: { mode: "passphrase", recipients: [], passphrase: encryptSecret(inst.configKey, p) } } });
+    };
+    setPassphrase("the first passphrase");
+    const old = await writeStoredBackup(inst, { scope: "full", trigger: "manual" });
+    setPassphrase("a newer passphrase");
+    expect((await verifySlice(inst)).checked).toMatchObject([{ object: old.name, ok: 1 }]);
+    // Nor is a drill of it a failure: it is skipped, saying why.
+    expect(await runDrill(inst, { trigger: "manual" })).toMatchObject({ status: "skipped", error: expect.stringMatching(/another passphrase/) });
+    flipByte(path.join(inst.paths.backups, old.name));
+    expect((await verifySlice(inst, { all: true })).newlyFailed).toMatchObject([{ object: old.name, ok: 0 }]);
+  });
+
   it("an archive retention deletes between slices is dropped, not reported", async () => {
     const { inst } = await instanceWithDocuments(1);
     const a = await writeStoredBackup(inst, { scope: "db", trigger: "manual" });

@@ -206,8 +206,14 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
     return finish({ status: "success", source: chosen.source, archive: chosen.name, seconds, detail: JSON.stringify(detail) });
   } catch (err) {
     // Staging refuses what would not fit with the disk margin kept (507) or past COFFER_RESTORE_MAX_BYTES (413).
-    const skipped = err instanceof DrillSkipped || (err instanceof AppError && (err.code === "INSUFFICIENT_STORAGE" || err.code === "TOO_LARGE"));
-    const message = skipped && err instanceof AppError ? `Not enough free disk for a drill: ${err.message}` : (err as Error).message;
+    // A passphrase changed since the backup was made: nothing is wrong with the backup, Coffer just cannot open it.
+    const otherKey = err instanceof AppError && err.code === "KEY_MISMATCH";
+    const skipped = err instanceof DrillSkipped || otherKey || (err instanceof AppError && (err.code === "INSUFFICIENT_STORAGE" || err.code === "TOO_LARGE"));
+    const message = otherKey
+      ? "The newest backup was encrypted with another passphrase than the one in settings now; a drill can open it after the next backup."
+      : skipped && err instanceof AppError
+        ? `Not enough free disk for a drill: ${err.message}`
+        : (err as Error).message;
     const drill = finish({ status: skipped ? "skipped" : "failed", source: chosen?.source ?? null, archive: chosen?.name ?? null, error: message });
     opts.log?.(`restore drill ${skipped ? "skipped" : "FAILED"}: ${message}`);
     if (!skipped) await alert(inst, "drill.failed", `Restore drill of ${chosen?.name ?? "the newest backup"} failed: ${message}`, lastDrill(db, "success")?.finished_at ?? null, opts.alertOptions);

@@ -68,6 +68,9 @@ export async function proveStoredArchive(target: BackupTarget, name: string, exp
     }
     return null;
   } catch (err) {
+    // The passphrase in settings opens new archives; an older one made with a passphrase since changed is
+    // not damaged for that: it is then checked as Coffer checks what it cannot open (its bytes and framing).
+    if (to && "passphrase" in to && (err as AppError).code === "KEY_MISMATCH") return proveStoredArchive(target, name, expected, undefined);
     return (err as Error).message;
   }
 }
