@@ -70,9 +70,11 @@ for (const [step, expected] of STEPS) {
       headers: { cookie, "content-type": "application/json" },
       body: JSON.stringify({ password: "admin-password-1" }),
     }).catch(() => null);
-    const code = await new Promise<string | null>((r) => server.proc.once("exit", (_c, sig) => r(sig)));
-    expect(code, "the server was killed at the crash point").toBe("SIGKILL");
-    await applying;
+    const exited = new Promise<string | null>((r) => server.proc.once("exit", (_c, sig) => r(sig)));
+    // A server that answers the apply instead of dying at the crash point fails here, saying what it answered.
+    const answered = await Promise.race([exited.then(() => null), applying.then(async (res) => (res ? `${res.status} ${await res.text()}` : null))]);
+    expect(answered, "the apply was answered instead of the server dying at the crash point").toBeNull();
+    expect(await exited, "the server was killed at the crash point").toBe("SIGKILL");
 
     server = await startServer({ dataDir });
     try {

@@ -84,7 +84,8 @@ export async function startServer(opts: { dataDir?: string; env?: Record<string,
     if (proc.exitCode !== null) throw new Error(`server exited (${proc.exitCode}):\n${out}`);
     try {
       const res = await fetch(`${url}/api/health`);
-      if (res.ok) return server;
+      // Ours, not another test's server that got the same port between freePort() and our bind: ours says its address.
+      if (res.ok && out.includes(`127.0.0.1:${port}`)) return server;
     } catch {
       /* not up yet */
     }
