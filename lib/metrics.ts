@@ -3,7 +3,7 @@ import type { Instance } from "./instance";
 import { APP_VERSION } from "./version";
 import { healthReasons, healthStatus } from "./health";
 import { lockHolder } from "./lock";
-import { verificationRows } from "./backup/verify";
+import { verificationCounts } from "./backup/verify";
 import { lastDrill } from "./backup/drill";
 import { getMeta } from "./db/connection";
 
@@ -44,8 +44,8 @@ export function renderMetrics(inst: Instance, now = Date.now()): string {
   const pruned = db.prepare("SELECT count(*) FROM audit_log WHERE action = 'backup.prune'").pluck().get() as number;
   metric("coffer_retention_deletions_total", "counter", "Stored backups deleted by retention.", [[{}, pruned]]);
 
-  const rows = verificationRows(db);
-  const byResult = (target: string, ok: 0 | 1 | null) => rows.filter((r) => r.target === target && r.ok === ok).length;
+  const counts = verificationCounts(db);
+  const byResult = (target: string, ok: 0 | 1 | null) => counts.find((c) => c.target === target && c.ok === ok)?.n ?? 0;
   metric(
     "coffer_verification_objects",
     "gauge",

@@ -248,16 +248,26 @@ export interface VerificationSummary {
   unverifiable: number;
 }
 
-/** What Health says about rolling verification, from the recorded rows (no I/O beyond the database). */
+/** Objects per target and result of their last check: counted by SQLite, not by loading every row (Health and metrics are polled). */
+export function verificationCounts(db: DB): { target: ProofTarget; ok: 0 | 1 | null; n: number }[] {
+  return db.prepare("SELECT target, ok, count(*) AS n FROM verifications GROUP BY target, ok ORDER BY target, ok").all() as { target: ProofTarget; ok: 0 | 1 | null; n: number }[];
+}
+
+/**
+ * What Health says about rolling verification, from the recorded rows: counts
+ * in SQL (a bucket can hold tens of thousands of blobs, and /api/health is
+ * polled), only the damaged rows loaded.
+ */
 export function verificationSummary(inst: Instance, now = Date.now()): VerificationSummary {
-  const rows = verificationRows(inst.db);
-  const period = periodMs(inst);
+  const db = inst.db;
+  const cutoff = new Date(now - periodMs(inst)).toISOString();
+  const counts = verificationCounts(db);
   return {
     period_days: currentSettings(inst.paths.settings).backup.proof.verify_period_days,
-    last_slice_at: getMeta(inst.db, "verify_last_slice_at") || null,
-    objects: rows.length,
-    overdue: rows.filter((r) => now - Date.parse(r.verified_at) > period).length,
-    failed: rows.filter((r) => r.ok === 0),
-    unverifiable: rows.filter((r) => r.ok === null).length,
+    last_slice_at: getMeta(db, "verify_last_slice_at") || null,
+    objects: counts.reduce((a, c) => a + c.n, 0),
+    overdue: db.prepare("SELECT count(*) FROM verifications WHERE verified_at < ?").pluck().get(cutoff) as number,
+    failed: db.prepare("SELECT target, object, kind, size, verified_at, ok, error FROM verifications WHERE ok = 0 ORDER BY target, object").all() as VerificationRow[],
+    unverifiable: counts.filter((c) => c.ok === null).reduce((a, c) => a + c.n, 0),
   };
 }
