@@ -4,6 +4,7 @@
  * act before Next reads a body. `npm start`, the tests and the container
  * image all run this, never `next start`.
  */
+import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
@@ -61,6 +62,12 @@ async function main() {
   const appRoot = path.resolve(__dirname, "..", "..");
   process.env.COFFER_APP_ROOT ??= appRoot;
   (globalThis as Record<symbol, unknown>)[EDGE_MARK] = true;
+  // The configuration the build resolved (as Next's own standalone server does): next.config.ts is
+  // then not compiled at every start, so the runtime needs neither SWC nor webpack (the image has neither).
+  const built = path.join(appRoot, ".next", "required-server-files.json");
+  if (!process.env.__NEXT_PRIVATE_STANDALONE_CONFIG && fs.existsSync(built)) {
+    process.env.__NEXT_PRIVATE_STANDALONE_CONFIG = JSON.stringify((JSON.parse(fs.readFileSync(built, "utf8")) as { config: object }).config);
+  }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const createNext = require("next") as (opts: object) => { prepare(): Promise<void>; getRequestHandler(): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> };
   const app = createNext({ dev: false, dir: appRoot, hostname: hostname ?? "localhost", port });
