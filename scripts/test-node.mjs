@@ -4,14 +4,24 @@
 // (the newest release of that major), into .cache/node/<version>. The suite
 // runs in a clone of this checkout's HEAD with its own `npm ci`, because
 // better-sqlite3 is compiled for one Node version (against that version's
-// headers, which the package ships). npm test runs it for Node 22 after the
-// suite on the Node that runs npm; Node 24 is left out: better-sqlite3 12
-// aborts on it (WiseLibs/better-sqlite3#1515), and 13, which fixes that,
-// needs Node 22 or later, so supporting 24 means dropping 20.
+// headers, which the package ships). npm test runs it for Node 22 and 24
+// after the suite on the Node that runs npm.
+//
+// Node 24: from 24.19.0, node::ObjectWrap's header-only destructor calls
+// RemoveEnvironmentCleanupHook, which aborts the process when V8 collects a
+// better-sqlite3 Statement outside a JS context (nodejs/node#65446; tried here:
+// the suite aborts within a minute). better-sqlite3 13 no longer uses
+// ObjectWrap but needs Node 22, and Coffer supports 20. The crash follows the
+// headers the addon is compiled against, not the runtime: compiled against
+// 24.18.1's headers it runs on the newest 24, and that is what this tests, the
+// same build scripts/native-addon.mjs makes when npm installs on Node 24.
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { execFileSync, spawnSync } from "node:child_process";
+import crypto from "node:crypto";
+import http from "node:http";
+import { execFileSync, spawn } from "node:child_process";
+import { SAFE_HEADERS, compiledAgainst } from "./native-addon.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const majors = process.argv.slice(2);
@@ -43,10 +53,54 @@ function nodeDir(version) {
   return dir;
 }
 
+/**
+ * A stand-in for nodejs.org's download area (NODEJS_ORG_MIRROR), which this
+ * machine cannot reach: node-gyp fetches `vX/node-vX-headers.tar.gz` and
+ * checks it against `vX/SHASUMS256.txt`, made here from the registry's package.
+ */
+async function headersMirror(versions) {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "coffer-node-mirror-"));
+  for (const v of versions) {
+    const dir = path.join(root, `v${v}`);
+    fs.mkdirSync(dir);
+    const name = `node-v${v}-headers.tar.gz`;
+    execFileSync("tar", ["czf", path.join(dir, name), "-C", nodeDir(v), "--transform", `s,^,node-v${v}/,`, "include"]);
+    const sum = crypto.createHash("sha256").update(fs.readFileSync(path.join(dir, name))).digest("hex");
+    fs.writeFileSync(path.join(dir, "SHASUMS256.txt"), `${sum}  ${name}\n`);
+  }
+  const server = http.createServer((req, res) => {
+    const file = path.join(root, path.normalize(decodeURIComponent(new URL(req.url, "http://x").pathname)));
+    if (!file.startsWith(root + path.sep) || !fs.existsSync(file) || !fs.statSync(file).isFile()) return res.writeHead(404).end();
+    res.writeHead(200);
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => (server.close(), fs.rmSync(root, { recursive: true, force: true })),
+  };
+}
+
+/** A step that lets this process go on serving the mirror while it runs. */
+function step(cmd, args, opts, label) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { ...opts, stdio: "inherit" });
+    child.on("close", (code, signal) => {
+      if (code === 0) return resolve();
+      console.error(`\n${cmd} ${args.join(" ")} ${label} failed (${code ?? signal}).`);
+      process.exit(code ?? 1);
+    });
+  });
+}
+
 for (const major of majors) {
   const version = newest(major);
   const node = nodeDir(version);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `coffer-node${major}-`));
+  // On Node 24 the install first compiles better-sqlite3 against this Node's own headers, as on a
+  // user's machine; scripts/native-addon.mjs (postinstall) must then recompile it against
+  // SAFE_HEADERS', fetched the way node-gyp fetches from nodejs.org.
+  const mirror = Number(major) === 24 ? await headersMirror([SAFE_HEADERS]) : null;
   try {
     console.log(`\n— Vitest on Node ${version} (${work}) —\n`);
     execFileSync("git", ["clone", "-q", ROOT, work]);
@@ -55,19 +109,25 @@ for (const major of majors) {
       PATH: `${path.join(node, "bin")}:${process.env.PATH}`,
       // better-sqlite3 compiles against this Node's own headers, not the machine's.
       npm_config_nodedir: node,
+      npm_config_devdir: path.join(work, ".node-gyp"),
       NEXT_TELEMETRY_DISABLED: "1",
+      ...(mirror ? { NODEJS_ORG_MIRROR: mirror.url } : {}),
     };
-    const step = (cmd, args) => {
-      const r = spawnSync(cmd, args, { cwd: work, env, stdio: "inherit" });
-      if (r.status !== 0) {
-        console.error(`\n${cmd} ${args.join(" ")} on Node ${version} failed (${r.status ?? r.signal}).`);
-        process.exit(r.status ?? 1);
+    const opts = { cwd: work, env };
+    const on = `on Node ${version}`;
+    await step("node", ["-e", `if (process.version !== "v${version}") { console.error("expected Node ${version}, got " + process.version); process.exit(1); }`], opts, on);
+    await step("npm", ["ci", "--no-audit", "--no-fund"], opts, on);
+    if (mirror) {
+      const against = compiledAgainst(path.join(work, "node_modules", "better-sqlite3"))?.join(".");
+      if (against !== SAFE_HEADERS) {
+        console.error(`better-sqlite3 is compiled against ${against ?? "unknown"} headers on Node ${version}, not ${SAFE_HEADERS}'s: it would abort.`);
+        process.exit(1);
       }
-    };
-    step("node", ["-e", `if (process.version !== "v${version}") { console.error("expected Node ${version}, got " + process.version); process.exit(1); }`]);
-    step("npm", ["ci", "--no-audit", "--no-fund"]);
-    step("node_modules/.bin/vitest", ["run"]);
+      console.log(`better-sqlite3 is compiled against Node ${against}'s headers.`);
+    }
+    await step("node_modules/.bin/vitest", ["run"], opts, on);
   } finally {
+    mirror?.close();
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
