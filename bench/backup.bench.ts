@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import Database from "better-sqlite3";
 import { test, expect } from "@playwright/test";
 import { startServer, setupInstance, signInCookie, type Server } from "../e2e/support/server";
-import { rssSampler, idleRss, measureShell, ensureTools, GiB, MiB, fmtMiB, table } from "./support";
+import { rssSampler, idleRss, measureShell, ensureTools, GiB, MiB, fmtMiB, table, quietProofJob } from "./support";
 import { Targets } from "./targets";
 
 const DB_TARGET = Number(process.env.BENCH_DB_BYTES ?? 1.05 * GiB);
@@ -94,6 +94,7 @@ test("backup: Coffer against sqlite3 .backup + tar czf, and gzip -1", async () =
     fs.rmSync(WORK, { recursive: true, force: true });
     fs.mkdirSync(WORK, { recursive: true });
     console.log("Generating the dataset (database and vault of about 1 GiB each)…");
+    quietProofJob(dataDir);
     server = await startServer({ dataDir });
     await setupInstance(server);
     cookie = await signInCookie(server, "admin", "admin-password-1");
@@ -106,6 +107,7 @@ test("backup: Coffer against sqlite3 .backup + tar czf, and gzip -1", async () =
   const input = dbBytes + vaultBytes;
 
   if (process.env.BENCH_ONLY_DOWNLOAD === "1") {
+    quietProofJob(dataDir);
     server = await startServer({ dataDir });
     cookie = await signInCookie(server, "admin", "admin-password-1");
     const idle0 = rssSampler(server.proc.pid!);
@@ -117,6 +119,7 @@ test("backup: Coffer against sqlite3 .backup + tar czf, and gzip -1", async () =
     await server.stop();
     return;
   }
+  quietProofJob(dataDir);
   server = await startServer({ dataDir });
   cookie = await signInCookie(server, "admin", "admin-password-1");
   // Settle after start-up, so the backup is not measured against a cold server.
@@ -144,6 +147,7 @@ test("backup: Coffer against sqlite3 .backup + tar czf, and gzip -1", async () =
   fs.rmSync(snap, { force: true });
 
   // The server's memory while a slow client downloads a fresh full backup.
+  quietProofJob(dataDir);
   server = await startServer({ dataDir });
   cookie = await signInCookie(server, "admin", "admin-password-1");
   const idleAtRest = await idleRss(server.proc.pid!);

@@ -6,7 +6,7 @@ import { startServer, signInCookie, SETUP_CODE, type Server } from "../e2e/suppo
 import { openInstance, closeInstance } from "../lib/instance";
 import { writeStoredBackup } from "../lib/backup/runner";
 import { generateKey } from "../lib/crypto/age";
-import { rssSampler, idleRss, fmtMiB, MiB, table } from "./support";
+import { rssSampler, idleRss, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets, eventLoopDelay } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -32,6 +32,7 @@ async function backUpNow(server: Server, cookie: string) {
 async function restoreOver(file: string, headers: Record<string, string>) {
   const dataDir = path.join(WORK, "restored-enc");
   fs.rmSync(dataDir, { recursive: true, force: true });
+  quietProofJob(dataDir);
   const server = await startServer({ dataDir });
   const t0 = performance.now();
   const sampler = rssSampler(server.proc.pid!);
@@ -61,11 +62,13 @@ test("encryption: encrypted Back up now and restore against plain, side by side"
   const t = new Targets();
   try {
     // Each on a fresh server, so both start from the same idle memory.
+    quietProofJob(dataDir);
     let server = await startServer({ dataDir });
     let cookie = await signInCookie(server, "admin", "admin-password-1");
     const plain = await backUpNow(server, cookie);
     await server.stop();
     setEncryption(dataDir, key.recipient);
+    quietProofJob(dataDir);
     server = await startServer({ dataDir });
     cookie = await signInCookie(server, "admin", "admin-password-1");
     const encrypted = await backUpNow(server, cookie);

@@ -6,7 +6,7 @@ import { startServer, signInCookie, type Server } from "../e2e/support/server";
 import { openInstance, closeInstance } from "../lib/instance";
 import { runDoctor } from "../lib/doctor";
 import { writeStoredBackup } from "../lib/backup/runner";
-import { rssSampler, fmtMiB, MiB, table } from "./support";
+import { rssSampler, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets, eventLoopDelay, percentile } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -81,6 +81,7 @@ test("jobs off the event loop: deep check and Back up now; uploads during a back
   t.atMost("memory a deep check adds", deep.added / MiB, 48, " MiB", 0);
 
   // Through the server: upload latency while Back up now runs, against idle; the server's memory meanwhile.
+  quietProofJob(dataDir);
   const server = await startServer({ dataDir });
   const cookie = await signInCookie(server, "admin", "admin-password-1");
   await uploadLatencies(server, cookie, { ms: 2_000 }); // warm up

@@ -7,7 +7,7 @@ import { startServer, signInCookie, SETUP_CODE, type Server } from "../e2e/suppo
 import { startS3 } from "../e2e/support/s3";
 import { currentSettings, saveSettings } from "../lib/settings/store";
 import { encryptSecret } from "../lib/settings/secrets";
-import { rssSampler, idleRss, measureShell, ensureTools, vaultInstance, fmtMiB, MiB, table } from "./support";
+import { rssSampler, idleRss, measureShell, ensureTools, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -38,6 +38,7 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
     const aws = `AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 AWS_REQUEST_CHECKSUM_CALCULATION=when_required aws --endpoint-url ${s3.endpoint}`;
     const syncUp = await measureShell(`${aws} s3 sync --quiet ${dataDir} s3://peer-bench/peer/ --exclude 'backups/*' --exclude '.*'`);
 
+    quietProofJob(dataDir);
     let server = await startServer({ dataDir });
     servers.push(server);
     let cookie = await signInCookie(server, "admin", "admin-password-1");
