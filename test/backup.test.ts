@@ -18,6 +18,7 @@ import { encryptSecret, decryptSecret } from "@/lib/settings/secrets";
 import { blobPath } from "@/lib/vault/blobs";
 import { makeSetUpInstance } from "./support/instance";
 import { unpackToMemory } from "./support/archive";
+import { giveWayToRequests, requestStarts } from "@/lib/http/edge";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -255,6 +256,54 @@ describe("stored backups", () => {
     // Coffer's own directories are never backup directories.
     for (const own of ["data/keys", "data/vault/ab", "data/.staging", "data/.tmp", "data/lost+found"]) {
       expect(() => resolveBackupDir(inst, own, {}), own).toThrow(expect.objectContaining({ code: "BACKUP_DIR_NOT_ALLOWED" }));
+    }
+  });
+});
+
+describe("a backup gives way to requests", () => {
+  it("waits while a young request is answered, at most 100 ms at a time; old requests and none do not hold it", async () => {
+    const starts = requestStarts();
+    const timed = async () => {
+      const t0 = performance.now();
+      await giveWayToRequests();
+      return performance.now() - t0;
+    };
+    try {
+      expect(await timed()).toBeLessThan(20);
+      starts.set("download", performance.now() - 5_000); // a long request: a download, Back up now itself
+      expect(await timed()).toBeLessThan(20);
+      starts.set("upload", performance.now());
+      const capped = await timed();
+      expect(capped).toBeGreaterThanOrEqual(95);
+      expect(capped).toBeLessThan(300);
+      starts.set("upload", performance.now());
+      setTimeout(() => starts.delete("upload"), 40);
+      const answered = await timed();
+      expect(answered).toBeGreaterThanOrEqual(35);
+      expect(answered).toBeLessThan(95);
+    } finally {
+      starts.clear();
+    }
+  });
+
+  it("writing and reading back an archive pause for requests between blocks", async () => {
+    const t = await makeSetUpInstance();
+    cleanups.push(t.cleanup);
+    await createDocument(t.inst, t.admin, null, { name: "big.bin", body: Readable.from([crypto.randomBytes(4 * 1024 * 1024)]), maxBytes: 1e9 });
+    const backUp = async () => {
+      const t0 = performance.now();
+      await writeStoredBackup(t.inst, { scope: "full", trigger: "manual" });
+      return performance.now() - t0;
+    };
+    const free = await backUp();
+    // A request that stays young for the whole backup: every pause runs to its cap.
+    requestStarts().set("always", performance.now() + 3_600_000);
+    try {
+      const busy = await backUp();
+      // 4 blocks written and 4 MiB read back: at least 8 pauses of 100 ms.
+      expect(busy - free).toBeGreaterThanOrEqual(700);
+    } finally {
+      requestStarts().clear();
     }
   });
 });

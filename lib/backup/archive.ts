@@ -17,6 +17,7 @@ import { tarHeader, tarPadding, TAR_END } from "./tar";
 import { BlockGzipWriter } from "./pgzip";
 import { createEncryptStream, type AgeEncryptTo } from "../crypto/age";
 import { hashingTap } from "../util/hashing";
+import { giveWayToRequests } from "../http/edge";
 
 /** End `out` and wait until everything written has been flushed (or it failed). */
 function endStream(out: Writable, signal?: AbortSignal): Promise<void> {
@@ -178,7 +179,7 @@ export async function writeTarGz(
   opts: Pick<WriteArchiveOptions, "signal" | "onProgress">,
 ): Promise<number> {
   const { signal } = opts;
-  const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())) });
+  const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())), pace: giveWayToRequests });
   try {
     await gz.start();
 

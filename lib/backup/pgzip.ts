@@ -16,6 +16,8 @@ export interface BlockGzipOptions {
   blockSize?: number;
   concurrency?: number;
   signal?: AbortSignal;
+  /** Awaited before each block of a file is read (a backup gives way to requests here). */
+  pace?: () => Promise<void>;
 }
 
 // Gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
@@ -135,6 +137,7 @@ export class BlockGzipWriter {
   private readonly lanes: Lane[];
   private next = 0;
   private readonly signal?: AbortSignal;
+  private readonly pace?: () => Promise<void>;
   private readonly pool: Buffer[] = [];
   private block: Buffer;
   private fill = 0;
@@ -151,6 +154,7 @@ export class BlockGzipWriter {
     this.level = opts.level ?? 1;
     this.blockSize = opts.blockSize ?? 1024 * 1024;
     this.signal = opts.signal;
+    this.pace = opts.pace;
     // Output of one block fits one chunk (deflate's worst case is a little over the input).
     this.lanes = Array.from({ length: opts.concurrency ?? 3 }, () => new Lane());
     this.block = this.takeBuffer();
@@ -210,6 +214,7 @@ export class BlockGzipWriter {
   async writeFile(fh: FileHandle, length: number, onChunk?: (n: number) => void): Promise<number> {
     let pos = 0;
     while (pos < length) {
+      await this.pace?.();
       this.signal?.throwIfAborted();
       const want = Math.min(this.blockSize - this.fill, length - pos);
       const { bytesRead } = await fh.read(this.block, this.fill, want, pos);

@@ -15,6 +15,7 @@ import { offsiteLocation } from "./offsite-settings";
 import { alert, type SendOptions } from "./alerts";
 import { startRun, finishRun } from "./runs";
 import type { ObjectCheck } from "./offsite";
+import { giveWayToRequests } from "../http/edge";
 
 /** A pass-through that hashes what it passes and keeps its first 64 KiB (the age header). */
 function readBackTap(source: Readable): Transform & { sha256: () => string; size: () => number; head: () => Buffer } {
@@ -26,7 +27,9 @@ function readBackTap(source: Readable): Transform & { sha256: () => string; size
       hash.update(chunk);
       if (size < 64 * 1024) heads.push(chunk);
       size += chunk.length;
-      cb(null, chunk);
+      // Reading back is background work too: each MiB, requests go first.
+      if ((size - chunk.length) >> 20 === size >> 20) return cb(null, chunk);
+      giveWayToRequests().then(() => cb(null, chunk), cb);
     },
   });
   source.on("error", (err) => tap.destroy(err));

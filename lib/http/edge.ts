@@ -21,6 +21,31 @@ export function requestsInFlight(): Map<string, AbortController> {
   return processWide("requests", () => new Map<string, AbortController>());
 }
 
+/** When each request in flight started (performance.now()), keyed like requestsInFlight; the entry records it. */
+export function requestStarts(): Map<string, number> {
+  return processWide("request-starts", () => new Map<string, number>());
+}
+
+function youngRequestInFlight(youngMs: number): boolean {
+  const now = performance.now();
+  for (const t of requestStarts().values()) if (now - t < youngMs) return true;
+  return false;
+}
+
+/**
+ * Background work (a backup's blocks and its read-back) calls this between
+ * steps: it waits while a request that started less than `youngMs` ago is
+ * being answered, for at most `maxMs`. A backup then takes what requests
+ * leave of a small server, of the CPU and of the disk: an upload's fsync
+ * does not queue behind a block of the backup's writeback. Long requests (a
+ * download, Back up now itself) are older than `youngMs` and do not hold it;
+ * the CLI records no requests and never waits.
+ */
+export async function giveWayToRequests(youngMs = 1000, maxMs = 100): Promise<void> {
+  const until = performance.now() + maxMs;
+  while (youngRequestInFlight(youngMs) && performance.now() < until) await new Promise((r) => setTimeout(r, 2));
+}
+
 /** Set by the entry, so the app trusts CLIENT_HEADER only when the entry stamped it. */
 export const EDGE_MARK = Symbol.for("coffer.edge");
 
