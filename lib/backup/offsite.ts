@@ -13,7 +13,7 @@ import { AgeError, createDecryptStream, createEncryptStream, recipientOf, type A
 import { blobPath } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
 import { hashingTap } from "../util/hashing";
-import { collectAfter } from "../util/gc";
+import { collectAfter, collectAfterRequest } from "../util/gc";
 import { freeArchiveName } from "./repository";
 import { INSTANCE_MEMBERS, LAYOUT, isArchiveName, isScope, isEncryptedArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
 import { packArchive, writeTarGz, type VaultFile } from "./archive";
@@ -369,6 +369,7 @@ export async function pushOffsite(inst: Instance, repo: OffsiteRepo, opts: Offsi
       bytesUploaded += sent; // after the await: `x += await …` would add to a stale x while other uploads run
       done += sizes.get(sha)!;
       opts.onProgress?.(done, total);
+      collectAfterRequest();
     });
 
     // The snapshot: a db-scope archive of the same database snapshot, into a temp file so its size and hash are known.

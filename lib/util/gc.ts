@@ -26,6 +26,25 @@ export function collectAfter(bytes: number): void {
  * what the first left behind is freed before the second adds its own.
  */
 export function collectNow(): void {
-  exposed?.({ type: "major" });
+  exposed?.(); // gc() with no options: on Node 20, gc({ type: "major" }) collects nothing (tried)
   counted = 0;
+}
+
+/**
+ * Each S3 request leaves objects behind that outlive a young-generation
+ * collection or two (with eight uploads in flight a request lasts that
+ * long), so they die in the old generation, which V8 collects only once it
+ * has grown well past its size: sending 1,630 blobs grew the server's heap
+ * from 50 to 96 MiB and its RSS to about 240 MiB, which it kept. A full
+ * collection every REQUESTS_PER_MAJOR requests keeps the heap near 45 MiB
+ * (RSS peak about 170 MiB), for a pause of 20 to 45 ms each time (16 times
+ * for those 1,630 blobs, about 7% of the main thread while they upload).
+ */
+const REQUESTS_PER_MAJOR = 100;
+let requests = 0;
+
+export function collectAfterRequest(): void {
+  if (!exposed || ++requests < REQUESTS_PER_MAJOR) return;
+  requests = 0;
+  exposed();
 }
