@@ -10,6 +10,7 @@ export default defineConfig({
   workers: 2,
   retries: 0,
   reporter: [["list"]],
+  globalSetup: "./e2e/support/global-setup.ts",
   use: {
     browserName: "chromium",
     headless: true,

@@ -9,4 +9,5 @@ export default defineConfig({
   timeout: 60 * 60 * 1000,
   workers: 1,
   reporter: [["list"]],
+  globalSetup: "./global-setup.ts",
 });

@@ -27,7 +27,8 @@ export async function freePort(): Promise<number> {
 }
 
 export function tempDataDir(): string {
-  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), "coffer-e2e-")), "data");
+  // Inside the run's own folder (global-setup.ts), which goes when the run ends.
+  return path.join(fs.mkdtempSync(path.join(process.env.COFFER_E2E_ROOT ?? os.tmpdir(), "coffer-e2e-")), "data");
 }
 
 /**
