@@ -8,7 +8,7 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
-import { admitRequest, CLIENT_HEADER, EDGE_MARK, REQUEST_HEADER, requestsInFlight, requestStarts, SECURITY_HEADERS } from "../lib/http/edge";
+import { admitRequest, CLIENT_HEADER, EDGE_MARK, REQUEST_HEADER, requestsInFlight, SECURITY_HEADERS } from "../lib/http/edge";
 import { clientAddress, parseTrustedProxies, TrustedProxiesError } from "../lib/http/peer";
 
 // Whatever umask the service manager gave us, nothing Coffer writes is readable by other users.
@@ -84,12 +84,10 @@ async function main() {
     if (client) req.headers[CLIENT_HEADER] = client;
     const id = randomUUID();
     const gone = new AbortController();
-    requestsInFlight().set(id, gone);
-    requestStarts().set(id, performance.now());
+    requestsInFlight().set(id, { gone, startedAt: performance.now() });
     req.headers[REQUEST_HEADER] = id;
     res.once("close", () => {
       requestsInFlight().delete(id);
-      requestStarts().delete(id);
       if (!res.writableFinished) gone.abort(new Error("the client closed the connection"));
     });
     const verdict = admitRequest(req.method ?? "GET", req.url ?? "/", req.headers);

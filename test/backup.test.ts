@@ -18,7 +18,7 @@ import { encryptSecret, decryptSecret } from "@/lib/settings/secrets";
 import { blobPath } from "@/lib/vault/blobs";
 import { makeSetUpInstance } from "./support/instance";
 import { unpackToMemory } from "./support/archive";
-import { giveWayToRequests, requestStarts } from "@/lib/http/edge";
+import { giveWayToRequests, requestsInFlight } from "@/lib/http/edge";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
@@ -261,8 +261,11 @@ describe("stored backups", () => {
 });
 
 describe("a backup gives way to requests", () => {
+  /** A request as the server entry records it, arrived at `startedAt`. */
+  const arrived = (startedAt: number) => ({ gone: new AbortController(), startedAt });
+
   it("waits while a young request is answered, at most 100 ms at a time; old requests and none do not hold it", async () => {
-    const starts = requestStarts();
+    const starts = requestsInFlight();
     const timed = async () => {
       const t0 = performance.now();
       await giveWayToRequests();
@@ -270,13 +273,13 @@ describe("a backup gives way to requests", () => {
     };
     try {
       expect(await timed()).toBeLessThan(20);
-      starts.set("download", performance.now() - 5_000); // a long request: a download, Back up now itself
+      starts.set("download", arrived(performance.now() - 5_000)); // a long request: a download, Back up now itself
       expect(await timed()).toBeLessThan(20);
-      starts.set("upload", performance.now());
+      starts.set("upload", arrived(performance.now()));
       const capped = await timed();
       expect(capped).toBeGreaterThanOrEqual(95);
       expect(capped).toBeLessThan(300);
-      starts.set("upload", performance.now());
+      starts.set("upload", arrived(performance.now()));
       setTimeout(() => starts.delete("upload"), 40);
       const answered = await timed();
       expect(answered).toBeGreaterThanOrEqual(35);
@@ -297,13 +300,13 @@ describe("a backup gives way to requests", () => {
     };
     const free = await backUp();
     // A request that stays young for the whole backup: every pause runs to its cap.
-    requestStarts().set("always", performance.now() + 3_600_000);
+    requestsInFlight().set("always", arrived(performance.now() + 3_600_000));
     try {
       const busy = await backUp();
       // 4 blocks written and 4 MiB read back: at least 8 pauses of 100 ms.
       expect(busy - free).toBeGreaterThanOrEqual(700);
     } finally {
-      requestStarts().clear();
+      requestsInFlight().clear();
     }
   });
 });

@@ -23,7 +23,7 @@ export function clientIp(headers: Headers): string | null {
 export function requestBody(req: Request): Readable {
   const body = Readable.fromWeb(req.body as never);
   const id = req.headers.get(REQUEST_HEADER);
-  const signals = [req.signal, id ? requestsInFlight().get(id)?.signal : undefined].filter((s): s is AbortSignal => !!s);
+  const signals = [req.signal, id ? requestsInFlight().get(id)?.gone.signal : undefined].filter((s): s is AbortSignal => !!s);
   const gone = AbortSignal.any(signals);
   const hangUp = () => body.destroy(new AppError(400, "CLIENT_GONE", "The connection closed before the whole body arrived."));
   if (gone.aborted) hangUp();

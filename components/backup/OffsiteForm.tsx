@@ -5,17 +5,11 @@ import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import { adoptOffsite, saveOffsite, testOffsiteConnection } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
 import { formatDateTime } from "@/lib/format";
+import type { RepositoryAddress } from "@/lib/backup/offsite-settings";
 
-export interface OffsiteView {
+export interface OffsiteView extends RepositoryAddress {
   enabled: boolean;
-  endpoint: string;
-  region: string;
-  bucket: string;
-  prefix: string;
-  path_style: boolean;
-  access_key_id: string;
   hasSecret: boolean;
-  checksum_compat: boolean;
   /** The last offsite part of a backup run. */
   last: { status: string; at: string; error: string | null; file: string | null } | null;
 }

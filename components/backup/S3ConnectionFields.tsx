@@ -1,16 +1,8 @@
 import { Field, Input } from "@/components/ui";
+import type { RepositoryAddress } from "@/lib/backup/offsite-settings";
 
 /** An S3-compatible store's address and keys, as the wizard sends them (lib/backup/offsite-settings.ts connectionSchema). */
-export interface S3Connection {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  prefix: string;
-  path_style: boolean;
-  access_key_id: string;
-  secret_access_key: string;
-  checksum_compat: boolean;
-}
+export type S3Connection = RepositoryAddress & { secret_access_key: string };
 
 /** The connection from a form holding S3ConnectionFields. */
 export function readConnection(f: FormData): S3Connection {

@@ -13,7 +13,7 @@ import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit"
 import { currentSettings, saveSettings } from "../settings/store";
 import { AGE_RECIPIENT_RE } from "../settings/schema";
 import { parseRecipient } from "../crypto/age";
-import { connectionSchema, normalizePrefix } from "../backup/offsite-settings";
+import { connectionSchema, offsiteSettingsFrom } from "../backup/offsite-settings";
 import { encryptSecret } from "../settings/secrets";
 import { isValidTimeZone } from "../backup/schedule";
 
@@ -129,18 +129,7 @@ function applyProtection(inst: Instance, backup: z.infer<typeof setupBackupSchem
   const encryption = backup.encryption_recipients.length ? { mode: "recipients" as const, recipients: backup.encryption_recipients, passphrase: null } : s.backup.encryption;
   const o = backup.offsite;
   const offsite = o
-    ? {
-        ...s.backup.offsite,
-        enabled: true,
-        endpoint: o.endpoint,
-        region: o.region || "us-east-1",
-        bucket: o.bucket,
-        prefix: normalizePrefix(o.prefix),
-        path_style: o.path_style,
-        access_key_id: o.access_key_id,
-        secret_access_key: encryptSecret(inst.configKey, o.secret_access_key),
-        checksum_compat: o.checksum_compat,
-      }
+    ? offsiteSettingsFrom(o, true, encryptSecret(inst.configKey, o.secret_access_key))
     : s.backup.offsite;
   saveSettings(inst.paths.settings, {
     ...s,

@@ -54,6 +54,32 @@ export function locationFromSettings(inst: Instance, o: OffsiteSettings): S3Loca
   };
 }
 
+/** A repository's address as a form gives it (the wizard's connection, Settings → Backup → Offsite). */
+export interface RepositoryAddress {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  path_style: boolean;
+  access_key_id: string;
+  checksum_compat: boolean;
+}
+
+/** What settings.yaml keeps for a repository: `storedSecret` is already enc:v1: (never the secret in clear). */
+export function offsiteSettingsFrom(a: RepositoryAddress, enabled: boolean, storedSecret: string | null): OffsiteSettings {
+  return {
+    enabled,
+    endpoint: a.endpoint,
+    region: a.region || "us-east-1",
+    bucket: a.bucket,
+    prefix: normalizePrefix(a.prefix),
+    path_style: a.path_style,
+    access_key_id: a.access_key_id,
+    secret_access_key: storedSecret,
+    checksum_compat: a.checksum_compat,
+  };
+}
+
 /** A repository's address and keys as the wizard sends them (for one request in a restore; saved, secret encrypted, by New setup). */
 export const connectionSchema = z.object({
   endpoint: z

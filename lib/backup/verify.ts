@@ -263,10 +263,11 @@ export function verificationCounts(db: DB): { target: ProofTarget; ok: 0 | 1 | n
  */
 export function verificationSummary(inst: Instance, now = Date.now()): VerificationSummary {
   const db = inst.db;
-  const cutoff = new Date(now - periodMs(inst)).toISOString();
+  const periodDays = currentSettings(inst.paths.settings).backup.proof.verify_period_days;
+  const cutoff = new Date(now - periodDays * 24 * 3600 * 1000).toISOString();
   const counts = verificationCounts(db);
   return {
-    period_days: currentSettings(inst.paths.settings).backup.proof.verify_period_days,
+    period_days: periodDays,
     last_slice_at: getMeta(db, "verify_last_slice_at") || null,
     objects: counts.reduce((a, c) => a + c.n, 0),
     overdue: db.prepare("SELECT count(*) FROM verifications WHERE verified_at < ?").pluck().get(cutoff) as number,

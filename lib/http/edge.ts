@@ -11,24 +11,26 @@ export const CLIENT_HEADER = "x-coffer-client";
 /** The header naming this request in CLIENT_GONE, so a route can learn that its client hung up. */
 export const REQUEST_HEADER = "x-coffer-request";
 
-/**
- * Abort controllers of requests in flight, keyed by REQUEST_HEADER. The
- * entry sees the socket close even when it closes before Next has wrapped
- * the body (then the body stream neither ends nor fails, and an upload
- * would wait forever holding its temp file).
- */
-export function requestsInFlight(): Map<string, AbortController> {
-  return processWide("requests", () => new Map<string, AbortController>());
+/** A request the entry is answering. */
+export interface InFlight {
+  /**
+   * Aborted when the socket closes, even before Next has wrapped the body
+   * (then the body stream neither ends nor fails, and an upload would wait
+   * forever holding its temp file).
+   */
+  gone: AbortController;
+  /** performance.now() when it arrived: background work gives way to young requests. */
+  startedAt: number;
 }
 
-/** When each request in flight started (performance.now()), keyed like requestsInFlight; the entry records it. */
-export function requestStarts(): Map<string, number> {
-  return processWide("request-starts", () => new Map<string, number>());
+/** Requests in flight, keyed by REQUEST_HEADER; the entry adds and removes them. */
+export function requestsInFlight(): Map<string, InFlight> {
+  return processWide("requests", () => new Map<string, InFlight>());
 }
 
 function youngRequestInFlight(youngMs: number): boolean {
   const now = performance.now();
-  for (const t of requestStarts().values()) if (now - t < youngMs) return true;
+  for (const r of requestsInFlight().values()) if (now - r.startedAt < youngMs) return true;
   return false;
 }
 

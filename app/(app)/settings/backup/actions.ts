@@ -14,7 +14,7 @@ import { AppError } from "@/lib/errors";
 import { selectableScopeSchema } from "@/lib/backup/format";
 import { parseRecipient } from "@/lib/crypto/age";
 import type { OffsiteSettings } from "@/lib/settings/schema";
-import { describeLocation, locationFromSettings, normalizePrefix } from "@/lib/backup/offsite-settings";
+import { describeLocation, locationFromSettings, offsiteSettingsFrom } from "@/lib/backup/offsite-settings";
 
 const count = (max: number) => z.coerce.number({ error: "Enter a number." }).int("Use a whole number.").min(0, "Use 0 or more.").max(max, `Use at most ${max}.`);
 
@@ -151,17 +151,8 @@ const offsiteForm = z
 /** The form's offsite settings, the secret kept when the field is left empty (it is never sent back to the browser). */
 function offsiteFromForm(v: z.infer<typeof offsiteForm>, ctx: { inst: { configKey: Buffer; paths: { settings: string } } }): OffsiteSettings {
   const current = currentSettings(ctx.inst.paths.settings).backup.offsite;
-  return {
-    enabled: v.enabled === "on",
-    endpoint: v.endpoint,
-    region: v.region || "us-east-1",
-    bucket: v.bucket,
-    prefix: normalizePrefix(v.prefix),
-    path_style: v.path_style === "on",
-    access_key_id: v.access_key_id,
-    secret_access_key: v.secret_access_key ? encryptSecret(ctx.inst.configKey, v.secret_access_key) : current.secret_access_key,
-    checksum_compat: v.checksum_compat === "on",
-  };
+  const address = { ...v, path_style: v.path_style === "on", checksum_compat: v.checksum_compat === "on" };
+  return offsiteSettingsFrom(address, v.enabled === "on", v.secret_access_key ? encryptSecret(ctx.inst.configKey, v.secret_access_key) : current.secret_access_key);
 }
 
 const NEED_SECRET = { error: "Check the highlighted fields.", fields: { secret_access_key: "Enter the secret access key." } };
