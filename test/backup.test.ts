@@ -1,11 +1,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
+import zlib from "node:zlib";
 import { execFileSync } from "node:child_process";
 import { Readable, Writable } from "node:stream";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeArchive } from "@/lib/backup/archive";
+import { BlockGzipWriter } from "@/lib/backup/pgzip";
 import { readArchive } from "@/lib/backup/reader";
 import { writeStoredBackup } from "@/lib/backup/runner";
 import { listStoredBackups, openStoredBackup, deleteStoredBackup, currentTarget } from "@/lib/backup/repository";
@@ -308,5 +310,31 @@ describe("a backup gives way to requests", () => {
     } finally {
       requestsInFlight().clear();
     }
+  });
+});
+
+describe("block gzip writer", () => {
+  it("hands the destination chunks of its own: a destination that keeps every chunk still holds a valid gzip of the input", async () => {
+    // Blocks and each lane's output live in memory shared with the workers and
+    // are reused; a chunk that were a view of that memory would be overwritten
+    // by later blocks while a destination (a download's queue) still holds it.
+    const input = Buffer.concat(Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? crypto.randomBytes(50_000) : Buffer.alloc(50_000, `block ${i} `))));
+    const kept: Buffer[] = [];
+    const keeper = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        kept.push(chunk);
+        cb();
+      },
+    });
+    const gz = new BlockGzipWriter(keeper, { blockSize: 64 * 1024, concurrency: 2 });
+    try {
+      await gz.start();
+      for (let off = 0; off < input.length; off += 100_000) await gz.write(input.subarray(off, off + 100_000));
+      await gz.finish();
+    } finally {
+      gz.close();
+    }
+    expect(kept.some((c) => c.buffer instanceof SharedArrayBuffer)).toBe(false);
+    expect(zlib.gunzipSync(Buffer.concat(kept)).equals(input)).toBe(true);
   });
 });

@@ -8,8 +8,10 @@ import { collectAfter } from "../util/gc";
  * One gzip member written pigz-style: the input is cut into blocks that are
  * deflated in parallel in worker threads, each ending in a sync flush so
  * the pieces concatenate into a single valid deflate stream. The CRC-32 is
- * computed in order on the way in. Lanes and block buffers are long-lived
- * and reused, so memory stays at a few blocks whatever the input.
+ * computed in order on the way in. Lanes, and the blocks and output slots
+ * they share with the main thread, are long-lived and reused: memory stays
+ * at a few blocks whatever the input, and only the compressed chunks handed
+ * to the destination are new buffers.
  */
 export interface BlockGzipOptions {
   level?: number;
@@ -43,24 +45,31 @@ try {
  * server (nice 10 on Linux), so on a small machine requests go first and the
  * backup takes what CPU is left. Each block ends in a sync flush with no
  * history kept, so the blocks concatenate into one valid deflate stream.
+ * It reads its block from, and writes its output to, a SharedArrayBuffer
+ * set up once; a message per block carries only numbers.
  */
 const LANE_SOURCE = String.raw`
 const { parentPort } = require("node:worker_threads");
 const zlib = require("node:zlib");
 ${LOWER_THIS_THREAD}
-let sinceGc = 0;
-parentPort.on("message", ({ id, block, length, level }) => {
+let blocks = [], outSlot = null, sinceGc = 0;
+parentPort.on("message", (m) => {
+  if (m.setup) {
+    blocks = m.setup.blocks.map((sab) => Buffer.from(sab));
+    outSlot = Buffer.from(m.setup.out);
+    return;
+  }
+  const { id, slot, length, level } = m;
   let out;
   try {
-    const input = Buffer.from(block, 0, length);
-    out = zlib.deflateRawSync(input, { level, finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: length + 64 * 1024 });
+    out = zlib.deflateRawSync(blocks[slot].subarray(0, length), { level, finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: length + 64 * 1024 });
   } catch (err) {
-    return parentPort.postMessage({ id, block, error: String((err && err.message) || err) }, [block]);
+    return parentPort.postMessage({ id, error: String((err && err.message) || err) });
   }
-  // The output is a view of the buffer zlib allocated for this call: hand that over whole, uncopied.
-  const own = out.buffer.byteLength >= length + 64 * 1024;
-  const buf = own ? out.buffer : new Uint8Array(out).buffer;
-  parentPort.postMessage({ id, block, out: buf, offset: own ? out.byteOffset : 0, length: out.length }, [block, buf]);
+  // Deflate's worst case is a few bytes per 16 KiB over its input; the slot has 64 KiB to spare.
+  if (out.length > outSlot.length) return parentPort.postMessage({ id, error: "a block's output is larger than its slot" });
+  out.copy(outSlot);
+  parentPort.postMessage({ id, length: out.length });
   sinceGc += length;
   if (globalThis.gc && sinceGc > 4 * 1024 * 1024) {
     sinceGc = 0;
@@ -69,24 +78,23 @@ parentPort.on("message", ({ id, block, length, level }) => {
 });
 `;
 
-/** The block buffer comes back with the result: it travels to the worker and back without a copy. */
-interface Compressed {
-  out: Buffer;
-  block: Buffer;
-}
-
 class Lane {
   private readonly worker = new Worker(LANE_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
-  private readonly waiting = new Map<number, { resolve: (c: Compressed) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (out: Buffer) => void; reject: (e: Error) => void }>();
+  private readonly outSlot: Buffer;
   private ids = 0;
   tail: Promise<unknown> = Promise.resolve();
 
-  constructor() {
-    this.worker.on("message", ({ id, block, out, offset, length, error }: { id: number; block: ArrayBuffer; out?: ArrayBuffer; offset: number; length: number; error?: string }) => {
+  constructor(blocks: SharedArrayBuffer[], outBytes: number) {
+    const out = new SharedArrayBuffer(outBytes);
+    this.outSlot = Buffer.from(out);
+    this.worker.postMessage({ setup: { blocks, out } });
+    this.worker.on("message", ({ id, length, error }: { id: number; length: number; error?: string }) => {
       const w = this.waiting.get(id);
       this.waiting.delete(id);
-      if (error || !out) w?.reject(new Error(`compression failed: ${error}`));
-      else w?.resolve({ out: Buffer.from(out, offset, length), block: Buffer.from(block) });
+      if (error) return w?.reject(new Error(`compression failed: ${error}`));
+      // Copied out at once, into a buffer the destination may keep: the lane's next block overwrites the slot.
+      w?.resolve(Buffer.from(this.outSlot.subarray(0, length)));
     });
     const fail = (err: Error) => {
       for (const w of this.waiting.values()) w.reject(err);
@@ -96,12 +104,12 @@ class Lane {
     this.worker.on("exit", () => fail(new Error("the compression worker stopped")));
   }
 
-  /** Compress the first `length` bytes of `block`, a buffer of its own (it is handed to the worker meanwhile). */
-  compress(block: Buffer, length: number, level: number): Promise<Compressed> {
+  /** Compress the first `length` bytes of shared block `slot` (left untouched until this settles). */
+  compress(slot: number, length: number, level: number): Promise<Buffer> {
     const id = this.ids++;
-    return new Promise<Compressed>((resolve, reject) => {
+    return new Promise<Buffer>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, block: block.buffer, length, level }, [block.buffer as ArrayBuffer]);
+      this.worker.postMessage({ id, slot, length, level });
     });
   }
 
@@ -138,12 +146,14 @@ export class BlockGzipWriter {
   private next = 0;
   private readonly signal?: AbortSignal;
   private readonly pace?: () => Promise<void>;
-  private readonly pool: Buffer[] = [];
+  private readonly blocks: Buffer[];
+  private readonly free: number[];
+  private slot: number;
   private block: Buffer;
   private fill = 0;
   private crc = 0;
   private size = 0;
-  private readonly inflight: { job: Promise<Compressed> }[] = [];
+  private readonly inflight: { job: Promise<Buffer>; slot: number }[] = [];
   /** Compressed bytes written to the destination so far. */
   bytesOut = 0;
 
@@ -155,18 +165,21 @@ export class BlockGzipWriter {
     this.blockSize = opts.blockSize ?? 1024 * 1024;
     this.signal = opts.signal;
     this.pace = opts.pace;
-    // Output of one block fits one chunk (deflate's worst case is a little over the input).
-    this.lanes = Array.from({ length: opts.concurrency ?? 3 }, () => new Lane());
-    this.block = this.takeBuffer();
+    const concurrency = opts.concurrency ?? 3;
+    // Blocks live in memory shared with the lanes, so no buffer changes hands
+    // per block: a transferred ArrayBuffer is a new object on each side, and a
+    // gigabyte of them kept V8 running a full collection every few hundred ms.
+    const shared = Array.from({ length: concurrency + 1 }, () => new SharedArrayBuffer(this.blockSize));
+    this.blocks = shared.map((sab) => Buffer.from(sab));
+    this.free = shared.map((_, i) => i).reverse();
+    // Deflate's worst case is a little over its input.
+    this.lanes = Array.from({ length: concurrency }, () => new Lane(shared, this.blockSize + 64 * 1024));
+    this.slot = this.free.pop()!;
+    this.block = this.blocks[this.slot];
   }
 
   async start(): Promise<void> {
     await this.emit(HEADER);
-  }
-
-  /** A block buffer with an ArrayBuffer of its own (Buffer.allocUnsafe may hand out a slice of a shared pool). */
-  private takeBuffer(): Buffer {
-    return this.pool.pop() ?? Buffer.from(new ArrayBuffer(this.blockSize));
   }
 
   private async emit(buf: Buffer): Promise<void> {
@@ -179,23 +192,25 @@ export class BlockGzipWriter {
   /** Hand the current block to a lane; write finished blocks in order. */
   private async dispatch(): Promise<void> {
     if (this.fill === 0) return;
-    const block = this.block;
+    const slot = this.slot;
     const length = this.fill;
-    this.crc = zlib.crc32(block.subarray(0, length), this.crc);
+    this.crc = zlib.crc32(this.block.subarray(0, length), this.crc);
     this.size += length;
     const lane = this.lanes[this.next++ % this.lanes.length];
     const level = this.level;
-    const job = lane.tail.then(() => lane.compress(block, length, level));
+    const job = lane.tail.then(() => lane.compress(slot, length, level));
     lane.tail = job.catch(() => {});
-    this.inflight.push({ job });
-    this.block = this.takeBuffer();
+    this.inflight.push({ job, slot });
     this.fill = 0;
     while (this.inflight.length >= this.lanes.length) await this.drainOne();
+    this.slot = this.free.pop()!;
+    this.block = this.blocks[this.slot];
   }
 
   private async drainOne(): Promise<void> {
-    const { out, block } = await this.inflight.shift()!.job;
-    this.pool.push(block);
+    const { job, slot } = this.inflight.shift()!;
+    const out = await job;
+    this.free.push(slot);
     await this.emit(out);
   }
 
