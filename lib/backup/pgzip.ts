@@ -52,7 +52,7 @@ const LANE_SOURCE = String.raw`
 const { parentPort } = require("node:worker_threads");
 const zlib = require("node:zlib");
 ${LOWER_THIS_THREAD}
-let blocks = [], outSlot = null, sinceGc = 0;
+let blocks = [], outSlot = null;
 parentPort.on("message", (m) => {
   if (m.setup) {
     blocks = m.setup.blocks.map((sab) => Buffer.from(sab));
@@ -70,11 +70,9 @@ parentPort.on("message", (m) => {
   if (out.length > outSlot.length) return parentPort.postMessage({ id, error: "a block's output is larger than its slot" });
   out.copy(outSlot);
   parentPort.postMessage({ id, length: out.length });
-  sinceGc += length;
-  if (globalThis.gc && sinceGc > 4 * 1024 * 1024) {
-    sinceGc = 0;
-    globalThis.gc({ type: "minor" });
-  }
+  // zlib's output for this block is garbage now: free it before the next (a young collection of this small heap, on this thread).
+  out = null;
+  globalThis.gc?.({ type: "minor" });
 });
 `;
 
