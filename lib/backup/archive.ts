@@ -18,6 +18,7 @@ import { BlockGzipWriter } from "./pgzip";
 import { createEncryptStream, type AgeEncryptTo } from "../crypto/age";
 import { hashingTap } from "../util/hashing";
 import { giveWayToRequests } from "../http/edge";
+import { removeWorkDir } from "../util/workdir";
 
 /** End `out` and wait until everything written has been flushed (or it failed). */
 function endStream(out: Writable, signal?: AbortSignal): Promise<void> {
@@ -144,8 +145,7 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
     return { meta, bytes };
   } finally {
     unpin();
-    // Asynchronous: removing a gigabyte-sized snapshot copy takes long enough to stall the event loop.
-    await fs.promises.rm(workDir, { recursive: true, force: true });
+    await removeWorkDir(workDir, giveWayToRequests);
   }
 }
 

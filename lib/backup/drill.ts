@@ -15,6 +15,8 @@ import { offsiteLocation } from "./offsite-settings";
 import { isEncryptedArchiveName, isScope, scopeHasVault, scopeInfo, type Scope } from "./format";
 import { verificationRows } from "./verify";
 import { alert, type SendOptions } from "./alerts";
+import { removeWorkDir } from "../util/workdir";
+import { giveWayToRequests } from "../http/edge";
 
 export type DrillStatus = "running" | "success" | "failed" | "skipped";
 
@@ -220,7 +222,7 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
     return drill;
   } finally {
     if (scratch) closeInstance(scratch);
-    await fs.promises.rm(scratchRoot, { recursive: true, force: true });
+    await removeWorkDir(scratchRoot, giveWayToRequests);
   }
 }
 

@@ -13,6 +13,8 @@ import { AgeError, createDecryptStream, createEncryptStream, recipientOf, type A
 import { blobPath } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
 import { hashingTap } from "../util/hashing";
+import { removeWorkDir } from "../util/workdir";
+import { giveWayToRequests } from "../http/edge";
 import { collectAfter, collectAfterRequest } from "../util/gc";
 import { freeArchiveName } from "./repository";
 import { INSTANCE_MEMBERS, LAYOUT, isArchiveName, isScope, isEncryptedArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
@@ -419,7 +421,7 @@ export async function pushOffsite(inst: Instance, repo: OffsiteRepo, opts: Offsi
     };
   } finally {
     unpin();
-    await fs.promises.rm(workDir, { recursive: true, force: true });
+    await removeWorkDir(workDir, giveWayToRequests);
   }
 }
 
@@ -694,7 +696,7 @@ export async function exportSnapshot(repo: OffsiteRepo, name: string, out: Writa
     out.destroy(err as Error);
     throw err;
   } finally {
-    await fs.promises.rm(work, { recursive: true, force: true });
+    await removeWorkDir(work, giveWayToRequests);
   }
 }
 

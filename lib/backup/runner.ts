@@ -17,6 +17,8 @@ import { offsiteLocation } from "./offsite-settings";
 import { alert, type SendOptions } from "./alerts";
 import type { RetentionPolicy } from "./retention";
 import { collectNow } from "../util/gc";
+import { removeWorkDir } from "../util/workdir";
+import { giveWayToRequests } from "../http/edge";
 
 export interface StoredBackupResult {
   runId: number;
@@ -196,7 +198,7 @@ export async function runBackupJob(
         return { local, offsite: { ok: false, error } };
       }
     } finally {
-      await fs.promises.rm(workDir, { recursive: true, force: true });
+      await removeWorkDir(workDir, giveWayToRequests);
     }
   } finally {
     if (!opts.lock) lock.release();

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { notFound } from "../errors";
-import { fsyncDir, fsyncDirAsync, handleStream } from "../util/fsatomic";
+import { fsyncDirAsync, handleStream } from "../util/fsatomic";
 import { paceWriteback } from "../util/writeback";
 
 /** One finished object in a target. */
@@ -131,10 +131,11 @@ export class LocalDirTarget implements BackupTarget {
 
   async remove(name: string): Promise<void> {
     const file = this.file(name);
-    const st = fs.lstatSync(file, { throwIfNoEntry: false });
+    const st = await fs.promises.lstat(file).catch(() => null);
     if (!st?.isFile()) throw notFound("That backup");
-    fs.rmSync(file);
-    fsyncDir(this.dir);
+    // Asynchronous: unlinking a gigabyte-sized archive takes about a quarter of a second here (ext4 frees its blocks).
+    await fs.promises.rm(file);
+    await fsyncDirAsync(this.dir);
   }
 
   async sweepPartials(): Promise<string[]> {
