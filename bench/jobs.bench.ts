@@ -50,11 +50,9 @@ async function uploadLatencies(server: Server, cookie: string, opts: { ms?: numb
 }
 
 function cliBackup(dataDir: string): Promise<number> {
-  // As a user's cron runs it: without the server's V8 flags this bench process was given (scripts/bench.mjs).
-  const { NODE_OPTIONS: _serverFlags, ...env } = process.env;
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [path.join(ROOT, "bin", "coffer.cjs"), "--data-dir", dataDir, "backup", "--scope", "db"], { stdio: ["ignore", "ignore", "pipe"], env });
+    const p = spawn(process.execPath, [path.join(ROOT, "bin", "coffer.cjs"), "--data-dir", dataDir, "backup", "--scope", "db"], { stdio: ["ignore", "ignore", "pipe"] });
     let err = "";
     p.stderr.on("data", (d) => (err += d));
     p.on("exit", (code) => (code === 0 ? resolve((performance.now() - t0) / 1000) : reject(new Error(`coffer backup failed (${code}): ${err}`))));
