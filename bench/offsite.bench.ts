@@ -35,7 +35,9 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
     const inputBytes = Number(execSync(`du -sb --apparent-size ${dataDir}/vault ${dataDir}/coffer.db | awk '{s+=$1} END {print s}'`).toString());
 
     // The peer: what a user would script, aws s3 sync of the data directory (its state files, not a consistent snapshot).
-    const aws = `AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 AWS_REQUEST_CHECKSUM_CALCULATION=when_required aws --endpoint-url ${s3.endpoint}`;
+    // Debian's aws, the one ensureTools checked for: a machine may have another first on PATH (this one has a
+    // pyenv shim for aws-cli 1.45), and the peer should be the same program from run to run.
+    const aws = `AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1 AWS_REQUEST_CHECKSUM_CALCULATION=when_required /usr/bin/aws --endpoint-url ${s3.endpoint}`;
     const syncUp = await measureShell(`${aws} s3 sync --quiet ${dataDir} s3://peer-bench/peer/ --exclude 'backups/*' --exclude '.*'`);
 
     quietProofJob(dataDir);
