@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { removeWorkDir } from "@/lib/util/workdir";
+import { removeWorkDir } from "@/lib/backup/workdir";
 
 const MiB = 1024 * 1024;
 const cleanups: string[] = [];

@@ -18,7 +18,7 @@ import { BlockGzipWriter } from "./pgzip";
 import { createEncryptStream, type AgeEncryptTo } from "../crypto/age";
 import { hashingTap } from "../util/hashing";
 import { giveWayToRequests } from "../http/edge";
-import { removeWorkDir } from "../util/workdir";
+import { removeWorkDir } from "./workdir";
 
 /** End `out` and wait until everything written has been flushed (or it failed). */
 function endStream(out: Writable, signal?: AbortSignal): Promise<void> {
@@ -145,7 +145,7 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
     return { meta, bytes };
   } finally {
     unpin();
-    await removeWorkDir(workDir, giveWayToRequests);
+    await removeWorkDir(workDir);
   }
 }
 

@@ -15,8 +15,7 @@ import { offsiteLocation } from "./offsite-settings";
 import { isEncryptedArchiveName, isScope, scopeHasVault, scopeInfo, type Scope } from "./format";
 import { verificationRows } from "./verify";
 import { alert, type SendOptions } from "./alerts";
-import { removeWorkDir } from "../util/workdir";
-import { giveWayToRequests } from "../http/edge";
+import { removeWorkDir } from "./workdir";
 
 export type DrillStatus = "running" | "success" | "failed" | "skipped";
 
@@ -222,7 +221,7 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
     return drill;
   } finally {
     if (scratch) closeInstance(scratch);
-    await removeWorkDir(scratchRoot, giveWayToRequests);
+    await removeWorkDir(scratchRoot);
   }
 }
 

@@ -13,8 +13,7 @@ import { AgeError, createDecryptStream, createEncryptStream, recipientOf, type A
 import { blobPath } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
 import { hashingTap } from "../util/hashing";
-import { removeWorkDir } from "../util/workdir";
-import { giveWayToRequests } from "../http/edge";
+import { removeWorkDir } from "./workdir";
 import { collectAfter, collectAfterRequest } from "../util/gc";
 import { freeArchiveName } from "./repository";
 import { INSTANCE_MEMBERS, LAYOUT, isArchiveName, isScope, isEncryptedArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
@@ -421,7 +420,7 @@ export async function pushOffsite(inst: Instance, repo: OffsiteRepo, opts: Offsi
     };
   } finally {
     unpin();
-    await removeWorkDir(workDir, giveWayToRequests);
+    await removeWorkDir(workDir);
   }
 }
 
@@ -696,7 +695,7 @@ export async function exportSnapshot(repo: OffsiteRepo, name: string, out: Writa
     out.destroy(err as Error);
     throw err;
   } finally {
-    await removeWorkDir(work, giveWayToRequests);
+    await removeWorkDir(work);
   }
 }
 

@@ -17,8 +17,7 @@ import { offsiteLocation } from "./offsite-settings";
 import { alert, type SendOptions } from "./alerts";
 import type { RetentionPolicy } from "./retention";
 import { collectNow } from "../util/gc";
-import { removeWorkDir } from "../util/workdir";
-import { giveWayToRequests } from "../http/edge";
+import { removeWorkDir } from "./workdir";
 
 export interface StoredBackupResult {
   runId: number;
@@ -198,7 +197,7 @@ export async function runBackupJob(
         return { local, offsite: { ok: false, error } };
       }
     } finally {
-      await removeWorkDir(workDir, giveWayToRequests);
+      await removeWorkDir(workDir);
     }
   } finally {
     if (!opts.lock) lock.release();

@@ -131,7 +131,10 @@ export class LocalDirTarget implements BackupTarget {
 
   async remove(name: string): Promise<void> {
     const file = this.file(name);
-    const st = await fs.promises.lstat(file).catch(() => null);
+    const st = await fs.promises.lstat(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === "ENOENT") return null;
+      throw err;
+    });
     if (!st?.isFile()) throw notFound("That backup");
     // Asynchronous: unlinking a gigabyte-sized archive takes about a quarter of a second here (ext4 frees its blocks).
     await fs.promises.rm(file);

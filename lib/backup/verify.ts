@@ -138,8 +138,10 @@ function writtenHashes(db: DB): Map<string, string> {
   return new Map(rows.map((r) => [r.file, r.sha256]));
 }
 
-function periodMs(inst: Instance): number {
-  return currentSettings(inst.paths.settings).backup.proof.verify_period_days * 24 * 3600 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
+
+function verifyPeriodDays(inst: Instance): number {
+  return currentSettings(inst.paths.settings).backup.proof.verify_period_days;
 }
 
 /**
@@ -191,7 +193,7 @@ export async function verifySlice(
       .map((o) => ({ o, last: known.get(`${o.target}\0${o.object}`)?.verified_at ?? "" }))
       .sort((a, b) => (a.last === b.last ? (a.o.object < b.o.object ? -1 : 1) : a.last < b.last ? -1 : 1));
     const total = objects.reduce((a, o) => a + o.size, 0);
-    const budget = opts.all ? Infinity : Math.max(opts.minSliceBytes ?? MIN_SLICE_BYTES, Math.ceil((2 * total * SLICE_EVERY_MS) / periodMs(inst)));
+    const budget = opts.all ? Infinity : Math.max(opts.minSliceBytes ?? MIN_SLICE_BYTES, Math.ceil((2 * total * SLICE_EVERY_MS) / (verifyPeriodDays(inst) * DAY_MS)));
 
     const hashes = writtenHashes(db);
     const encryption = archiveEncryption(inst);
@@ -263,8 +265,8 @@ export function verificationCounts(db: DB): { target: ProofTarget; ok: 0 | 1 | n
  */
 export function verificationSummary(inst: Instance, now = Date.now()): VerificationSummary {
   const db = inst.db;
-  const periodDays = currentSettings(inst.paths.settings).backup.proof.verify_period_days;
-  const cutoff = new Date(now - periodDays * 24 * 3600 * 1000).toISOString();
+  const periodDays = verifyPeriodDays(inst);
+  const cutoff = new Date(now - periodDays * DAY_MS).toISOString();
   const counts = verificationCounts(db);
   return {
     period_days: periodDays,
