@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { AgeError, createDecryptStream, createEncryptStream, generateKey, parseIdentities, parseRecipient, recipientOf, type AgeEncryptTo, type AgeKeys } from "@/lib/crypto/age";
+import { AgeError, createDecryptStream, createEncryptStream, generateKey, parseIdentities, parseRecipient, recipientOf, x25519PrivateKey, x25519PublicKey, x25519PublicOf, type AgeEncryptTo, type AgeKeys } from "@/lib/crypto/age";
 import { tempDir } from "./support/instance";
 
 const dir = tempDir("coffer-age-");
@@ -40,6 +40,25 @@ describe("age keys", () => {
     const file = path.join(dir, "k.txt");
     fs.writeFileSync(file, `# a comment\n${k.identity}\n`);
     expect(execFileSync("age-keygen", ["-y", file]).toString().trim()).toBe(k.recipient);
+  });
+
+  // RFC 7748 section 6.1: every way Coffer imports or exports an X25519 key, checked against
+  // published values on whatever Node runs the suite (Node 24.22 refused the old JWK import).
+  it("imports and exports X25519 keys on this Node as RFC 7748 says (private, public, shared secret)", () => {
+    const alice = Buffer.from("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", "hex");
+    const alicePub = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a";
+    const bob = Buffer.from("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", "hex");
+    const bobPub = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f";
+    expect(x25519PublicOf(alice).toString("hex")).toBe(alicePub);
+    expect(x25519PublicOf(bob).toString("hex")).toBe(bobPub);
+    const shared = crypto.diffieHellman({ privateKey: x25519PrivateKey(alice), publicKey: x25519PublicKey(Buffer.from(bobPub, "hex")) });
+    expect(shared.toString("hex")).toBe("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+    // The key objects are what Node itself would make of the raw bytes.
+    expect(x25519PrivateKey(alice).export({ format: "jwk" })).toMatchObject({ kty: "OKP", crv: "X25519", d: alice.toString("base64url"), x: Buffer.from(alicePub, "hex").toString("base64url") });
+    // Through the bech32 forms a user sees.
+    expect(parseRecipient(recipientOf(alice))!.toString("hex")).toBe(alicePub);
+    expect(() => x25519PrivateKey(Buffer.alloc(31))).toThrow(expect.objectContaining({ code: "KEY_INVALID" }));
+    expect(() => x25519PublicKey(Buffer.alloc(33))).toThrow(expect.objectContaining({ code: "KEY_INVALID" }));
   });
 
   it("refuses malformed keys with KEY_INVALID", () => {

@@ -14,8 +14,9 @@ export class AgeError extends Error {
   constructor(
     readonly code: AgeErrorCode,
     message: string,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -93,18 +94,44 @@ function bech32Decode(s: string): { hrp: string; data: Buffer } | null {
 
 // ------------------------------------------------------------------ keys --
 
-function x25519Private(secret: Buffer): crypto.KeyObject {
-  return crypto.createPrivateKey({ key: { kty: "OKP", crv: "X25519", d: secret.toString("base64url"), x: "" }, format: "jwk" } as never);
+// X25519 keys go through DER, the one encoding every Node line imports the same way:
+// a raw key is the last 32 bytes of a fixed PKCS#8 (private) or SPKI (public) wrapper
+// (RFC 8410). A JWK needs the public part beside the secret, and Node 24.22 refuses one without it.
+const PKCS8_X25519_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
+const SPKI_X25519_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
+
+export function x25519PrivateKey(secret: Buffer): crypto.KeyObject {
+  if (secret.length !== 32) throw new AgeError("KEY_INVALID", "An X25519 identity is 32 bytes.");
+  return crypto.createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, secret]), format: "der", type: "pkcs8" });
 }
 
-function x25519PublicOf(secret: Buffer): Buffer {
-  const jwk = crypto.createPublicKey(x25519Private(secret)).export({ format: "jwk" }) as { x: string };
-  return Buffer.from(jwk.x, "base64url");
+export function x25519PublicKey(publicKey: Buffer): crypto.KeyObject {
+  if (publicKey.length !== 32) throw new AgeError("KEY_INVALID", "An X25519 recipient is 32 bytes.");
+  return crypto.createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, publicKey]), format: "der", type: "spki" });
 }
 
+/** The raw 32 bytes of an X25519 public key object. */
+function rawPublic(key: crypto.KeyObject): Buffer {
+  const der = key.export({ format: "der", type: "spki" });
+  if (der.length !== SPKI_X25519_PREFIX.length + 32 || !der.subarray(0, SPKI_X25519_PREFIX.length).equals(SPKI_X25519_PREFIX)) {
+    throw new AgeError("KEY_INVALID", "Unexpected X25519 public key encoding.");
+  }
+  return der.subarray(SPKI_X25519_PREFIX.length);
+}
+
+export function x25519PublicOf(secret: Buffer): Buffer {
+  return rawPublic(crypto.createPublicKey(x25519PrivateKey(secret)));
+}
+
+/** The X25519 shared secret; a share OpenSSL refuses (low order, the identity point) is a damaged header. */
 function x25519(secret: Buffer, publicKey: Buffer): Buffer {
-  const pub = crypto.createPublicKey({ key: { kty: "OKP", crv: "X25519", x: publicKey.toString("base64url") }, format: "jwk" });
-  return crypto.diffieHellman({ privateKey: x25519Private(secret), publicKey: pub });
+  const privateKey = x25519PrivateKey(secret);
+  const pub = x25519PublicKey(publicKey);
+  try {
+    return crypto.diffieHellman({ privateKey, publicKey: pub });
+  } catch (err) {
+    throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup's header is damaged (an invalid X25519 share).", { cause: err });
+  }
 }
 
 export interface GeneratedKey {
