@@ -59,7 +59,7 @@ test("encryption: encrypted Back up now and restore against plain, side by side"
   const key = generateKey();
   const backups = path.join(dataDir, "backups");
   for (const f of fs.readdirSync(backups)) fs.rmSync(path.join(backups, f));
-  const t = new Targets();
+  const t = new Targets("encryption");
   try {
     // Each on a fresh server, so both start from the same idle memory.
     quietProofJob(dataDir);

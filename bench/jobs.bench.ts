@@ -63,7 +63,7 @@ function cliBackup(dataDir: string): Promise<number> {
 test("jobs off the event loop: deep check and Back up now; uploads during a backup; a CLI backup under writes", async () => {
   const dataDir = path.join(WORK, "data");
   test.skip(!fs.existsSync(path.join(WORK, "dataset.json")), "run backup.bench.ts first: it makes the dataset");
-  const t = new Targets();
+  const t = new Targets("jobs");
 
   // The same code the server runs, in this process, where its event loop can be watched directly.
   const inst = openInstance(dataDir);

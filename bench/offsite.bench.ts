@@ -117,7 +117,7 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
     console.log(`\nThe same job with offsite off (local archive only): server peak ${fmtMiB(localPeak)}`);
     console.log(`First: ${first.uploaded} document files uploaded; second: ${second.uploaded} uploaded, ${second.skipped} skipped; snapshot ${fmtMiB(second.snapshot_bytes)}`);
     console.log(`Restore: fetch and stage ${((t1 - t0) / 1000).toFixed(1)} s, apply ${((performance.now() - t1) / 1000).toFixed(1)} s; server idle ${fmtMiB(restoreIdle)} (Back up now idle ${fmtMiB(idle)})\n`);
-    const t = new Targets();
+    const t = new Targets("offsite");
     t.atMost("first offsite backup / aws s3 sync", first.seconds / syncUp.seconds, 1.2);
     t.atMost("second backup's bytes sent / (changed bytes + snapshot)", second.bytes / (changed.length + second.snapshot_bytes), 1.05);
     t.atMost("second backup's time / first", second.seconds / first.seconds, 0.1);

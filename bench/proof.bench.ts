@@ -38,7 +38,7 @@ test("proof: verification against gzip -t + sha256sum, a drill against a plain r
   ensureTools({ sqlite3: "sqlite3" });
   const archive = path.join(backups, name!);
   const size = fs.statSync(archive).size;
-  const t = new Targets();
+  const t = new Targets("proof");
 
   // 1. Verification of the benchmark archive: Coffer's read-back (every member, one pass) against the two passes a script would do.
   execFileSync("sync");
@@ -79,7 +79,14 @@ test("proof: verification against gzip -t + sha256sum, a drill against a plain r
   const detail = JSON.parse(drill.detail!) as DrillDetail;
 
   // 3. Uploads while the server's first verification slice re-reads the archive, against uploads at rest.
+  // The copied database remembers the dataset's last slice (quietProofJob records one so that other
+  // benches run undisturbed): forget it and every verification, so the server's proof job starts a
+  // slice at once and that slice must re-read the archive, not find everything freshly checked.
+  const forget = new Database(path.join(dataDir, "coffer.db"));
+  forget.exec("DELETE FROM verifications; DELETE FROM meta WHERE key = 'verify_last_slice_at'");
+  forget.close();
   execFileSync("sync");
+  const sliceStart = new Date().toISOString();
   const server = await startServer({ dataDir });
   const cookie = await signInCookie(server, "admin", "admin-password-1");
   const watcher = new Database(path.join(dataDir, "coffer.db"), { readonly: true });
@@ -87,6 +94,7 @@ test("proof: verification against gzip -t + sha256sum, a drill against a plain r
   const s0 = performance.now();
   const during = await uploads(server.url, cookie, sliceDone);
   const sliceSeconds = (performance.now() - s0) / 1000;
+  const sliceRead = watcher.prepare("SELECT count(*) AS objects, coalesce(sum(size), 0) AS bytes FROM verifications WHERE verified_at >= ?").get(sliceStart) as { objects: number; bytes: number };
   watcher.close();
   execFileSync("sync");
   const idleEnd = performance.now() + Math.max(10_000, sliceSeconds * 1000);
@@ -104,7 +112,10 @@ test("proof: verification against gzip -t + sha256sum, a drill against a plain r
   console.log(`\nDrill: staged ${detail.stage_s} s, applied ${detail.apply_s} s, checked ${detail.check_s} s; recovery time ${drill.seconds} s`);
   console.log(`Uploads every 50 ms: idle p99 ${percentile(idle, 99).toFixed(1)} ms (${idle.length}); during a verification slice (${sliceSeconds.toFixed(1)} s) p99 ${percentile(during, 99).toFixed(1)} ms (${during.length})\n`);
   t.atMost("verification / (gzip -t + sha256sum)", verifySeconds / peer.seconds, 1.5);
-  t.atMost("restore drill / plain restore", detail.total_s / plainSeconds, 1.3);
-  t.atMost("upload p99 during a verification slice / idle", percentile(during, 99) / percentile(idle, 99), 2);
+  t.atMost("restore drill / plain restore", detail.total_s / plainSeconds, 1.2);
+  console.log(`The slice re-read ${sliceRead.objects} object(s), ${fmtMiB(sliceRead.bytes)}, while ${during.length} uploads ran.`);
+  // A slice that read nothing, or ended before one upload, measured nothing: NaN, which is a miss.
+  const measured = sliceRead.bytes > 0 && during.length >= 10;
+  t.atMost("upload p99 during a verification slice / idle", measured ? percentile(during, 99) / percentile(idle, 99) : NaN, 2);
   t.check();
 });

@@ -52,8 +52,8 @@ test("restore: Coffer (upload, validate, apply) against tar xzf", async () => {
   ]);
   console.log(`\nUpload and validation ${((t1 - t0) / 1000).toFixed(1)} s, apply ${((t2 - t1) / 1000).toFixed(1)} s`);
   console.log(`Server RSS idle ${fmtMiB(idleAtRest)}, peak ${fmtMiB(coffer.peakRss)}\n`);
-  const t = new Targets();
-  t.atMost("Coffer restore / tar xzf", coffer.seconds / tar.seconds, 1.3);
+  const t = new Targets("restore");
+  t.atMost("Coffer restore / tar xzf", coffer.seconds / tar.seconds, 1.0);
   t.atMost("server peak during a restore above idle", (coffer.peakRss - idleAtRest) / MiB, 48, " MiB", 0);
   t.atMost("server peak during a restore", coffer.peakRss / MiB, 200, " MiB", 0);
   t.check();

@@ -5,6 +5,7 @@ import Database from "better-sqlite3";
 import { rssSampler } from "../e2e/support/rss";
 import { currentSettings, saveSettings } from "../lib/settings/store";
 import { setMeta } from "../lib/db/connection";
+import { benchContext, printedTables } from "./targets";
 
 export { rssSampler };
 
@@ -43,6 +44,11 @@ export const GiB = 1024 * MiB;
 export const fmtMiB = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
 
 export function table(rows: Record<string, string | number>[]): void {
+  if (printedTables.length === 0) {
+    const c = benchContext();
+    console.log(`Measured at commit ${c.commit}, Node ${c.node}, ${c.cores} cores (${c.cpu})\n`);
+  }
+  printedTables.push(rows);
   const cols = Object.keys(rows[0]);
   const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c]).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(width[i])).join("  ");
