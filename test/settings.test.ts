@@ -1,13 +1,42 @@
 import fs from "node:fs";
 import path from "node:path";
+import YAML from "yaml";
 import { afterEach, describe, expect, it } from "vitest";
-import { currentSettings, settingsProblem, readSettingsFile, SettingsError, saveSettings } from "@/lib/settings/store";
+import { currentSettings, settingsProblem, readSettingsFile, SettingsError, saveSettings, defaultSettings } from "@/lib/settings/store";
 import { encryptSecret, decryptSecret, SecretDecryptError } from "@/lib/settings/secrets";
 import { openInstance, InstanceError } from "@/lib/instance";
 import { tempDir, makeInstance } from "./support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
+
+describe("settings.yaml and YAML 1.1 tools", () => {
+  it("a file Coffer writes survives a YAML 1.1 tool's read and rewrite (off stays the string off)", () => {
+    const dir = tempDir("coffer-yaml11-");
+    const file = path.join(dir, "settings.yaml");
+    const s = defaultSettings();
+    saveSettings(file, { ...s, backup: { ...s.backup, encryption: { ...s.backup.encryption, mode: "off" }, directory: "yes", time_zone: "UTC" } });
+    const text = fs.readFileSync(file, "utf8");
+    // What PyYAML or Ansible would see, and then write back.
+    const seen = YAML.parse(text, { version: "1.1" });
+    expect(seen.backup.encryption.mode).toBe("off");
+    expect(seen.backup.directory).toBe("yes");
+    fs.writeFileSync(file, YAML.stringify(seen, { version: "1.1" }));
+    expect(readSettingsFile(file)).toEqual({ ...s, backup: { ...s.backup, directory: "yes" } });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a value of the wrong type names its key, what was found, and for a boolean why", () => {
+    const dir = tempDir("coffer-yaml11-");
+    const file = path.join(dir, "settings.yaml");
+    saveSettings(file, defaultSettings());
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace('mode: "off"', "mode: false"));
+    expect(() => readSettingsFile(file)).toThrow(/backup\.encryption\.mode: .*found false\. A YAML 1\.1 tool .* "off"/);
+    fs.writeFileSync(file, fs.readFileSync(file, "utf8").replace("mode: false", 'mode: "off"').replace("verify_period_days: 30", "verify_period_days: monthly"));
+    expect(() => readSettingsFile(file)).toThrow(/backup\.proof\.verify_period_days: .*found "monthly"/);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
 
 describe("settings", () => {
   it("writes defaults on first start, valid by the schema", () => {

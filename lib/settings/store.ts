@@ -35,13 +35,23 @@ export function parseSettings(file: string, text: string): Settings {
     if (err instanceof SettingsError) throw err;
     throw new SettingsError(file, `not valid YAML: ${(err as Error).message.split("\n")[0]}`);
   }
-  const result = settingsSchema.safeParse(raw);
+  const result = settingsSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     const issue = result.error.issues[0];
     const at = issue.path.length ? issue.path.join(".") : "(top level)";
-    throw new SettingsError(file, `${at}: ${issue.message}`);
+    throw new SettingsError(file, `${at}: ${issue.message}${foundText(issue.input)}`);
   }
   return result.data;
+}
+
+/** What the file holds where a value is wrong, and why, when a YAML 1.1 tool is the likely cause. */
+function foundText(input: unknown): string {
+  if (input === undefined) return "";
+  const shown = JSON.stringify(input) ?? String(input);
+  if (typeof input === "boolean") {
+    return `; found ${shown}. A YAML 1.1 tool (PyYAML, Ansible) reads an unquoted off, on, yes or no as true or false: put the word in quotes, e.g. "off".`;
+  }
+  return `; found ${shown.length > 80 ? shown.slice(0, 77) + "..." : shown}`;
 }
 
 export function readSettingsFile(file: string): Settings {
@@ -50,7 +60,9 @@ export function readSettingsFile(file: string): Settings {
 
 export function writeSettingsFile(file: string, settings: Settings): void {
   const checked = settingsSchema.parse(settings);
-  writeFileAtomic(file, HEADER + YAML.stringify(checked), 0o600);
+  // Written as YAML 1.1 sees it (still plain YAML 1.2 for our reader): strings such as off, yes or
+  // 0777 are quoted, so a YAML 1.1 tool that reads and rewrites the file keeps them strings.
+  writeFileAtomic(file, HEADER + YAML.stringify(checked, { version: "1.1" }), 0o600);
 }
 
 interface Cached {
