@@ -89,9 +89,12 @@ function turnAway(socket: net.Socket, message: string) {
  *   Coffer that stopped reading (the stream's buffer is full);
  * - a chunked body past `cap` is cut off (a declared one over it was
  *   refused before it was read).
+ * - once the answer is out, what is left of an unread body is discarded by
+ *   Node (past the parser, where nothing counts it) for at most 1 s, as in
+ *   refuse(), then the connection closes.
  * Progress, not the total time, is what is timed: a slow honest upload lands.
  */
-function watchBody(req: http.IncomingMessage, cap: number | null) {
+function watchBody(req: http.IncomingMessage, res: http.ServerResponse, cap: number | null) {
   const declared = req.headers["content-length"];
   if ((declared === undefined || declared === "0") && !req.headers["transfer-encoding"]) return;
   let received = 0;
@@ -103,6 +106,9 @@ function watchBody(req: http.IncomingMessage, cap: number | null) {
   timer = setTimeout(stalled, limits.bodyIdleMs).unref();
   const stop = () => clearTimeout(timer);
   req.once("close", stop);
+  res.once("finish", () => {
+    if (!req.complete) setTimeout(() => req.complete || req.socket.destroy(), 1000).unref();
+  });
   const push = req.push.bind(req);
   req.push = (chunk: unknown, encoding?: BufferEncoding) => {
     if (chunk === null) {
@@ -158,7 +164,7 @@ async function main() {
     if (!verdict.ok) return refuse(req, res, verdict.status, verdict.code, verdict.message);
     // Next routes the spelling the caps were matched on, not a second reading of its own.
     req.url = verdict.url;
-    watchBody(req, verdict.cap);
+    watchBody(req, res, verdict.cap);
     handle(req, res).catch((err) => {
       console.error("Coffer: request failed", err);
       if (!res.headersSent) refuse(req, res, 500, "INTERNAL", "Something went wrong on the server. The details are in the server log.");
