@@ -8,8 +8,10 @@ import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { randomUUID } from "node:crypto";
+import type net from "node:net";
 import { admitRequest, CLIENT_HEADER, EDGE_MARK, REQUEST_HEADER, requestsInFlight, SECURITY_HEADERS } from "../lib/http/edge";
-import { clientAddress, parseTrustedProxies, TrustedProxiesError } from "../lib/http/peer";
+import { clientAddress, normalizeAddress, parseTrustedProxies, TrustedProxiesError } from "../lib/http/peer";
+import { ConnectionGate, serverLimits, ServerLimitsError } from "../lib/http/limits";
 
 // Whatever umask the service manager gave us, nothing Coffer writes is readable by other users.
 process.umask(0o077);
@@ -26,6 +28,14 @@ try {
   trusted = parseTrustedProxies(process.env.COFFER_TRUSTED_PROXIES);
 } catch (err) {
   if (err instanceof TrustedProxiesError) fail(err.message);
+  throw err;
+}
+
+let limits: ReturnType<typeof serverLimits>;
+try {
+  limits = serverLimits(process.env);
+} catch (err) {
+  if (err instanceof ServerLimitsError) fail(err.message);
   throw err;
 }
 
@@ -58,6 +68,64 @@ function refuse(req: http.IncomingMessage, res: http.ServerResponse, status: num
   req.on("error", () => {});
 }
 
+const HSTS = "max-age=31536000";
+
+/** A connection over a cap: a 503 written straight on the socket (no request parsed), then a lingering close as in refuse(). */
+function turnAway(socket: net.Socket, message: string) {
+  const body = JSON.stringify({ error: { code: "TOO_MANY_CONNECTIONS", message } });
+  socket.on("error", () => {});
+  socket.end(
+    `HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nRetry-After: 10\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
+  socket.resume();
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/**
+ * Watches a request's body as Node's parser delivers it (IncomingMessage's
+ * push, which the parser calls for every chunk; wrapping it is the only
+ * place that sees a body's bytes without consuming them in Next's stead):
+ * - a body that makes no progress for bodyIdleMs is dropped, unless it is
+ *   Coffer that stopped reading (the stream's buffer is full);
+ * - a chunked body past `cap` is cut off (a declared one over it was
+ *   refused before it was read).
+ * - once the answer is out, what is left of an unread body is discarded by
+ *   Node (past the parser, where nothing counts it) for at most 1 s, as in
+ *   refuse(), then the connection closes.
+ * Progress, not the total time, is what is timed: a slow honest upload lands.
+ */
+function watchBody(req: http.IncomingMessage, res: http.ServerResponse, cap: number | null) {
+  const declared = req.headers["content-length"];
+  if ((declared === undefined || declared === "0") && !req.headers["transfer-encoding"]) return;
+  let received = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = () => {
+    if (req.readableLength >= req.readableHighWaterMark) return void (timer = setTimeout(stalled, limits.bodyIdleMs).unref());
+    req.socket.destroy();
+  };
+  timer = setTimeout(stalled, limits.bodyIdleMs).unref();
+  const stop = () => clearTimeout(timer);
+  req.once("close", stop);
+  res.once("finish", () => {
+    if (!req.complete) setTimeout(() => req.complete || req.socket.destroy(), 1000).unref();
+  });
+  const push = req.push.bind(req);
+  req.push = (chunk: unknown, encoding?: BufferEncoding) => {
+    if (chunk === null) {
+      stop();
+      return push(chunk, encoding);
+    }
+    received += (chunk as Buffer).length;
+    if (cap !== null && received > cap) {
+      stop();
+      req.socket.destroy();
+      return false;
+    }
+    timer?.refresh();
+    return push(chunk, encoding);
+  };
+}
+
 async function main() {
   const appRoot = path.resolve(__dirname, "..", "..");
   process.env.COFFER_APP_ROOT ??= appRoot;
@@ -74,10 +142,12 @@ async function main() {
   await app.prepare();
   const handle = app.getRequestHandler();
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: 0, keepAliveTimeout: limits.keepAliveTimeoutMs, connectionsCheckingInterval: limits.checkIntervalMs }, (req, res) => {
     for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value);
     const peer = req.socket.remoteAddress;
     const fromProxy = !!peer && trusted.trusts(peer);
+    // The browser reached a trusted proxy over HTTPS: tell it never to use plain HTTP here again. Never on plain HTTP, where anyone could set it.
+    if (fromProxy && String(req.headers["x-forwarded-proto"] ?? "").split(",")[0].trim().toLowerCase() === "https") res.setHeader("Strict-Transport-Security", HSTS);
     const client = clientAddress(peer, req.headers["x-forwarded-for"], trusted);
     if (!fromProxy) for (const h of FORWARDED) delete req.headers[h];
     delete req.headers[CLIENT_HEADER];
@@ -92,15 +162,30 @@ async function main() {
     });
     const verdict = admitRequest(req.method ?? "GET", req.url ?? "/", req.headers);
     if (!verdict.ok) return refuse(req, res, verdict.status, verdict.code, verdict.message);
+    // Next routes the spelling the caps were matched on, not a second reading of its own.
+    req.url = verdict.url;
+    watchBody(req, res, verdict.cap);
     handle(req, res).catch((err) => {
       console.error("Coffer: request failed", err);
       if (!res.headersSent) refuse(req, res, 500, "INTERNAL", "Something went wrong on the server. The details are in the server log.");
       else res.destroy();
     });
   });
-  // A slow client may not hold a connection open forever before sending its headers.
-  server.headersTimeout = 30_000;
-  server.requestTimeout = 0; // uploads and restores stream for as long as they need
+  // headersTimeout also closes a socket that sends nothing (Node times a connection from its first byte's wait);
+  // there is no total request time (uploads and restores stream for as long as they make progress: watchBody).
+  // Over a connection cap a socket never reaches Node's parser: the gate runs in place of its connection listener.
+  const parse = server.listeners("connection");
+  if (parse.length !== 1) fail("the HTTP server's connection handling is not what this entry expects.");
+  server.removeAllListeners("connection");
+  const gate = new ConnectionGate(limits);
+  server.on("connection", (socket: net.Socket) => {
+    const peer = normalizeAddress(socket.remoteAddress ?? "") ?? "?";
+    const viaProxy = trusted.trusts(peer);
+    const refused = gate.admit(peer, viaProxy);
+    if (refused) return turnAway(socket, refused);
+    socket.once("close", () => gate.release(peer, viaProxy));
+    (parse[0] as (s: net.Socket) => void).call(server, socket);
+  });
   server.listen(port, hostname, () => {
     const where = hostname ?? "0.0.0.0";
     console.log(`Coffer is listening on http://${where.includes(":") ? `[${where}]` : where}:${port}` + (trusted.list.length ? ` (trusting X-Forwarded-For from ${trusted.list.join(", ")})` : ""));

@@ -1,6 +1,7 @@
 import { describe, it, expect } from "vitest";
 import { clientAddress, normalizeAddress, parseTrustedProxies } from "@/lib/http/peer";
-import { admitRequest, AUTH_BODY_CAP } from "@/lib/http/edge";
+import { admitRequest, AUTH_BODY_CAP, bodyCap, DEFAULT_BODY_CAP, normalizePath } from "@/lib/http/edge";
+import { ConnectionGate, serverLimits } from "@/lib/http/limits";
 import { backoffDelayMs, backoffWait, recordFailure } from "@/lib/auth/ratelimit";
 import { issueDeviceToken, verifyDeviceToken, cookieValue } from "@/lib/auth/device";
 
@@ -37,16 +38,96 @@ describe("client address", () => {
 
 describe("admitting a request", () => {
   it("caps next-auth's bodies by declared length and refuses chunked ones", () => {
-    expect(admitRequest("POST", "/api/auth/callback/credentials", { "content-length": String(AUTH_BODY_CAP) })).toEqual({ ok: true });
+    expect(admitRequest("POST", "/api/auth/callback/credentials", { "content-length": String(AUTH_BODY_CAP) })).toMatchObject({ ok: true, cap: AUTH_BODY_CAP });
     expect(admitRequest("POST", "/api/auth/callback/credentials", { "content-length": String(AUTH_BODY_CAP + 1) })).toMatchObject({ status: 413 });
     expect(admitRequest("POST", "/api/auth/signout", { "transfer-encoding": "chunked" })).toMatchObject({ status: 411 });
-    expect(admitRequest("POST", "/api/auth/callback/credentials", { "content-length": "12abc" })).toMatchObject({ status: 413 });
-    expect(admitRequest("POST", "/api/documents", { "transfer-encoding": "chunked" })).toEqual({ ok: true }); // uploads cap themselves
+    expect(admitRequest("POST", "/api/auth/callback/credentials", { "content-length": "12abc" })).toMatchObject({ status: 400, code: "BAD_LENGTH" });
+    expect(admitRequest("POST", "/api/documents", { "transfer-encoding": "chunked" })).toMatchObject({ ok: true, cap: null }); // uploads cap themselves
   });
 
-  it("answers a malformed %-escape with 400", () => {
-    expect(admitRequest("GET", "/api/documents/%E0%A4%A", {})).toMatchObject({ status: 400, code: "BAD_URL" });
-    expect(admitRequest("GET", "/documents?q=%zz", {})).toEqual({ ok: true }); // the query is the page's business
+  // The probe's bypass: Next resolves these before routing, so the cap must too.
+  const signIn = [
+    "/api/./auth/callback/credentials",
+    "/api/%2e/auth/callback/credentials",
+    "/api/%2E%2e/api/auth/callback/credentials",
+    "/api/x/../auth/callback/credentials",
+    "/api/x/%2e%2E/auth/callback/credentials",
+    "/./api/auth/callback/credentials",
+    "/../api/auth/callback/credentials",
+    "//api//auth///callback/credentials",
+    "/api/%61%75%74%68/callback/credentials",
+    "/api\\auth\\callback\\credentials",
+    "/API/Auth/callback/credentials",
+    "/api/auth/callback/credentials/",
+    "http://coffer.example/api/./auth/callback/credentials",
+  ];
+  it.each(signIn)("%s is the sign-in route, capped at 8 KiB", (spelling) => {
+    expect(admitRequest("POST", `${spelling}?x=1`, { "content-length": String(AUTH_BODY_CAP + 1) })).toMatchObject({ status: 413, code: "TOO_LARGE" });
+    expect(admitRequest("POST", spelling, { "transfer-encoding": "chunked" })).toMatchObject({ status: 411 });
+    const ok = admitRequest("POST", `${spelling}?x=/../1`, { "content-length": "10" });
+    expect(ok).toMatchObject({ ok: true, cap: AUTH_BODY_CAP });
+    if (ok.ok && !/API|Auth/.test(spelling)) expect(ok.url).toMatch(/^\/api\/auth\/callback\/credentials\/?\?x=\/\.\.\/1$/);
+  });
+
+  it("normalises once: unreserved escapes decoded, others kept, dot segments never above the root", () => {
+    const n = (p: string) => normalizePath(p);
+    expect(n("/a/%7e%41%2D%5f")).toEqual({ ok: true, path: "/a/~A-_" });
+    expect(n("/a/%c3%a9%20b")).toEqual({ ok: true, path: "/a/%C3%A9%20b" });
+    expect(n("/a/b/..")).toEqual({ ok: true, path: "/a/" });
+    expect(n("/a/b/.")).toEqual({ ok: true, path: "/a/b/" });
+    expect(n("/../../x")).toEqual({ ok: true, path: "/x" });
+    expect(n("/")).toEqual({ ok: true, path: "/" });
+    expect(n("/%252e%252e/x")).toEqual({ ok: true, path: "/%252e%252e/x" }); // an escaped "%" is not a dot
+  });
+
+  it.each([
+    ["/api%2fauth/callback/credentials", /escaped slash/],
+    ["/api/auth%2Fcallback/credentials", /escaped slash/],
+    ["/api%5cauth/callback/credentials", /escaped slash/],
+    ["/api/auth/%00", /control character/],
+    ["/api/documents/%E0%A4%A", /malformed/],
+    ["/api/documents/%c3", /malformed/],
+    ["/api/%zz", /malformed/],
+    ["*", /starts with \//],
+  ])("refuses %s with 400 and a sentence", (spelling, sentence) => {
+    expect(admitRequest("POST", spelling, { "content-length": "1" })).toMatchObject({ ok: false, status: 400, code: "BAD_URL", message: expect.stringMatching(sentence) });
+  });
+
+  it("leaves the query to the page", () => {
+    expect(admitRequest("GET", "/documents?q=%zz", {})).toEqual({ ok: true, url: "/documents?q=%zz", cap: DEFAULT_BODY_CAP });
+  });
+
+  it("gives every body without a route cap the default cap; uploads and restores keep theirs", () => {
+    for (const p of ["/api/setup/verify", "/api/documents/3", "/settings/users", "/", "/api/restore/x/apply", "/api/health"]) {
+      expect(bodyCap("POST", p)).toBe(DEFAULT_BODY_CAP);
+    }
+    expect(admitRequest("POST", "/settings/users", { "content-length": String(DEFAULT_BODY_CAP + 1) })).toMatchObject({ status: 413, message: expect.stringMatching(/at most 1 MiB/) });
+    expect(admitRequest("GET", "/api/health", { "content-length": String(DEFAULT_BODY_CAP + 1) })).toMatchObject({ status: 413 });
+    for (const p of ["/api/documents", "/api/./documents", "/api/setup/restore", "/api/settings/backup/x/../restore"]) expect(bodyCap("POST", normalizePath(p).ok ? (normalizePath(p) as { path: string }).path : p)).toBeNull();
+    expect(bodyCap("PUT", "/api/documents")).toBe(DEFAULT_BODY_CAP);
+    expect(admitRequest("POST", "/api/documents", { "content-length": String(50 * DEFAULT_BODY_CAP) })).toMatchObject({ ok: true, cap: null });
+  });
+});
+
+describe("server limits", () => {
+  it("default to 30 s headers, 30 s body stall, 5 s keep-alive, 64 per address and 1024 in all; a bad value is a sentence", () => {
+    expect(serverLimits({})).toEqual({ headersTimeoutMs: 30_000, bodyIdleMs: 30_000, keepAliveTimeoutMs: 5_000, checkIntervalMs: 3_000, perAddress: 64, total: 1024 });
+    expect(serverLimits({ COFFER_HEADERS_TIMEOUT_MS: "2000", COFFER_MAX_CONNECTIONS: "5" })).toMatchObject({ headersTimeoutMs: 2000, checkIntervalMs: 200, total: 5 });
+    expect(() => serverLimits({ COFFER_MAX_CONNECTIONS_PER_ADDRESS: "0" })).toThrow(/COFFER_MAX_CONNECTIONS_PER_ADDRESS must be a whole number/);
+    expect(() => serverLimits({ COFFER_BODY_IDLE_TIMEOUT_MS: "30s" })).toThrow(/not "30s"/);
+  });
+
+  it("count connections per address and in all; a trusted proxy's count towards the total only", () => {
+    const gate = new ConnectionGate({ perAddress: 2, total: 4 });
+    expect(gate.admit("10.0.0.1", false)).toBeNull();
+    expect(gate.admit("10.0.0.1", false)).toBeNull();
+    expect(gate.admit("10.0.0.1", false)).toMatch(/from your address \(at most 2\)/);
+    expect(gate.admit("127.0.0.1", true)).toBeNull();
+    expect(gate.admit("127.0.0.1", true)).toBeNull();
+    expect(gate.admit("10.0.0.2", false)).toMatch(/too many open connections/);
+    gate.release("10.0.0.1", false);
+    expect(gate.admit("10.0.0.2", false)).toBeNull();
+    expect(gate.openConnections).toBe(4);
   });
 });
 

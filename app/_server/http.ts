@@ -26,6 +26,11 @@ export function requestBody(req: Request): Readable {
   const signals = [req.signal, id ? requestsInFlight().get(id)?.gone.signal : undefined].filter((s): s is AbortSignal => !!s);
   const gone = AbortSignal.any(signals);
   const hangUp = () => body.destroy(new AppError(400, "CLIENT_GONE", "The connection closed before the whole body arrived."));
+  // A client can hang up before the route has piped the body anywhere (it is
+  // created before the route's first await). An error with no listener is an
+  // uncaughtException; a consumer that attaches later still gets it from the
+  // stream's state (pipeline and finished read `errored`).
+  body.on("error", () => {});
   if (gone.aborted) hangUp();
   else {
     gone.addEventListener("abort", hangUp, { once: true });
