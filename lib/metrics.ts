@@ -65,7 +65,8 @@ export function renderMetrics(inst: Instance, now = Date.now()): string {
   const drills = db.prepare("SELECT status, count(*) AS n FROM drills WHERE status != 'running' GROUP BY status ORDER BY status").all() as { status: string; n: number }[];
   metric("coffer_drills_total", "counter", "Restore drills by outcome.", drills.map((d) => [{ status: d.status }, d.n]));
 
-  metric("coffer_documents", "gauge", "Documents in the vault.", [[{}, db.prepare("SELECT count(*) FROM documents").pluck().get() as number]]);
+  metric("coffer_documents", "gauge", "Documents in the vault (not in the trash).", [[{}, db.prepare("SELECT count(*) FROM documents WHERE deleted_at IS NULL").pluck().get() as number]]);
+  metric("coffer_documents_trashed", "gauge", "Documents in the trash, kept until trash.retention_days.", [[{}, db.prepare("SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").pluck().get() as number]]);
   const vault = db.prepare("SELECT coalesce(sum(size), 0) FROM (SELECT sha256, max(size) AS size FROM documents GROUP BY sha256)").pluck().get() as number;
   metric("coffer_vault_size_bytes", "gauge", "Bytes of document content stored (each distinct file once).", [[{}, vault]]);
   const staged = fs.existsSync(inst.paths.staging) ? fs.readdirSync(inst.paths.staging).length : 0;

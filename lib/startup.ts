@@ -10,6 +10,7 @@ import { currentTarget } from "./backup/repository";
 import { recoverRestore, sweepStaging, RecoveryError, type RecoveryOutcome } from "./backup/restore";
 import { BackupScheduler } from "./backup/scheduler";
 import { DeepCheckJob } from "./doctor/job";
+import { TrashPurgeJob } from "./vault/trash";
 import { ProofJob } from "./backup/proof";
 import { recordServerPid } from "./server-pid";
 import { installInstance, runtimeState } from "./runtime";
@@ -95,7 +96,9 @@ export async function startCoffer(env: Env = process.env): Promise<void> {
       deepCheck.start();
       const proof = new ProofJob(serving);
       proof.start();
-      state.jobs.push(scheduler, deepCheck, proof);
+      const trash = new TrashPurgeJob(serving);
+      trash.start();
+      state.jobs.push(scheduler, deepCheck, proof, trash);
     }
     const code = ensureSetupCode(inst, env);
     if (code) {

@@ -15,6 +15,7 @@ import { resolveBackupDir } from "@/lib/backup/directory";
 import { acquireLock } from "@/lib/lock";
 import { archiveBaseName, isArchiveName, type Scope } from "@/lib/backup/format";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
+import { deleteForever } from "@/lib/vault/trash";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret, decryptSecret } from "@/lib/settings/secrets";
 import { blobPath } from "@/lib/vault/blobs";
@@ -158,6 +159,7 @@ describe("consistency under writes", () => {
         if (!deleted) {
           deleted = true;
           deleteDocument(inst, admin, null, photo);
+          deleteForever(inst, admin, null, photo);
         }
         fs.appendFileSync(file, chunk);
         setTimeout(cb, 1);

@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { Readable } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
+import { deleteForever } from "@/lib/vault/trash";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import { snapshotDatabase } from "@/lib/backup/snapshot";
@@ -287,6 +288,7 @@ describe("offsite repository", () => {
     await push(inst, repo, new Date("2026-11-18T03:00:00Z"));
     const doomed = inst.db.prepare("SELECT id FROM documents WHERE name = 'doc-1.bin'").pluck().get() as number;
     deleteDocument(inst, admin, null, doomed);
+    deleteForever(inst, admin, null, doomed);
     await push(inst, repo, new Date("2026-11-19T03:00:00Z"));
     await push(inst, repo, new Date("2026-11-20T03:00:00Z"));
     const policy = { mode: "count" as const, count: 2, days: 30, gfs: { latest: 1, hourly: 0, daily: 0, weekly: 0, monthly: 0 } };

@@ -5,6 +5,7 @@ import v8 from "node:v8";
 import vm from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import { createDocument, deleteDocument, openDocumentStream, cleanDocumentName } from "@/lib/vault/documents";
+import { deleteForever } from "@/lib/vault/trash";
 import { blobPath, stageBlob } from "@/lib/vault/blobs";
 import { makeSetUpInstance } from "./support/instance";
 
@@ -54,8 +55,11 @@ describe("blob store", () => {
     expect(fs.readdirSync(`${inst.paths.vault}/${a.sha256.slice(0, 2)}`)).toEqual([a.sha256]);
 
     deleteDocument(inst, admin, null, a.id);
+    deleteForever(inst, admin, null, a.id);
     expect(fs.existsSync(file)).toBe(true);
     deleteDocument(inst, member, null, b.id);
+    expect(fs.existsSync(file)).toBe(true); // in the trash
+    deleteForever(inst, admin, null, b.id);
     expect(fs.existsSync(file)).toBe(false);
     expect(fs.readdirSync(inst.paths.tmp)).toEqual([]);
   });

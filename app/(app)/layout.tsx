@@ -15,6 +15,7 @@ export default async function AppLayout({ children }: { children: React.ReactNod
           </Link>
           <nav aria-label="Main" className="flex items-center gap-1">
             <NavLink href="/documents">Documents</NavLink>
+            <NavLink href="/trash">Trash</NavLink>
             {user.role === "admin" && <NavLink href="/settings">Settings</NavLink>}
           </nav>
           <div className="ml-auto flex items-center gap-2 text-sm">

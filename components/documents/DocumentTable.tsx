@@ -1,6 +1,8 @@
 "use client";
 
-import { useConfirmedDelete } from "@/components/useConfirmedDelete";
+import { useState } from "react";
+import Link from "next/link";
+import { useRouter } from "next/navigation";
 import { Alert, Button, Table } from "@/components/ui";
 import { formatBytes } from "@/lib/format";
 
@@ -13,17 +15,70 @@ export interface DocumentItem {
   owner: string;
 }
 
-export function DocumentTable({ documents, showOwner }: { documents: DocumentItem[]; showOwner: boolean }) {
-  const { deleting, error, remove: removeRow } = useConfirmedDelete<number>();
-  const remove = (doc: DocumentItem) =>
-    removeRow(doc.id, `/api/documents/${doc.id}`, `Delete “${doc.name}”? This cannot be undone (except by restoring a backup).`);
+const failure = async (res: Response | null, what: string) => {
+  const data = res ? await res.json().catch(() => null) : null;
+  return data?.error?.message ?? (res ? `${what} failed (HTTP ${res.status}).` : "The connection to the server was lost.");
+};
+
+/** `trashDays`: how long the trash keeps a deleted document; 0 means a delete is for good. */
+export function DocumentTable({ documents, showOwner, trashDays }: { documents: DocumentItem[]; showOwner: boolean; trashDays: number }) {
+  const router = useRouter();
+  const [deleting, setDeleting] = useState<number | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [trashed, setTrashed] = useState<DocumentItem | null>(null);
+  const [undoing, setUndoing] = useState(false);
+
+  async function remove(doc: DocumentItem) {
+    // With a trash there is an undo, so no question first; without one, ask.
+    if (trashDays === 0 && !window.confirm(`Delete “${doc.name}”? The trash is turned off, so this cannot be undone (except by restoring a backup).`)) return;
+    setDeleting(doc.id);
+    setError(null);
+    setTrashed(null);
+    const res = await fetch(`/api/documents/${doc.id}`, { method: "DELETE" }).catch(() => null);
+    setDeleting(null);
+    if (!res || !res.ok) setError(await failure(res, "Delete"));
+    else if (res.headers.get("x-coffer-trashed") === "1") setTrashed(doc);
+    router.refresh();
+  }
+
+  async function undo(doc: DocumentItem) {
+    setUndoing(true);
+    const res = await fetch(`/api/trash/${doc.id}/restore`, { method: "POST" }).catch(() => null);
+    setUndoing(false);
+    if (!res || !res.ok) setError(await failure(res, "Undo"));
+    setTrashed(null);
+    router.refresh();
+  }
+
+  const notice = (
+    <>
+      {error && <Alert>{error}</Alert>}
+      {trashed && (
+        <Alert tone="info">
+          <span className="flex flex-wrap items-center gap-x-3 gap-y-1">
+            <span>
+              Moved “{trashed.name}” to the <Link href="/trash" className="font-medium underline">trash</Link>; it stays there {trashDays} day{trashDays === 1 ? "" : "s"}.
+            </span>
+            <Button variant="ghost" busy={undoing} onClick={() => undo(trashed)}>
+              Undo
+            </Button>
+          </span>
+        </Alert>
+      )}
+    </>
+  );
 
   if (documents.length === 0) {
-    return <p className="py-10 text-center text-sm text-zinc-600 dark:text-zinc-400">No documents yet. Upload one above.</p>;
+    return (
+      <>
+        {notice}
+        <p className="py-10 text-center text-sm text-zinc-600 dark:text-zinc-400">No documents yet. Upload one above.</p>
+      </>
+    );
   }
   return (
     <>
-      {error && <Alert>{error}</Alert>}
+      {notice}
       <Table
         head={
           <>

@@ -43,7 +43,7 @@ export function listUsers(inst: Instance): (User & { documents: number })[] {
   return inst.db
     .prepare(
       `SELECT ${USER_COLUMNS.split(", ").map((c) => "u." + c).join(", ")},
-              (SELECT count(*) FROM documents d WHERE d.owner_id = u.id) AS documents
+              (SELECT count(*) FROM documents d WHERE d.owner_id = u.id AND d.deleted_at IS NULL) AS documents
        FROM users u ORDER BY u.role, u.username COLLATE NOCASE`,
     )
     .all() as (User & { documents: number })[];

@@ -126,6 +126,12 @@ export const MIGRATIONS: readonly string[] = [
     revoked_at   TEXT
   );
   `,
+  // 9: the trash. A deleted document keeps its row and blob until it is purged; deleted_at marks it.
+  `
+  ALTER TABLE documents ADD COLUMN deleted_at TEXT;
+  ALTER TABLE documents ADD COLUMN deleted_by INTEGER REFERENCES users(id) ON DELETE SET NULL;
+  CREATE INDEX documents_trashed ON documents(deleted_at) WHERE deleted_at IS NOT NULL;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -108,6 +108,13 @@ export const settingsSchema = z
       .strict()
       .prefault({}),
     backup: backupJobSchema,
+    trash: z
+      .object({
+        /** A deleted document stays in the trash this many days, then is purged; 0 deletes at once. */
+        retention_days: z.number().int().min(0).max(3650).default(30),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

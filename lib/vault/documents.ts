@@ -7,6 +7,7 @@ import { audit } from "../audit/log";
 import type { User } from "../auth/users";
 import { stageBlob, commitBlobSync, discardStagedBlob, blobPath } from "./blobs";
 import { unlinkBlobWhenFree } from "./pins";
+import { currentSettings } from "../settings/store";
 
 export interface DocumentRow {
   id: number;
@@ -17,6 +18,8 @@ export interface DocumentRow {
   size: number;
   sha256: string;
   created_at: string;
+  deleted_at: string | null;
+  deleted_by: number | null;
 }
 
 const TYPES: Record<string, string> = {
@@ -68,16 +71,18 @@ export function contentTypeFor(name: string, declared: string | null | undefined
   return TYPES[path.extname(name).toLowerCase()] ?? "application/octet-stream";
 }
 
-const SELECT = `SELECT d.*, u.username AS owner FROM documents d JOIN users u ON u.id = d.owner_id`;
+export const DOCUMENT_SELECT = `SELECT d.*, u.username AS owner FROM documents d JOIN users u ON u.id = d.owner_id`;
+const SELECT = DOCUMENT_SELECT;
 
+/** Live documents (not in the trash) `viewer` may see. */
 export function listDocuments(inst: Instance, viewer: User): DocumentRow[] {
-  if (viewer.role === "admin") return inst.db.prepare(`${SELECT} ORDER BY d.id DESC`).all() as DocumentRow[];
-  return inst.db.prepare(`${SELECT} WHERE d.owner_id = ? ORDER BY d.id DESC`).all(viewer.id) as DocumentRow[];
+  if (viewer.role === "admin") return inst.db.prepare(`${SELECT} WHERE d.deleted_at IS NULL ORDER BY d.id DESC`).all() as DocumentRow[];
+  return inst.db.prepare(`${SELECT} WHERE d.deleted_at IS NULL AND d.owner_id = ? ORDER BY d.id DESC`).all(viewer.id) as DocumentRow[];
 }
 
-/** The document if `viewer` may see it; 404 (not 403) for others' documents so ids leak nothing. */
+/** The live document if `viewer` may see it; 404 (not 403) for others' documents so ids leak nothing. */
 export function getDocumentFor(inst: Instance, viewer: User, id: number): DocumentRow {
-  const doc = inst.db.prepare(`${SELECT} WHERE d.id = ?`).get(id) as DocumentRow | undefined;
+  const doc = inst.db.prepare(`${SELECT} WHERE d.id = ? AND d.deleted_at IS NULL`).get(id) as DocumentRow | undefined;
   if (!doc || (viewer.role !== "admin" && doc.owner_id !== viewer.id)) throw notFound("That document");
   return doc;
 }
@@ -122,17 +127,38 @@ export async function createDocument(
   }
 }
 
-/** Deletes a document; its blob goes when no other document references it. */
-export function deleteDocument(inst: Instance, viewer: User, ip: string | null, id: number): void {
+/**
+ * Deletes a document as a person does: into the trash (lib/vault/trash.ts), or
+ * for good at once when the trash keeps nothing (trash.retention_days: 0).
+ */
+export function deleteDocument(inst: Instance, viewer: User, ip: string | null, id: number): { trashed: boolean } {
   // getDocumentFor answers 404 for documents the viewer may not see: the owner-or-admin check.
   const doc = getDocumentFor(inst, viewer, id);
-  const orphan = inst.db.transaction(() => {
-    inst.db.prepare("DELETE FROM documents WHERE id = ?").run(id);
-    inst.db.prepare("UPDATE users SET used_bytes = max(0, used_bytes - ?) WHERE id = ?").run(doc.size, doc.owner_id);
-    audit(inst.db, { id: viewer.id, name: viewer.username, ip }, "document.delete", doc.name, { id, owner: doc.owner });
-    return !inst.db.prepare("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1").get(doc.sha256);
-  })();
-  if (orphan) {
-    unlinkBlobWhenFree(blobPath(inst.paths, doc.sha256), () => !inst.db.prepare("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1").get(doc.sha256));
+  const actor = { id: viewer.id, name: viewer.username, ip };
+  if (currentSettings(inst.paths.settings).trash.retention_days === 0) {
+    eraseDocuments(inst, [doc], () => audit(inst.db, actor, "document.delete", doc.name, { id, owner: doc.owner }));
+    return { trashed: false };
   }
+  inst.db.transaction(() => {
+    inst.db.prepare("UPDATE documents SET deleted_at = ?, deleted_by = ? WHERE id = ? AND deleted_at IS NULL").run(new Date().toISOString(), viewer.id, id);
+    audit(inst.db, actor, "document.trash", doc.name, { id, owner: doc.owner });
+  })();
+  return { trashed: true };
+}
+
+/**
+ * Removes documents for good (live or trashed), in one transaction with `record` (the audit
+ * line); each blob goes once no other document, trashed ones included, references it.
+ */
+export function eraseDocuments(inst: Instance, docs: Pick<DocumentRow, "id" | "size" | "owner_id" | "sha256">[], record: () => void): void {
+  const stillUsed = (sha: string) => !!inst.db.prepare("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1").get(sha);
+  const orphans = inst.db.transaction(() => {
+    for (const doc of docs) {
+      inst.db.prepare("DELETE FROM documents WHERE id = ?").run(doc.id);
+      inst.db.prepare("UPDATE users SET used_bytes = max(0, used_bytes - ?) WHERE id = ?").run(doc.size, doc.owner_id);
+    }
+    record();
+    return [...new Set(docs.map((d) => d.sha256))].filter((sha) => !stillUsed(sha));
+  })();
+  for (const sha of orphans) unlinkBlobWhenFree(blobPath(inst.paths, sha), () => !stillUsed(sha));
 }

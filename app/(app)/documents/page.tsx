@@ -12,7 +12,8 @@ export const metadata: Metadata = { title: "Documents" };
 export default async function DocumentsPage() {
   const { inst, user } = await pageUser();
   const docs = listDocuments(inst, user);
-  const maxBytes = currentSettings(inst.paths.settings).documents.max_upload_bytes;
+  const settings = currentSettings(inst.paths.settings);
+  const maxBytes = settings.documents.max_upload_bytes;
   return (
     <>
       <PageTitle
@@ -27,6 +28,7 @@ export default async function DocumentsPage() {
       <Uploader maxBytes={maxBytes} maxLabel={formatBytes(maxBytes)} />
       <DocumentTable
         showOwner={user.role === "admin"}
+        trashDays={settings.trash.retention_days}
         documents={docs.map((d) => ({
           id: d.id,
           name: d.name,

@@ -1,15 +1,7 @@
 import { requireUser } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
 import { getDocumentFor, openDocumentStream, deleteDocument } from "@/lib/vault/documents";
-import { notFound } from "@/lib/errors";
-
-type Ctx = { params: Promise<{ id: string }> };
-
-async function documentId(ctx: Ctx): Promise<number> {
-  const { id } = await ctx.params;
-  if (!/^[1-9][0-9]{0,15}$/.test(id)) throw notFound("That document");
-  return Number(id);
-}
+import { documentId, type DocumentCtx as Ctx } from "./id";
 
 export const GET = route<Ctx>(async (_req, ctx) => {
   const { inst, user } = await requireUser();
@@ -27,8 +19,9 @@ export const GET = route<Ctx>(async (_req, ctx) => {
   });
 });
 
+/** Into the trash (or gone at once when the trash keeps nothing); X-Coffer-Trashed says which. */
 export const DELETE = route<Ctx>(async (req, ctx) => {
   const { inst, user } = await requireUser();
-  deleteDocument(inst, user, clientIp(req.headers), await documentId(ctx));
-  return new Response(null, { status: 204 });
+  const { trashed } = deleteDocument(inst, user, clientIp(req.headers), await documentId(ctx));
+  return new Response(null, { status: 204, headers: { "X-Coffer-Trashed": trashed ? "1" : "0" } });
 });
