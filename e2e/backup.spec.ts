@@ -107,7 +107,7 @@ test("Download backup, Back up now, download a stored one, delete it", async ({ 
   expect(audit).toContain("backup.download");
   await ctx.close();
 
-  const health = await (await api("/api/health")).json();
+  const health = await (await api("/api/health", { cookie: admin })).json();
   expect(health.backup.last_status).toBe("success");
   expect(health.backup.last_success_at).toMatch(/^\d{4}-/);
 });

@@ -43,8 +43,9 @@ test("while setup is pending every page goes to /setup and the code guards setup
   expect(fs.readFileSync(path.join(server.dataDir, "setup-token"), "utf8").trim()).toBe(SETUP_CODE);
   expect((fs.statSync(path.join(server.dataDir, "setup-token")).mode & 0o777).toString(8)).toBe("600");
 
+  // Anonymous: the status and whether setup is pending, nothing more.
   const health = await (await fetch(`${server.url}/api/health`)).json();
-  expect(health).toMatchObject({ status: "ok", setup: "required", version: "0.1.0" });
+  expect(health).toEqual({ status: "ok", setup: "required" });
 });
 
 test("after setup: anonymous pages redirect to sign-in, APIs answer 401; setup answers 403", async () => {
@@ -73,7 +74,14 @@ test("after setup: anonymous pages redirect to sign-in, APIs answer 401; setup a
   }
   const setupPage = await fetch(`${server.url}/setup`, { redirect: "manual" });
   expect(setupPage.headers.get("location")).toMatch(/\/login$/);
-  expect((await (await fetch(`${server.url}/api/health`)).json()).setup).toBe("complete");
+  // Anonymous health says nothing about schedule, encryption or offsite; the admin gets all of it.
+  const anonymous = await (await fetch(`${server.url}/api/health`)).json();
+  expect(anonymous).toEqual({ status: "degraded", setup: "complete" });
+  const full = await (await fetch(`${server.url}/api/health`, { headers: { cookie: adminCookie } })).json();
+  expect(full).toMatchObject({ status: "degraded", setup: "complete", version: "0.1.0", backup: { scheduled: expect.any(Boolean), offsite: { enabled: false } } });
+  expect(full.reasons.map((r: { code: string }) => r.code)).toEqual(expect.arrayContaining(["BACKUPS_UNENCRYPTED", "OFFSITE_OFF"]));
+  // A wrong token is told so rather than served the short answer.
+  expect((await fetch(`${server.url}/api/health`, { headers: { authorization: `Bearer coffer_pat_${"q".repeat(43)}` } })).status).toBe(401);
 });
 
 test("a member gets 403 from admin pages and cannot reach others' documents", async ({ page, context }) => {

@@ -38,7 +38,7 @@ test("Health shows how the instance is protected; Run restore drill proves the n
   await expect(page.getByTestId("drills")).toContainText("2 documents, 2 files");
   await expect(protection).toContainText(/Last proven restore.*coffer_full_\S+ \(local\), back in [\d.]+ s/);
 
-  const health = await (await fetch(`${server.url}/api/health`)).json();
+  const health = await (await fetch(`${server.url}/api/health`, { headers: { cookie } })).json();
   expect(health.proof.last_proven_restore).toMatchObject({ source: "local" });
   expect(health.proof.last_proven_restore.seconds).toBeGreaterThan(0);
   expect(health.proof.last_drill.status).toBe("success");

@@ -51,7 +51,7 @@ test("an admin sets a one-minute cron with count retention 2; scheduled runs app
   await expect(page.getByTestId("backup-row")).toHaveCount(2);
   expect(fs.readdirSync(path.join(s.dataDir, "backups")).filter((n) => n.startsWith("coffer_"))).toHaveLength(2);
   await expect(page.getByTestId("next-run")).toContainText("Next scheduled run:");
-  const health = await (await fetch(`${s.url}/api/health`)).json();
+  const health = await (await fetch(`${s.url}/api/health`, { headers: { cookie: admin } })).json();
   expect(health.backup).toMatchObject({ scheduled: true, last_status: "success", stale: false });
   expect(Date.parse(health.backup.next_run_at)).toBeGreaterThan(Date.now() - 5_000);
   const audit = await (await fetch(`${s.url}/settings/audit?action=backup.`, { headers: { cookie: admin } })).text();

@@ -87,7 +87,7 @@ export function healthStatus(reasons: HealthReason[]): HealthStatus {
   return reasons.some((r) => r.level === "fail") ? "failing" : reasons.length ? "degraded" : "ok";
 }
 
-/** What /api/health tells anyone who asks: no secrets, no names. */
+/** What /api/health tells an admin or a metrics:read token: no secrets, no names. */
 export function healthReport(inst: Instance, now = Date.now()) {
   const reasons = healthReasons(inst, now);
   const last = lastRun(inst.db);
@@ -126,4 +126,12 @@ function proofReport(inst: Instance, now: number) {
     drill_overdue: p.drill_overdue,
     verification: { period_days: p.verification.period_days, last_slice_at: p.verification.last_slice_at, objects: p.verification.objects, failed: p.verification.failed.length, overdue: p.verification.overdue },
   };
+}
+
+/**
+ * What /api/health tells anyone: whether to send traffic here and whether
+ * setup is pending, nothing about schedules, encryption or offsite copies.
+ */
+export function publicHealth(report: ReturnType<typeof healthReport>): { status: HealthStatus; setup: "complete" | "required" } {
+  return { status: report.status, setup: report.setup };
 }

@@ -13,7 +13,7 @@ import { sessionEpoch } from "@/lib/auth/epoch";
 import { endSession, newSessionId, sessionEnded } from "@/lib/auth/sessions";
 import { processWide } from "@/lib/util/process-wide";
 import { unauthorized, forbidden, AppError } from "@/lib/errors";
-import { authenticateToken, bearerOf, type TokenScope } from "@/lib/auth/tokens";
+import { authenticateToken, bearerOf, type ApiToken, type TokenScope } from "@/lib/auth/tokens";
 import type { Actor } from "@/lib/audit/log";
 import { clientIp } from "./http";
 
@@ -159,13 +159,16 @@ export async function requireAdmin(): Promise<{ inst: Instance; user: User }> {
  * API token with `scope` (Authorization: Bearer coffer_pat_…). Returns who
  * acts, for the audit log; `what` names the use there.
  */
-export async function requireAdminOrToken(req: Request, scope: TokenScope, what: string): Promise<{ inst: Instance; actor: Actor }> {
+export async function requireAdminOrToken(req: Request, scope: TokenScope, what: string): Promise<{ inst: Instance; actor: Actor; token: ApiToken | null }> {
   const bearer = bearerOf(req.headers.get("authorization"));
   const inst = getInstance();
   const ip = clientIp(req.headers);
-  if (bearer) return { inst, actor: authenticateToken(inst, bearer, scope, ip, what).actor };
+  if (bearer) {
+    const { token, actor } = authenticateToken(inst, bearer, scope, ip, what);
+    return { inst, actor, token };
+  }
   const { user } = await requireAdmin();
-  return { inst, actor: { id: user.id, name: user.username, ip } };
+  return { inst, actor: { id: user.id, name: user.username, ip }, token: null };
 }
 
 export async function requestIp(): Promise<string | null> {

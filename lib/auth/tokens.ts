@@ -22,7 +22,7 @@ export const tokenScopeSchema = z.enum(Object.keys(TOKEN_SCOPES) as [TokenScope,
 
 export const TOKEN_PREFIX = "coffer_pat_";
 const TOKEN_RE = /^coffer_pat_[A-Za-z0-9_-]{43}$/;
-/** Wrong tokens from one address, like wrong passwords: a few, then a wait. */
+/** Unknown tokens from one address, like wrong passwords: a few, then a wait (for guesses only). */
 export const TOKEN_LIMIT: Limit = { max: 10, windowMs: 15 * 60 * 1000 };
 /** Reads that monitors repeat every few seconds are audited at most this often per token; everything else, every time. */
 const QUIET_AUDIT_MS = 3600 * 1000;
@@ -86,24 +86,27 @@ export function bearerOf(header: string | null): string | null {
 
 /**
  * The token a request presents, checked for `scope`: 401 when it is not a
- * token Coffer issued, was revoked or has expired (each said plainly, and
- * counted against the address like a wrong password); 403 when its scopes
- * do not cover this route. Each use is audited with the token's name.
+ * token Coffer issued, was revoked or has expired (each said plainly); 403
+ * when its scopes do not cover this route. Each use is audited with the
+ * token's name. Only unknown tokens (guesses) count against the address and
+ * wait once it guessed ten times: the lookup comes first, so guesses from a
+ * shared address (NAT, a proxy) never lock out the scripts there that hold
+ * real tokens.
  */
 export function authenticateToken(inst: Instance, token: string, scope: TokenScope, ip: string | null, what: string, now = new Date()): { token: ApiToken; actor: Actor } {
   const key = `token:${ip ?? "?"}`;
-  const wait = retryAfter(key, TOKEN_LIMIT, now.getTime());
-  if (wait > 0) throw new AppError(429, "RATE_LIMITED", `Too many wrong API tokens from this address. Try again in ${minutesText(wait)}.`);
-  const fail = (code: string, message: string) => {
+  const guess = (message: string) => {
+    const wait = retryAfter(key, TOKEN_LIMIT, now.getTime());
+    if (wait > 0) return new AppError(429, "RATE_LIMITED", `Too many wrong API tokens from this address. Try again in ${minutesText(wait)}.`);
     recordAttempt(key, TOKEN_LIMIT, now.getTime());
-    return new AppError(401, code, message);
+    return new AppError(401, "TOKEN_INVALID", message);
   };
-  if (!TOKEN_RE.test(token)) throw fail("TOKEN_INVALID", "That is not a Coffer API token (they start coffer_pat_).");
+  if (!TOKEN_RE.test(token)) throw guess("That is not a Coffer API token (they start coffer_pat_).");
   const row = inst.db.prepare("SELECT * FROM api_tokens WHERE token_hash = ?").get(hashToken(token)) as Row | undefined;
-  if (!row) throw fail("TOKEN_INVALID", "This API token is not known to this Coffer. Create one in Settings → API tokens.");
+  if (!row) throw guess("This API token is not known to this Coffer. Create one in Settings → API tokens.");
   const t = fromRow(row);
-  if (t.revoked_at) throw fail("TOKEN_REVOKED", `The API token “${t.name}” was revoked on ${t.revoked_at.slice(0, 10)}.`);
-  if (t.expires_at && Date.parse(t.expires_at) <= now.getTime()) throw fail("TOKEN_EXPIRED", `The API token “${t.name}” expired on ${t.expires_at.slice(0, 10)}.`);
+  if (t.revoked_at) throw new AppError(401, "TOKEN_REVOKED", `The API token “${t.name}” was revoked on ${t.revoked_at.slice(0, 10)}.`);
+  if (t.expires_at && Date.parse(t.expires_at) <= now.getTime()) throw new AppError(401, "TOKEN_EXPIRED", `The API token “${t.name}” expired on ${t.expires_at.slice(0, 10)}.`);
   if (!t.scopes.includes(scope)) throw new AppError(403, "TOKEN_SCOPE", `The API token “${t.name}” does not have the ${scope} scope this needs.`);
   const actor: Actor = { id: null, name: `token “${t.name}”`, ip };
   inst.db.prepare("UPDATE api_tokens SET last_used_at = ? WHERE id = ?").run(now.toISOString(), t.id);

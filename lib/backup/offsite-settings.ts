@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { endpointProblem } from "../http/endpoint-guard";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
 import { currentSettings } from "../settings/store";
@@ -85,7 +86,11 @@ export const connectionSchema = z.object({
   endpoint: z
     .string()
     .trim()
-    .regex(/^https?:\/\/[^\s/]+/i, "Use an http:// or https:// address, e.g. https://s3.example.com."),
+    .regex(/^https?:\/\/[^\s/]+/i, "Use an http:// or https:// address, e.g. https://s3.example.com.")
+    .superRefine((e, ctx) => {
+      const problem = endpointProblem(e);
+      if (problem) ctx.addIssue({ code: "custom", message: problem.message });
+    }),
   region: z.string().trim().max(64).default("us-east-1"),
   bucket: z.string().trim().min(3, "Enter the bucket name.").max(63),
   prefix: z.string().trim().max(512).default(""),

@@ -1,3 +1,5 @@
+import http from "node:http";
+import https from "node:https";
 import { PassThrough, Transform, type Readable, type Writable } from "node:stream";
 import {
   S3Client,
@@ -13,6 +15,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { AppError, notFound } from "../errors";
 import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "./target";
 import { joinKey } from "./offsite-settings";
+import { assertEndpointAllowed, guardedLookup } from "../http/endpoint-guard";
 
 /** Where an S3-compatible repository is and how to reach it (secret already decrypted). */
 export interface S3Location {
@@ -46,6 +49,9 @@ export function s3Client(loc: S3Location, opts: { timeoutMs?: number } = {}): S3
   } catch {
     throw new AppError(400, "OFFSITE_ENDPOINT", `${JSON.stringify(loc.endpoint)} is not an http:// or https:// address.`, { endpoint: "Use an http:// or https:// address, e.g. https://s3.example.com." });
   }
+  assertEndpointAllowed(loc.endpoint);
+  // Host names are checked again on what they resolve to, at every connect.
+  const lookup = guardedLookup();
   const config: S3ClientConfig = {
     endpoint: loc.endpoint || undefined,
     region: loc.region || "us-east-1",
@@ -56,7 +62,13 @@ export function s3Client(loc: S3Location, opts: { timeoutMs?: number } = {}): S3
     // Coffer reports what failed in its own words; without a logger the SDK writes its own warnings to the console.
     logger: { debug() {}, info() {}, warn() {}, error() {} },
     // throwOnRequestTimeout: without it the SDK only logs a warning and waits on a silent server forever.
-    requestHandler: { connectionTimeout: opts.timeoutMs ?? 10_000, requestTimeout: opts.timeoutMs ?? 60_000, throwOnRequestTimeout: true },
+    requestHandler: {
+      connectionTimeout: opts.timeoutMs ?? 10_000,
+      requestTimeout: opts.timeoutMs ?? 60_000,
+      throwOnRequestTimeout: true,
+      httpAgent: new http.Agent({ keepAlive: true, maxSockets: 50, lookup }),
+      httpsAgent: new https.Agent({ keepAlive: true, maxSockets: 50, lookup }),
+    },
   };
   if (loc.checksumCompat) {
     config.requestChecksumCalculation = "WHEN_REQUIRED";

@@ -159,22 +159,41 @@ export function recipientOf(identity: Buffer): string {
 
 /**
  * The X25519 identities in an identity file's text (as age-keygen writes it:
- * comment lines, then AGE-SECRET-KEY-1… lines) or a pasted key.
+ * comment lines, then AGE-SECRET-KEY-1… lines) or a pasted key. Lines of
+ * other identity types (AGE-PLUGIN-…, the post-quantum AGE-SECRET-KEY-PQ-1…)
+ * are skipped, as age skips what it cannot use; the file is refused only when
+ * a line is no identity at all, or when no X25519 identity remains.
  */
 export function parseIdentities(text: string): Buffer[] {
   const keys: Buffer[] = [];
+  let otherTypes = 0;
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.trim();
     if (!line || line.startsWith("#")) continue;
     const d = bech32Decode(line);
-    if (!d || d.hrp !== "age-secret-key-" || d.data.length !== 32) {
-      throw new AgeError("KEY_INVALID", "That is not an age identity: expected a line starting AGE-SECRET-KEY-1 (as in the recovery kit or a file from age-keygen).");
+    if (d?.hrp === "age-secret-key-" && d.data.length === 32) {
+      keys.push(d.data);
+      continue;
     }
-    keys.push(d.data);
+    if (!line.toUpperCase().startsWith("AGE-SECRET-KEY-1") && OTHER_IDENTITY_RE.test(line)) {
+      otherTypes++;
+      continue;
+    }
+    throw new AgeError("KEY_INVALID", "That is not an age identity: expected a line starting AGE-SECRET-KEY-1 (as in the recovery kit or a file from age-keygen).");
   }
-  if (keys.length === 0) throw new AgeError("KEY_INVALID", "No age identity found: paste the line starting AGE-SECRET-KEY-1 from the recovery kit.");
+  if (keys.length === 0) {
+    throw new AgeError(
+      "KEY_INVALID",
+      otherTypes
+        ? "No identity Coffer can use: Coffer opens backups with X25519 keys (AGE-SECRET-KEY-1…), not plugin or post-quantum identities."
+        : "No age identity found: paste the line starting AGE-SECRET-KEY-1 from the recovery kit.",
+    );
+  }
   return keys;
 }
+
+/** An identity of a type Coffer does not implement: Bech32 with an AGE-…- prefix, upper case as age writes it. */
+const OTHER_IDENTITY_RE = /^AGE-[A-Z0-9-]+-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{6,}$/;
 
 // ---------------------------------------------------------------- header --
 
@@ -412,13 +431,32 @@ export function createDecryptStream(keys: AgeKeys): Transform & { finished: () =
   let key: Buffer | null = null;
   let counter = 0n;
   let sawLast = false;
-  const decryptChunk = (data: Buffer, last: boolean): Buffer => {
+  const open = (data: Buffer, last: boolean): Buffer | null => {
     const plain = aead(key!, chunkNonce(counter, last), data, true);
-    if (!plain || (last && plain.length === 0 && counter > 0n)) {
-      throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup is damaged or was altered: a part of it does not authenticate.");
-    }
-    counter++;
+    if (plain) counter++;
     return plain;
+  };
+  const damaged = () => new AgeError("ARCHIVE_TAMPERED", "The encrypted backup is damaged or was altered: a part of it does not authenticate.");
+  /**
+   * A full-size chunk is tried as a middle chunk, then as the final one (as
+   * age does): its plaintext is passed on once it authenticates, and what
+   * its position makes wrong (a final chunk with data after it, a file that
+   * ends without one) is an error right after, so the released bytes are
+   * exactly those age releases and a caller that commits only at the end
+   * commits nothing.
+   */
+  const fullChunk = (push: (b: Buffer) => void, data: Buffer, atEnd: boolean) => {
+    const middle = open(data, false);
+    if (middle) {
+      push(middle);
+      if (atEnd) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup is truncated: its final part is missing.");
+      return;
+    }
+    const final = open(data, true);
+    if (!final) throw damaged();
+    push(final);
+    sawLast = true;
+    if (!atEnd) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup has data after its final part.");
   };
   const t = new Transform({
     async transform(chunk: Buffer, _e, cb: TransformCallback) {
@@ -434,10 +472,11 @@ export function createDecryptStream(keys: AgeKeys): Transform & { finished: () =
           key = hkdf(fileKey, buf.subarray(h.length, h.length + 16), "payload");
           buf = buf.subarray(h.length + 16);
         }
-        // A full chunk is passed on only once more follows: the last one is decrypted at the end.
+        // A full chunk is decrypted once a byte after it has arrived, so it is known not to end the file.
         while (buf.length > CHUNK + TAG) {
-          this.push(decryptChunk(buf.subarray(0, CHUNK + TAG), false));
+          const data = buf.subarray(0, CHUNK + TAG);
           buf = buf.subarray(CHUNK + TAG);
+          fullChunk((b) => this.push(b), data, false);
         }
         cb();
       } catch (err) {
@@ -448,8 +487,15 @@ export function createDecryptStream(keys: AgeKeys): Transform & { finished: () =
       try {
         if (!key) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup ends inside its header: it is truncated.");
         if (buf.length === 0 && counter > 0n) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup is truncated: its final part is missing.");
-        this.push(decryptChunk(buf, true));
-        sawLast = true;
+        if (buf.length === CHUNK + TAG) fullChunk((b) => this.push(b), buf, true);
+        else {
+          // A short chunk can only be the final one, and only the first chunk may be empty.
+          if (counter > 0n && buf.length === TAG) throw damaged();
+          const plain = open(buf, true);
+          if (!plain) throw damaged();
+          this.push(plain);
+          sawLast = true;
+        }
         cb();
       } catch (err) {
         cb(err as Error);

@@ -15,6 +15,7 @@ import { selectableScopeSchema } from "@/lib/backup/format";
 import { parseRecipient } from "@/lib/crypto/age";
 import type { OffsiteSettings } from "@/lib/settings/schema";
 import { describeLocation, locationFromSettings, offsiteSettingsFrom } from "@/lib/backup/offsite-settings";
+import { endpointProblem } from "@/lib/http/endpoint-guard";
 
 const count = (max: number) => z.coerce.number({ error: "Enter a number." }).int("Use a whole number.").min(0, "Use 0 or more.").max(max, `Use at most ${max}.`);
 
@@ -143,6 +144,7 @@ const offsiteForm = z
   })
   .superRefine((v, ctx) => {
     if (!/^https?:\/\/[^\s/]+/i.test(v.endpoint)) ctx.addIssue({ code: "custom", path: ["endpoint"], message: "Use an http:// or https:// address, e.g. https://s3.eu-central-1.amazonaws.com." });
+    else if (endpointProblem(v.endpoint)) ctx.addIssue({ code: "custom", path: ["endpoint"], message: endpointProblem(v.endpoint)!.message });
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v.bucket)) ctx.addIssue({ code: "custom", path: ["bucket"], message: "Bucket names are 3-63 lowercase letters, digits, dots and hyphens." });
     if (!v.access_key_id) ctx.addIssue({ code: "custom", path: ["access_key_id"], message: "Enter the access key ID." });
     if (/[^A-Za-z0-9._/-]/.test(v.prefix)) ctx.addIssue({ code: "custom", path: ["prefix"], message: "Use letters, digits, . _ - and / only." });

@@ -1,8 +1,9 @@
 import type { Metadata } from "next";
 import { pageAdmin } from "@/app/_server/auth";
-import { PageTitle, Card, Table } from "@/components/ui";
+import { PageTitle, Card, Table, Alert } from "@/components/ui";
 import { CreateTokenForm, RevokeTokenButton } from "@/components/settings/TokensForm";
 import { listTokens, TOKEN_SCOPES } from "@/lib/auth/tokens";
+import { tokenMayDownload, TOKEN_DOWNLOAD_NEEDS_ENCRYPTION } from "@/lib/auth/token-download";
 import { formatDateTime } from "@/lib/format";
 
 export const metadata: Metadata = { title: "API tokens" };
@@ -17,6 +18,13 @@ export default async function TokensPage() {
         API tokens
       </PageTitle>
       <div className="space-y-6">
+        {!tokenMayDownload(inst) && (
+          <div data-testid="token-encryption-notice">
+            <Alert tone="warn">
+              {TOKEN_DOWNLOAD_NEEDS_ENCRYPTION} <a className="underline" href="/settings/backup#encryption">Turn on encryption</a>
+            </Alert>
+          </div>
+        )}
         <Card>
           <CreateTokenForm scopes={{ ...TOKEN_SCOPES }} />
         </Card>

@@ -2,14 +2,15 @@ import { requireAdmin, requireAdminOrToken } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
 import { deleteStoredBackup, openStoredBackup } from "@/lib/backup/repository";
 import { isEncryptedArchiveName } from "@/lib/backup/format";
+import { openBackupForToken } from "@/lib/auth/token-download";
 
 type Ctx = { params: Promise<{ name: string }> };
 
-/** One stored backup, streamed: an admin, or an API token with backup:read. */
+/** One stored backup, streamed: an admin, or an API token with backup:read (encrypted archives only). */
 export const GET = route<Ctx>(async (req, ctx) => {
   const { name } = await ctx.params;
-  const { inst } = await requireAdminOrToken(req, "backup:read", `download ${name}`);
-  return new Response(toWebStream(await openStoredBackup(inst, name)), {
+  const { inst, token } = await requireAdminOrToken(req, "backup:read", `download ${name}`);
+  return new Response(toWebStream(token ? await openBackupForToken(inst, name) : await openStoredBackup(inst, name)), {
     headers: {
       "Content-Type": isEncryptedArchiveName(name) ? "application/octet-stream" : "application/gzip",
       "Content-Disposition": attachmentDisposition(name),
