@@ -14,6 +14,7 @@ import { blobPath } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
 import { hashingTap } from "../util/hashing";
 import { removeWorkDir } from "./workdir";
+import { blobPathIn, byteCap, documentHashes, pathUnder, writeNewFileUnder } from "./payload";
 import { collectAfter, collectAfterRequest } from "../util/gc";
 import { freeArchiveName } from "./repository";
 import { INSTANCE_MEMBERS, LAYOUT, isArchiveName, isScope, isEncryptedArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
@@ -453,8 +454,15 @@ async function readIndex(repo: OffsiteRepo, name: string): Promise<SnapshotIndex
 }
 
 /** The snapshots in the repository, newest first, with what their indexes say. */
-export async function listOffsiteSnapshots(repo: OffsiteRepo): Promise<OffsiteSnapshot[]> {
-  const objs = (await repo.snapshots.list()).filter((o) => isArchiveName(o.name));
+export const SNAPSHOT_LIST_MAX = 10_000;
+export const SNAPSHOT_INDEX_READS = 500;
+
+export async function listOffsiteSnapshots(repo: OffsiteRepo, signal?: AbortSignal): Promise<OffsiteSnapshot[]> {
+  // Bounded: a repository keeps tens of snapshots; a bucket that lists more is not one, and only the newest have their index read.
+  const objs = (await repo.snapshots.list({ maxNames: SNAPSHOT_LIST_MAX, signal }))
+    .filter((o) => isArchiveName(o.name))
+    .sort((a, b) => (a.name < b.name ? 1 : -1))
+    .slice(0, SNAPSHOT_INDEX_READS);
   const out: OffsiteSnapshot[] = [];
   await eachLimit(objs, 8, async (o) => {
     const idx = await readIndex(repo, o.name);
@@ -533,31 +541,44 @@ export async function checkOffsiteObject(
 
 // ---------------------------------------------------------------- export ---
 
-function corrupt(repo: OffsiteRepo, objectName: string, why: string): AppError {
-  return new AppError(422, "OFFSITE_CORRUPT", `The object blobs/${objectName} in ${describeLocation(repo.loc)} is damaged: ${why}. Restore another snapshot, or run a backup to send it again.`);
+function corrupt(repo: OffsiteRepo, objectName: string, why: string, code = "OFFSITE_CORRUPT"): AppError {
+  return new AppError(422, code, `The object blobs/${objectName} in ${describeLocation(repo.loc)} is damaged: ${why}. Restore another snapshot, or run a backup to send it again.`);
 }
 
-/** Download one blob into `file`, decrypting, and check it against its hash. */
-async function fetchBlob(repo: OffsiteRepo, objectName: string, sha: string, size: number, file: string, keys: AgeKeys | null): Promise<void> {
+/** The most bytes an age file of `plain` bytes can take: header (parseHeader's cap), nonce, a tag per 64 KiB chunk. */
+const ageBound = (plain: number) => plain + 64 * 1024 + 16 + 16 * (Math.ceil(plain / (64 * 1024)) + 1);
+
+/**
+ * Download one blob as a new file `relative` under `root` (through the trust boundary's
+ * writer), decrypting, and check it against its hash. A bucket is untrusted: the object is cut
+ * off as soon as it passes what the index declared, and the transfer stops with `signal`.
+ */
+async function fetchBlob(repo: OffsiteRepo, w: { obj: string; sha: string; size: number }, root: string, relative: string, keys: AgeKeys | null, signal?: AbortSignal): Promise<void> {
   let body: Readable;
   try {
-    body = await repo.blobs.open(objectName);
+    body = await repo.blobs.open(w.obj);
   } catch (err) {
     if ((err as AppError).status === 404) {
-      throw new AppError(422, "OFFSITE_MISSING", `The object blobs/${objectName} in ${describeLocation(repo.loc)} is missing, though the snapshot needs it. Restore another snapshot, or run a backup to send it again.`);
+      throw new AppError(422, "OFFSITE_MISSING", `The object blobs/${w.obj} in ${describeLocation(repo.loc)} is missing, though the snapshot needs it. Restore another snapshot, or run a backup to send it again.`);
     }
     throw err;
   }
+  const oversize = () => corrupt(repo, w.obj, `it is larger than the ${w.size} bytes its snapshot's index declares`, "OFFSITE_OVERSIZE");
   const tap = hashingTap({ collect: true });
+  const through: Transform[] = [byteCap(keys ? ageBound(w.size) : w.size, oversize)];
+  if (keys) through.push(createDecryptStream(keys));
+  through.push(tap);
   try {
-    const dec = keys ? createDecryptStream(keys) : null;
-    await (dec ? pipeline(body, dec, tap, fs.createWriteStream(file, { mode: 0o600 })) : pipeline(body, tap, fs.createWriteStream(file, { mode: 0o600 })));
+    await writeNewFileUnder(root, relative, body, { through, maxBytes: w.size, tooLarge: oversize, signal });
   } catch (err) {
-    if (err instanceof AgeError) throw corrupt(repo, objectName, err.code === "ARCHIVE_TAMPERED" ? "it does not decrypt (altered or cut short)" : err.message);
+    body.destroy();
+    if (err instanceof AppError) throw err;
+    if (err instanceof AgeError) throw corrupt(repo, w.obj, err.code === "ARCHIVE_TAMPERED" ? "it does not decrypt (altered or cut short)" : err.message);
+    if ((err as Error).name === "AbortError") throw new AppError(400, "CLIENT_GONE", "The request was cancelled, so the download from the bucket stopped.");
     throw explainS3Error(err, repo.loc);
   }
-  if (tap.bytes() !== size) throw corrupt(repo, objectName, `it holds ${tap.bytes()} bytes, the snapshot expects ${size}`);
-  if (tap.digest() !== sha) throw corrupt(repo, objectName, "its content does not match the document's hash");
+  if (tap.bytes() !== w.size) throw corrupt(repo, w.obj, `it holds ${tap.bytes()} bytes, the snapshot expects ${w.size}`);
+  if (tap.digest() !== w.sha) throw corrupt(repo, w.obj, "its content does not match the document's hash");
 }
 
 /** What a snapshot restores to, once its archive is unpacked: the full meta and the blob objects to fetch. */
@@ -586,7 +607,6 @@ export async function unpackSnapshot(
   admit?: (meta: BackupMeta) => void,
 ): Promise<UnpackedSnapshot> {
   if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name} is not a snapshot name.`);
-  const encrypted = isEncryptedArchiveName(name);
   const index = await readIndex(repo, name);
   if (!index) throw new AppError(404, "NOT_FOUND", `There is no snapshot ${name} in ${describeLocation(repo.loc)}.`);
   const full = (m: BackupMeta, objects: number, bytes: number): BackupMeta => ({ ...m, scope: index.scope === "db" ? "db" : "full", vault: { objects, bytes } });
@@ -597,17 +617,28 @@ export async function unpackSnapshot(
     onMember: (member, content) => writeMember(dir, member, content),
   });
   const snapMeta = summary.meta;
+  // Encrypted or not is what the bytes are, never what the name says; a name that disagrees is a tampered repository.
+  const encrypted = summary.encryption !== null;
+  if (encrypted !== isEncryptedArchiveName(name) || encrypted !== (index.encryption !== "off")) {
+    throw new AppError(
+      422,
+      "OFFSITE_NAME_MISMATCH",
+      `The snapshot ${name} in ${describeLocation(repo.loc)} is ${encrypted ? "encrypted" : "not encrypted"}, but its name or index says otherwise: the repository has been altered. Nothing was restored.`,
+    );
+  }
   let secretKey: Buffer;
   let shas: string[];
   try {
     secretKey = fs.readFileSync(path.join(dir, ...LAYOUT.secretKey.split("/")));
     const db = openDatabase(path.join(dir, LAYOUT.database), { readonly: true });
     try {
-      shas = index.scope === "db" ? [] : (db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[]);
+      // Checked here, before the first blob is fetched: each becomes a path and an object name.
+      shas = index.scope === "db" ? [] : documentHashes(db);
     } finally {
       db.close();
     }
   } catch (err) {
+    if (err instanceof AppError) throw err;
     // The reader checked every member against the meta; what it cannot judge is whether the database opens.
     throw new ArchiveError("DB_CORRUPT", `The database or keys in the snapshot ${name} cannot be read: ${(err as Error).message}.`);
   }
@@ -628,12 +659,8 @@ export async function unpackSnapshot(
   };
 }
 
-/** A plain write of a snapshot member into a work directory. */
-async function writeWorkMember(dir: string, member: string, content: Readable): Promise<void> {
-  const file = path.join(dir, ...member.split("/"));
-  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  await pipeline(content, fs.createWriteStream(file, { flags: "wx", mode: 0o600 }));
-}
+/** A snapshot member into a work directory, through the trust boundary's writer. */
+const writeWorkMember = (dir: string, member: string, content: Readable) => writeNewFileUnder(dir, member, content);
 
 /**
  * Fetch a snapshot's blobs straight into a vault directory (a restore's
@@ -644,9 +671,8 @@ async function writeWorkMember(dir: string, member: string, content: Readable): 
 export async function fetchSnapshotBlobs(repo: OffsiteRepo, snap: UnpackedSnapshot, vaultDir: string, signal?: AbortSignal): Promise<void> {
   await eachLimit(snap.wanted, BLOB_CONCURRENCY, async (w) => {
     signal?.throwIfAborted();
-    const dir = path.join(vaultDir, w.sha.slice(0, 2));
-    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    await fetchBlob(repo, w.obj, w.sha, w.size, path.join(dir, w.sha), snap.blobKeys);
+    blobPathIn(vaultDir, w.sha);
+    await fetchBlob(repo, w, vaultDir, `${w.sha.slice(0, 2)}/${w.sha}`, snap.blobKeys, signal);
   });
 }
 
@@ -671,7 +697,7 @@ export async function exportSnapshot(repo: OffsiteRepo, name: string, out: Writa
     const startNext = () => {
       if (started >= wanted.length) return;
       const w = wanted[started++];
-      const p = fetchBlob(repo, w.obj, w.sha, w.size, path.join(blobDir, w.sha), snap.blobKeys);
+      const p = fetchBlob(repo, w, blobDir, w.sha, snap.blobKeys, opts.signal);
       p.catch(() => {});
       fetches.push(p);
     };
@@ -681,7 +707,7 @@ export async function exportSnapshot(repo: OffsiteRepo, name: string, out: Writa
         opts.signal?.throwIfAborted();
         await fetches[i];
         startNext();
-        const file = path.join(blobDir, wanted[i].sha);
+        const file = pathUnder(blobDir, wanted[i].sha);
         yield { sha256: wanted[i].sha, file, size: wanted[i].size, done: () => fs.promises.rm(file, { force: true }) };
       }
     }

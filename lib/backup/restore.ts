@@ -18,6 +18,7 @@ import { KEY_BYTES } from "../instance";
 import { formatBytes } from "../format";
 import { acquireLock, tryLock, describeHolder, lockHolder } from "../lock";
 import { readArchive, ArchiveError } from "./reader";
+import { blobPathIn, documentHashes, writeNewFileUnder } from "./payload";
 import type { AgeKeys } from "../crypto/age";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../util/modes";
 import { processWide } from "../util/process-wide";
@@ -187,11 +188,8 @@ function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string
     if (version > SCHEMA_VERSION) throw new ArchiveError("FORMAT_TOO_NEW", `The database in this backup has schema ${version}; this is Coffer ${APP_VERSION} (schema ${SCHEMA_VERSION}). Upgrade Coffer first, then restore.`);
     const hasDocs = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'documents'").get();
     if (!hasDocs) throw new ArchiveError("DB_CORRUPT", "The database in this backup has no documents table.");
-    const referenced = db.prepare("SELECT DISTINCT sha256 FROM documents").pluck().all() as string[];
-    const missing = referenced.filter((sha) => {
-      const where = stagedVault ?? liveVault;
-      return !/^[0-9a-f]{64}$/.test(sha) || !fs.existsSync(path.join(where, sha.slice(0, 2), sha));
-    });
+    const referenced = documentHashes(db);
+    const missing = referenced.filter((sha) => !fs.existsSync(blobPathIn(stagedVault ?? liveVault, sha)));
     if (missing.length && stagedVault) {
       throw new ArchiveError("VAULT_INCOMPLETE", `The database in this backup names ${missing.length} document file(s) the archive does not contain.`);
     }
@@ -230,10 +228,7 @@ export async function stageArchive(
 
 /** Write one validated member into a staging payload (readArchive has checked the name; this is a second lock on the door). */
 export async function writeStagedMember(payload: string, name: string, content: Readable): Promise<void> {
-  const target = path.resolve(payload, name);
-  if (!target.startsWith(payload + path.sep)) throw new ArchiveError("ARCHIVE_BAD_PATH", `Refusing to write ${name} outside the staging directory.`);
-  fs.mkdirSync(path.dirname(target), { recursive: true, mode: PRIVATE_DIR_MODE });
-  await pipeline(content, fs.createWriteStream(target, { flags: "wx", mode: PRIVATE_FILE_MODE }));
+  await writeNewFileUnder(payload, name, content);
 }
 
 export interface StagingFill {

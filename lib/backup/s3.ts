@@ -38,6 +38,16 @@ export interface S3Location {
 /** Bodies larger than this go up as multipart uploads; smaller ones as one PUT. Also the buffer per upload. */
 export const PART_BYTES = 8 * 1024 * 1024;
 
+/** The most names one listing collects (a repository of a million blobs fits) and how long it may take. */
+export const LIST_MAX_NAMES = Number(process.env.COFFER_S3_LIST_MAX_NAMES) || 2_000_000;
+export const LIST_DEADLINE_MS = Number(process.env.COFFER_S3_LIST_DEADLINE_MS) || 10 * 60 * 1000;
+
+export interface ListBounds {
+  maxNames?: number;
+  deadlineMs?: number;
+  signal?: AbortSignal;
+}
+
 // The SDK prints a notice on Node 20 that its releases after January 2027 need Node 22. The version
 // is pinned in package.json, and README says which Node versions Coffer runs on.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -215,19 +225,41 @@ export class S3Target implements BackupTarget {
     return st;
   }
 
-  async list(): Promise<TargetObject[]> {
+  /**
+   * Every object under the prefix. A bucket is untrusted: a listing that never ends (IsTruncated
+   * forever, a token that repeats) stops at `maxNames` names or `deadlineMs`, with OFFSITE_LIST_TOO_LONG.
+   */
+  async list(opts: ListBounds = {}): Promise<TargetObject[]> {
+    const maxNames = opts.maxNames ?? LIST_MAX_NAMES;
+    const maxPages = Math.ceil(maxNames / 1000) + 10;
+    const deadline = Date.now() + (opts.deadlineMs ?? LIST_DEADLINE_MS);
+    const tooLong = (why: string) =>
+      new AppError(502, "OFFSITE_LIST_TOO_LONG", `Listing ${this.location} was stopped: ${why}. The bucket answers more than a Coffer repository holds; check the endpoint, bucket and prefix.`);
     const out: TargetObject[] = [];
+    const seen = new Set<string>();
     let token: string | undefined;
+    let pages = 0;
     try {
       do {
-        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.keyPrefix, ContinuationToken: token }));
+        opts.signal?.throwIfAborted();
+        if (++pages > maxPages) throw tooLong(`more than ${maxPages} pages`);
+        if (Date.now() > deadline) throw tooLong(`it took longer than ${Math.round((opts.deadlineMs ?? LIST_DEADLINE_MS) / 1000)} s`);
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.loc.bucket, Prefix: this.keyPrefix, ContinuationToken: token }), { abortSignal: opts.signal });
         for (const o of page.Contents ?? []) {
           const name = (o.Key ?? "").slice(this.keyPrefix.length);
-          if (this.nameRe.test(name)) out.push({ name, size: o.Size ?? 0, modifiedAt: (o.LastModified ?? new Date(0)).toISOString() });
+          if (!this.nameRe.test(name)) continue;
+          if (out.length >= maxNames) throw tooLong(`more than ${maxNames} names`);
+          out.push({ name, size: Math.max(0, Number(o.Size ?? 0)), modifiedAt: (o.LastModified ?? new Date(0)).toISOString() });
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        if (page.IsTruncated && !token) throw tooLong("a page said there is more but gave no continuation token");
+        if (token) {
+          if (seen.has(token)) throw tooLong("a continuation token came back twice");
+          seen.add(token);
+        }
       } while (token);
     } catch (err) {
+      if (err instanceof AppError) throw err;
       throw this.wrap(err);
     }
     return out;

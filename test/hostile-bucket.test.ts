@@ -1,0 +1,155 @@
+// A bucket is untrusted input (README, Security): whoever can write it must not be able to write
+// files outside staging, exhaust memory with a listing, or stage more than an index declared.
+// Each case crafts the bucket's bytes as an attacker with the S3 key would, then runs an entry point.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import http from "node:http";
+import { Readable, Writable } from "node:stream";
+import type { AddressInfo } from "node:net";
+import Database from "better-sqlite3";
+import { PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createDocument } from "@/lib/vault/documents";
+import { snapshotDatabase } from "@/lib/backup/snapshot";
+import { closeRepository, exportSnapshot, listOffsiteSnapshots, openRepository, pushOffsite, type OffsiteRepo } from "@/lib/backup/offsite";
+import { stageOffsiteSnapshot } from "@/lib/backup/offsite-restore";
+import { s3Client, type S3Location } from "@/lib/backup/s3";
+import { makeSetUpInstance, tempDir } from "./support/instance";
+import { startS3, S3RVER_KEY, type TestS3 } from "./support/s3";
+import { unpackToMemory } from "./support/archive";
+import { tarOf, gz, replaceMember, type Entry } from "./support/hostile";
+
+let s3: TestS3;
+beforeAll(async () => {
+  s3 = await startS3();
+});
+afterAll(async () => {
+  await s3.close();
+});
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function bucketWithSnapshot() {
+  const t = await makeSetUpInstance();
+  cleanups.push(t.cleanup);
+  for (let i = 0; i < 2; i++) await createDocument(t.inst, t.admin, null, { name: `doc-${i}.bin`, body: Readable.from([Buffer.from(`document ${i} `.repeat(2000))]), maxBytes: 1e9 });
+  const loc = await s3.location("hostile");
+  const repo = openRepository(loc);
+  cleanups.push(() => closeRepository(repo));
+  const work = fs.mkdtempSync(path.join(t.inst.paths.tmp, "t-"));
+  const dbSnapshot = await snapshotDatabase(t.inst, work);
+  const pushed = await pushOffsite(t.inst, repo, { scope: "full", trigger: "manual", dbSnapshot, now: new Date("2026-12-01T03:00:00Z") });
+  fs.rmSync(work, { recursive: true, force: true });
+  const client = s3Client(loc);
+  cleanups.push(() => client.destroy());
+  const get = async (key: string) => Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: loc.bucket, Key: `${loc.prefix}/${key}` }))).Body!.transformToByteArray());
+  const put = (key: string, body: Buffer) => client.send(new PutObjectCommand({ Bucket: loc.bucket, Key: `${loc.prefix}/${key}`, Body: body }));
+  const name = pushed.snapshot;
+  return { ...t, loc, repo, name, get, put };
+}
+
+/** A fresh instance that a wizard restore would stage into; what it holds before, to check it is unchanged. */
+async function target() {
+  const t = await makeSetUpInstance();
+  cleanups.push(t.cleanup);
+  const before = t.inst.db.prepare("SELECT count(*) FROM documents").pluck().get();
+  return {
+    inst: t.inst,
+    unchanged: () => {
+      expect(t.inst.db.prepare("SELECT count(*) FROM documents").pluck().get()).toBe(before);
+      expect(fs.readdirSync(t.inst.paths.staging).filter((n) => !n.startsWith("."))).toEqual([]);
+    },
+  };
+}
+
+/** The snapshot's archive with its database changed by `sql`. */
+async function withDatabase(snapshot: Buffer, sql: string): Promise<Buffer> {
+  const dir = tempDir("coffer-hostile-db-");
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, "s.tar.gz");
+  fs.writeFileSync(file, snapshot);
+  const entries: Entry[] = [...(await unpackToMemory(file))].map(([name, data]) => ({ name, data }));
+  const dbFile = path.join(dir, "coffer.db");
+  fs.writeFileSync(dbFile, entries.find((e) => e.name === "coffer.db")!.data!);
+  const db = new Database(dbFile);
+  db.exec(sql);
+  db.pragma("journal_mode = DELETE");
+  db.close();
+  return gz(tarOf(replaceMember(entries, "coffer.db", fs.readFileSync(dbFile))));
+}
+
+const drain = () => new Writable({ write: (_c, _e, cb) => cb() }).on("error", () => {});
+
+describe("a hostile bucket", () => {
+  it("a document hash with path segments is refused before any blob is fetched, by a wizard or Settings restore and by coffer export", async () => {
+    const b = await bucketWithSnapshot();
+    const canary = path.join(os.tmpdir(), `coffer-canary-${process.pid}-${Date.now()}`);
+    cleanups.push(() => fs.rmSync(canary, { recursive: true, force: true }));
+    const evil = `../../../../../../../../${canary.replace(/^\//, "")}/x`;
+    const crafted = await withDatabase(await b.get(`snapshots/${b.name}`), `UPDATE documents SET sha256 = '${evil}' WHERE id = (SELECT min(id) FROM documents)`);
+    const name = "coffer_full_20271231_235959Z.tar.gz";
+    await b.put(`snapshots/${name}`, crafted);
+    const index = JSON.parse((await b.get(`indexes/${b.name}.json`)).toString());
+    await b.put(`indexes/${name}.json`, Buffer.from(JSON.stringify({ ...index, snapshot: name, snapshot_bytes: crafted.length })));
+
+    const t = await target();
+    await expect(stageOffsiteSnapshot(t.inst, b.repo, name)).rejects.toMatchObject({ code: "DB_BAD_HASH", status: 422 });
+    t.unchanged();
+    const tmp = tempDir("coffer-export-");
+    cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    await expect(exportSnapshot(b.repo, name, drain(), { tmpDir: tmp })).rejects.toMatchObject({ code: "DB_BAD_HASH" });
+    expect(fs.readdirSync(tmp)).toEqual([]);
+    expect(fs.existsSync(canary)).toBe(false);
+  });
+
+  it("a plain snapshot named .age (the attack that needs no key) is refused by its content, not trusted by its name", async () => {
+    const b = await bucketWithSnapshot();
+    const plain = await b.get(`snapshots/${b.name}`);
+    const name = "coffer_full_20271231_235959Z.tar.gz.age";
+    await b.put(`snapshots/${name}`, plain);
+    const index = JSON.parse((await b.get(`indexes/${b.name}.json`)).toString());
+    await b.put(`indexes/${name}.json`, Buffer.from(JSON.stringify({ ...index, snapshot: name, encryption: "recipients" })));
+    const t = await target();
+    await expect(stageOffsiteSnapshot(t.inst, b.repo, name)).rejects.toMatchObject({ code: "OFFSITE_NAME_MISMATCH", status: 422 });
+    t.unchanged();
+  });
+
+  it("a blob longer than its index declares is cut off at the declared size, and nothing is left in staging", async () => {
+    const b = await bucketWithSnapshot();
+    const index = JSON.parse((await b.get(`indexes/${b.name}.json`)).toString());
+    index.blobs = index.blobs.map(([obj]: [string, number]) => [obj, 14]);
+    await b.put(`indexes/${b.name}.json`, Buffer.from(JSON.stringify(index)));
+    const t = await target();
+    await expect(stageOffsiteSnapshot(t.inst, b.repo, b.name)).rejects.toMatchObject({ code: "OFFSITE_OVERSIZE", status: 422 });
+    t.unchanged();
+  });
+
+  it("a listing that says IsTruncated forever ends quickly with OFFSITE_LIST_TOO_LONG, and so does a token that repeats", async () => {
+    let pages = 0;
+    const repeat = { on: false };
+    const server = http.createServer((req, res) => {
+      pages++;
+      const token = repeat.on ? "same" : `t${pages}`;
+      res.writeHead(200, { "content-type": "application/xml" });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/snapshots/</Prefix><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>${token}</NextContinuationToken></ListBucketResult>`,
+      );
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const loc: S3Location = { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, region: "us-east-1", bucket: "b", prefix: "p", pathStyle: true, ...S3RVER_KEY, checksumCompat: true };
+    const repo: OffsiteRepo = openRepository(loc);
+    cleanups.push(() => closeRepository(repo));
+    const t0 = Date.now();
+    await expect(listOffsiteSnapshots(repo)).rejects.toMatchObject({ code: "OFFSITE_LIST_TOO_LONG", status: 502 });
+    expect(pages).toBeLessThanOrEqual(30);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    repeat.on = true;
+    pages = 0;
+    await expect(listOffsiteSnapshots(repo)).rejects.toMatchObject({ code: "OFFSITE_LIST_TOO_LONG", message: expect.stringContaining("came back twice") });
+    expect(pages).toBe(2);
+  });
+});
