@@ -55,9 +55,11 @@ test("backup routes: 401 anonymous, 403 member, 404 for bad names", async ({ bro
 
   fs.writeFileSync(path.join(server.dataDir, "backups", "notes.txt"), "not an archive");
   for (const bad of ["..%2Fcoffer.db", "coffer_full_x.tar.gz%2F..%2F..%2Fetc%2Fpasswd", "notes.txt", "coffer_full_20260101_000000Z.tar.gz"]) {
+    // An escaped slash is refused at the entry (400 BAD_URL) before any route sees it; other bad names are 404s.
+    const expected = bad.includes("%2F") ? 400 : 404;
     const res = await api(`/api/settings/backup/files/${bad}`, { cookie: admin });
-    expect([404], bad).toContain(res.status);
-    expect((await api(`/api/settings/backup/files/${bad}`, { method: "DELETE", cookie: admin })).status, bad).toBe(404);
+    expect(res.status, bad).toBe(expected);
+    expect((await api(`/api/settings/backup/files/${bad}`, { method: "DELETE", cookie: admin })).status, bad).toBe(expected);
   }
   expect((await api("/api/backup/download?scope=everything", { cookie: admin })).status).toBe(400);
   expect(fs.existsSync(path.join(server.dataDir, "backups", "notes.txt"))).toBe(true);
