@@ -1,7 +1,7 @@
 import path from "node:path";
 import type { Instance } from "../instance";
 import type { AgeKeys } from "../crypto/age";
-import { restoreCapBytes, stageInto, writeStagedMember, type RestorePreview } from "./restore";
+import { restoreCapBytes, stageInto, type RestorePreview } from "./restore";
 import { fetchSnapshotBlobs, listOffsiteSnapshots, unpackSnapshot, type OffsiteRepo } from "./offsite";
 import { AppError } from "../errors";
 import { LAYOUT } from "./format";
@@ -17,7 +17,7 @@ import { LAYOUT } from "./format";
 export async function stageOffsiteSnapshot(inst: Instance, repo: OffsiteRepo, name: string | null, opts: { keys?: AgeKeys; owner?: string; signal?: AbortSignal } = {}): Promise<RestorePreview> {
   const snapshot = name ?? (await newestSnapshot(repo));
   return stageInto(inst, opts.owner ?? "local", () => {}, async ({ payload, id, admit }) => {
-    const snap = await unpackSnapshot(repo, snapshot, payload, opts.keys, writeStagedMember, (meta) => admit(meta, restoreCapBytes(inst, process.env, id)));
+    const snap = await unpackSnapshot(repo, snapshot, payload, opts.keys, (meta) => admit(meta, restoreCapBytes(inst, process.env, id)));
     await fetchSnapshotBlobs(repo, snap, path.join(payload, LAYOUT.vault), opts.signal);
     return { meta: snap.meta, warnings: snap.warnings, encrypted: snap.encrypted };
   });

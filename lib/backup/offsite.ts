@@ -603,7 +603,6 @@ export async function unpackSnapshot(
   name: string,
   dir: string,
   keys: AgeKeys | undefined,
-  writeMember: (dir: string, name: string, content: Readable) => Promise<void>,
   admit?: (meta: BackupMeta) => void,
 ): Promise<UnpackedSnapshot> {
   if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name} is not a snapshot name.`);
@@ -613,8 +612,9 @@ export async function unpackSnapshot(
   const summary = await readArchive(await repo.snapshots.open(name), {
     keys,
     // Before a byte is written: the database, settings and keys, and the document files the index lists.
-    onMeta: (m) => admit?.(full(m, index.blobs.length, index.vault_bytes)),
-    onMember: (member, content) => writeMember(dir, member, content),
+    // The space admitted is the sum of the blob sizes the index lists, each enforced while it streams, not the index's own total.
+    onMeta: (m) => admit?.(full(m, index.blobs.length, index.blobs.reduce((a, [, n]) => a + n, 0))),
+    onMember: (member, content) => writeNewFileUnder(dir, member, content),
   });
   const snapMeta = summary.meta;
   // Encrypted or not is what the bytes are, never what the name says; a name that disagrees is a tampered repository.
@@ -659,9 +659,6 @@ export async function unpackSnapshot(
   };
 }
 
-/** A snapshot member into a work directory, through the trust boundary's writer. */
-const writeWorkMember = (dir: string, member: string, content: Readable) => writeNewFileUnder(dir, member, content);
-
 /**
  * Fetch a snapshot's blobs straight into a vault directory (a restore's
  * staging payload), BLOB_CONCURRENCY at a time, each checked against its
@@ -685,7 +682,7 @@ export async function fetchSnapshotBlobs(repo: OffsiteRepo, snap: UnpackedSnapsh
 export async function exportSnapshot(repo: OffsiteRepo, name: string, out: Writable, opts: { tmpDir: string; keys?: AgeKeys; signal?: AbortSignal }): Promise<BackupMeta> {
   const work = fs.mkdtempSync(path.join(opts.tmpDir, "export-"));
   try {
-    const snap = await unpackSnapshot(repo, name, work, opts.keys, writeWorkMember);
+    const snap = await unpackSnapshot(repo, name, work, opts.keys);
     const { meta, wanted } = snap;
     const members = INSTANCE_MEMBERS.map((m) => ({ name: m, size: meta.members[m].size, file: path.join(work, ...m.split("/")) }));
 

@@ -2,7 +2,6 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { openInstance, closeInstance, isSetupComplete, type Instance } from "../instance";
 import { COFFER_APPLICATION_ID, getMeta, openDatabase, setMeta, type DB } from "../db/connection";
 import { SCHEMA_VERSION } from "../db/migrations";
@@ -226,10 +225,8 @@ export async function stageArchive(
   });
 }
 
-/** Write one validated member into a staging payload (readArchive has checked the name; this is a second lock on the door). */
-export async function writeStagedMember(payload: string, name: string, content: Readable): Promise<void> {
-  await writeNewFileUnder(payload, name, content);
-}
+/** Write one validated member into a staging payload (readArchive has checked the name; the trust boundary's writer is a second lock on the door). */
+export const writeStagedMember = (payload: string, name: string, content: Readable) => writeNewFileUnder(payload, name, content);
 
 export interface StagingFill {
   /** Where the instance's files go, laid out as in the data directory. */

@@ -72,17 +72,16 @@ export function contentTypeFor(name: string, declared: string | null | undefined
 }
 
 export const DOCUMENT_SELECT = `SELECT d.*, u.username AS owner FROM documents d JOIN users u ON u.id = d.owner_id`;
-const SELECT = DOCUMENT_SELECT;
 
 /** Live documents (not in the trash) `viewer` may see. */
 export function listDocuments(inst: Instance, viewer: User): DocumentRow[] {
-  if (viewer.role === "admin") return inst.db.prepare(`${SELECT} WHERE d.deleted_at IS NULL ORDER BY d.id DESC`).all() as DocumentRow[];
-  return inst.db.prepare(`${SELECT} WHERE d.deleted_at IS NULL AND d.owner_id = ? ORDER BY d.id DESC`).all(viewer.id) as DocumentRow[];
+  if (viewer.role === "admin") return inst.db.prepare(`${DOCUMENT_SELECT} WHERE d.deleted_at IS NULL ORDER BY d.id DESC`).all() as DocumentRow[];
+  return inst.db.prepare(`${DOCUMENT_SELECT} WHERE d.deleted_at IS NULL AND d.owner_id = ? ORDER BY d.id DESC`).all(viewer.id) as DocumentRow[];
 }
 
 /** The live document if `viewer` may see it; 404 (not 403) for others' documents so ids leak nothing. */
 export function getDocumentFor(inst: Instance, viewer: User, id: number): DocumentRow {
-  const doc = inst.db.prepare(`${SELECT} WHERE d.id = ? AND d.deleted_at IS NULL`).get(id) as DocumentRow | undefined;
+  const doc = inst.db.prepare(`${DOCUMENT_SELECT} WHERE d.id = ? AND d.deleted_at IS NULL`).get(id) as DocumentRow | undefined;
   if (!doc || (viewer.role !== "admin" && doc.owner_id !== viewer.id)) throw notFound("That document");
   return doc;
 }
