@@ -13,7 +13,7 @@ import { writeStoredBackup } from "@/lib/backup/runner";
 import { listStoredBackups, openStoredBackup, deleteStoredBackup, currentTarget } from "@/lib/backup/repository";
 import { resolveBackupDir } from "@/lib/backup/directory";
 import { acquireLock } from "@/lib/lock";
-import { archiveBaseName, isArchiveName, type Scope } from "@/lib/backup/format";
+import { archiveBaseName, compareArchiveNamesNewestFirst, isArchiveName, type Scope } from "@/lib/backup/format";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
 import { deleteForever } from "@/lib/vault/trash";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
@@ -195,6 +195,19 @@ describe("interoperability", () => {
 });
 
 describe("stored backups", () => {
+  it("lists newest first by name: within one second a later suffix is newer, plain or encrypted (an encrypted archive's time has no milliseconds)", () => {
+    const at = new Date("2026-12-06T15:12:40.500Z");
+    const names = [
+      archiveBaseName("full", new Date("2026-12-06T15:12:39Z")),
+      archiveBaseName("full", at),
+      archiveBaseName("full", at, 1, true),
+      archiveBaseName("db", at, 2),
+      archiveBaseName("full", new Date("2026-12-06T15:12:41Z"), 0, true),
+    ];
+    expect([...names].reverse().sort(compareArchiveNamesNewestFirst)).toEqual([...names].reverse());
+    expect([names[1], names[2]].sort(compareArchiveNamesNewestFirst)).toEqual([names[2], names[1]]);
+  });
+
   it("Backup now writes an archive atomically, verifies it, records the run, lists, serves and deletes it", async () => {
     const { inst, admin } = await richInstance();
     const r = await writeStoredBackup(inst, { scope: "full", trigger: "manual", actor: { id: admin.id, name: "admin" } });

@@ -146,6 +146,20 @@ export function archiveNameDate(name: string): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+/**
+ * Newest first by what the names say: the second, then the suffix freeArchiveName adds within it.
+ * Names, not created_at: a plain archive's meta has milliseconds and an encrypted one's only its
+ * name's second, so two made in one second would otherwise sort by how precise they are.
+ */
+export function compareArchiveNamesNewestFirst(a: string, b: string): number {
+  const order = (n: string) => {
+    const m = ARCHIVE_NAME_RE.exec(n);
+    return m ? [Number(m[2]), Number(m[3]), Number(m[4] ?? 0)] : [0, 0, 0];
+  };
+  const [x, y] = [order(a), order(b)];
+  return y[0] - x[0] || y[1] - x[1] || y[2] - x[2] || (a < b ? 1 : a > b ? -1 : 0);
+}
+
 export function archiveNameScope(name: string): Scope | null {
   return (ARCHIVE_NAME_RE.exec(name)?.[1] as Scope) ?? null;
 }

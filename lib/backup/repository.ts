@@ -10,7 +10,7 @@ import { fileEncryption, verifiedFiles } from "./runs";
 import { currentBackupDir } from "./directory";
 import { LocalDirTarget, type BackupTarget } from "./target";
 import { planRetention, type RetentionPolicy } from "./retention";
-import { META_NAME, archiveBaseName, archiveNameDate, archiveNameScope, isArchiveName, isEncryptedArchiveName, metaSchema, type BackupMeta, type Scope } from "./format";
+import { META_NAME, archiveBaseName, archiveNameDate, archiveNameScope, compareArchiveNamesNewestFirst, isArchiveName, isEncryptedArchiveName, metaSchema, type BackupMeta, type Scope } from "./format";
 
 /**
  * Stored backups: the Coffer archives in a target, seen through their names
@@ -94,7 +94,7 @@ export async function listStoredBackups(inst: Instance, target: BackupTarget = c
       encryption: encrypted ? (encryption.get(obj.name) ?? { mode: "unknown" }) : null,
     });
   }
-  return out.sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : b.name.localeCompare(a.name)));
+  return out.sort((a, b) => compareArchiveNamesNewestFirst(a.name, b.name));
 }
 
 /** A stored backup by name: only archive names are ever served, never joined to a path blindly. */
