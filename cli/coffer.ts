@@ -13,8 +13,8 @@ import { resolveDataDir } from "../lib/paths";
 import { AppError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
 import { runBackupJob } from "../lib/backup/runner";
-import { configuredLocation, normalizePrefix } from "../lib/backup/offsite-settings";
-import type { S3Location } from "../lib/backup/s3";
+import { configuredLocation, normalizePrefix } from "../lib/backup/offsite/location";
+import type { S3Location } from "../lib/backup/offsite/s3";
 import os from "node:os";
 import { PassThrough } from "node:stream";
 import { listStoredBackups } from "../lib/backup/repository";
@@ -149,15 +149,30 @@ function openFile(file: string | undefined): fs.ReadStream {
   return fs.createReadStream(file, { highWaterMark: READ_CHUNK });
 }
 
+/**
+ * Fires on the first Ctrl-C (or SIGTERM): a transfer from a bucket stops and
+ * cleans up its staging instead of dying mid-write. A second one kills as usual.
+ */
+function interrupted(): AbortSignal {
+  const stop = new AbortController();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.once(sig, () => {
+      process.stderr.write("Stopping…\n");
+      stop.abort(new AppError(400, "CLIENT_GONE", "Stopped (interrupted): nothing was restored or exported."));
+    });
+  }
+  return stop.signal;
+}
+
 /** `snapshots` and `export`, against a repository given by --from or configured in the instance. */
 async function offsiteCommand(command: string, arg: string | undefined, o: Parameters<typeof cliKeys>[0] & { json: boolean }, loc: S3Location): Promise<number> {
   // The AWS SDK is loaded by the commands that talk to a bucket only: every other command starts 200 ms sooner.
-  const { closeRepository, exportSnapshot, listOffsiteSnapshots, openRepository } = await import("../lib/backup/offsite");
-  const { newestSnapshot } = await import("../lib/backup/offsite-restore");
+  const { closeRepository, listOffsiteSnapshots, openRepository } = await import("../lib/backup/offsite/repository");
+  const { exportSnapshot, newestSnapshot } = await import("../lib/backup/offsite/pull");
   const repo = openRepository(loc);
   try {
     if (command === "snapshots") {
-      const snaps = await listOffsiteSnapshots(repo);
+      const snaps = await listOffsiteSnapshots(repo, interrupted());
       out(
         o.json,
         snaps,
@@ -169,11 +184,14 @@ async function offsiteCommand(command: string, arg: string | undefined, o: Param
     }
     if (!arg) throw new UsageError("Name the snapshot to export (or latest).");
     if (process.stdout.isTTY) throw new UsageError("export writes the archive to standard output: redirect it to a file (> full.tar.gz).");
-    const name = arg === "latest" ? await newestSnapshot(repo) : arg;
+    const signal = interrupted();
+    const name = arg === "latest" ? await newestSnapshot(repo, signal) : arg;
     // Through a pass-through: standard output is not ours to end.
     const pass = new PassThrough();
+    // A failed export destroys the stream with its error, which main() reports as a sentence, not as an unhandled 'error' and its stack trace.
+    pass.on("error", () => {});
     pass.pipe(process.stdout, { end: false });
-    const meta = await exportSnapshot(repo, name, pass, { tmpDir: os.tmpdir(), keys: cliKeys(o) });
+    const meta = await exportSnapshot(repo, name, pass, { tmpDir: os.tmpdir(), keys: cliKeys(o), signal });
     await new Promise<void>((resolve) => (pass.readableEnded ? resolve() : pass.once("end", () => resolve())));
     await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
     process.stderr.write(`Exported ${name}: ${meta.vault.objects} document files (${formatBytes(meta.vault.bytes)}), a plain .tar.gz.\n`);
@@ -306,12 +324,12 @@ export async function main(argv: string[]): Promise<number> {
       let preview: RestorePreview;
       if (o.from) {
         const loc = s3From(o);
-        const { closeRepository, openRepository } = await import("../lib/backup/offsite");
-        const { stageOffsiteSnapshot } = await import("../lib/backup/offsite-restore");
+        const { closeRepository, openRepository } = await import("../lib/backup/offsite/repository");
+        const { stageOffsiteSnapshot } = await import("../lib/backup/offsite/pull");
         const repo = openRepository(loc);
         try {
           process.stderr.write(`Fetching ${arg ?? "the newest snapshot"} from ${o.from}…\n`);
-          preview = await stageOffsiteSnapshot(inst, repo, arg ?? null, { keys: cliKeys(o) });
+          preview = await stageOffsiteSnapshot(inst, repo, arg ?? null, { keys: cliKeys(o), signal: interrupted() });
         } finally {
           closeRepository(repo);
         }

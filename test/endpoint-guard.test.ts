@@ -2,8 +2,8 @@ import http from "node:http";
 import type dns from "node:dns";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endpointProblem, guardedLookup } from "@/lib/http/endpoint-guard";
-import { connectionSchema } from "@/lib/backup/offsite-settings";
-import { testOffsite } from "@/lib/backup/offsite";
+import { connectionSchema } from "@/lib/backup/offsite/location";
+import { testOffsite } from "@/lib/backup/offsite/checks";
 import { makeSetUpInstance } from "./support/instance";
 import { startS3, type TestS3 } from "./support/s3";
 

@@ -12,13 +12,16 @@ import { PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createDocument } from "@/lib/vault/documents";
 import { snapshotDatabase } from "@/lib/backup/snapshot";
-import { closeRepository, exportSnapshot, listOffsiteSnapshots, openRepository, pushOffsite, type OffsiteRepo } from "@/lib/backup/offsite";
-import { stageOffsiteSnapshot } from "@/lib/backup/offsite-restore";
-import { s3Client, type S3Location } from "@/lib/backup/s3";
+import { closeRepository, listOffsiteSnapshots, openRepository, type OffsiteRepo } from "@/lib/backup/offsite/repository";
+import { exportSnapshot } from "@/lib/backup/offsite/pull";
+import { pushOffsite } from "@/lib/backup/offsite/push";
+import { stageOffsiteSnapshot } from "@/lib/backup/offsite/pull";
+import { s3Client, type S3Location } from "@/lib/backup/offsite/s3";
 import { makeSetUpInstance, tempDir } from "./support/instance";
 import { startS3, S3RVER_KEY, type TestS3 } from "./support/s3";
 import { unpackToMemory } from "./support/archive";
 import { tarOf, gz, replaceMember, type Entry } from "./support/hostile";
+import { startFaultProxy } from "./support/fault-proxy";
 
 let s3: TestS3;
 beforeAll(async () => {
@@ -151,5 +154,48 @@ describe("a hostile bucket", () => {
     pages = 0;
     await expect(listOffsiteSnapshots(repo)).rejects.toMatchObject({ code: "OFFSITE_LIST_TOO_LONG", message: expect.stringContaining("came back twice") });
     expect(pages).toBe(2);
+  });
+
+  it("a blob that stops arriving is given up after COFFER_OFFSITE_STALL_MS (OFFSITE_STALLED), its connection closed, nothing left in staging", async () => {
+    const b = await bucketWithSnapshot();
+    const proxy = await startFaultProxy(b.loc.endpoint, { mode: "pass" });
+    cleanups.push(() => proxy.close());
+    const repo = openRepository({ ...b.loc, endpoint: proxy.endpoint });
+    cleanups.push(() => closeRepository(repo));
+    const before = process.env.COFFER_OFFSITE_STALL_MS;
+    process.env.COFFER_OFFSITE_STALL_MS = "1000";
+    cleanups.push(() => void (before === undefined ? delete process.env.COFFER_OFFSITE_STALL_MS : (process.env.COFFER_OFFSITE_STALL_MS = before)));
+    proxy.failNext("stall", (req) => req.method === "GET" && /\/blobs\//.test(req.url ?? ""), 100);
+    const t = await target();
+    const t0 = Date.now();
+    await expect(stageOffsiteSnapshot(t.inst, repo, b.name)).rejects.toMatchObject({ code: "OFFSITE_STALLED", status: 504 });
+    expect(Date.now() - t0).toBeLessThan(8_000);
+    expect(proxy.injected()).toBeGreaterThan(0);
+    await expect.poll(() => proxy.stalledOpen(), { timeout: 3_000 }).toBe(0);
+    t.unchanged();
+  });
+
+  it("a caller that goes away stops the transfer at once (CLIENT_GONE): the store's connections close, nothing is left in staging", async () => {
+    const b = await bucketWithSnapshot();
+    const proxy = await startFaultProxy(b.loc.endpoint, { mode: "pass" });
+    cleanups.push(() => proxy.close());
+    const repo = openRepository({ ...b.loc, endpoint: proxy.endpoint });
+    cleanups.push(() => closeRepository(repo));
+    proxy.failNext("stall", (req) => req.method === "GET" && /\/blobs\//.test(req.url ?? ""), 100);
+    const t = await target();
+    const client = new AbortController();
+    setTimeout(() => client.abort(), 700);
+    const t0 = Date.now();
+    await expect(stageOffsiteSnapshot(t.inst, repo, b.name, { signal: client.signal })).rejects.toMatchObject({ code: "CLIENT_GONE" });
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(proxy.injected()).toBeGreaterThan(0);
+    await expect.poll(() => proxy.stalledOpen(), { timeout: 3_000 }).toBe(0);
+    t.unchanged();
+    const tmp = tempDir("coffer-export-");
+    cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
+    const gone = new AbortController();
+    setTimeout(() => gone.abort(), 700);
+    await expect(exportSnapshot(repo, b.name, drain(), { tmpDir: tmp, signal: gone.signal })).rejects.toMatchObject({ code: "CLIENT_GONE" });
+    expect(fs.readdirSync(tmp)).toEqual([]);
   });
 });

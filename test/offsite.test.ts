@@ -14,19 +14,13 @@ import { applyRestore } from "@/lib/backup/restore";
 import { runBackupJob } from "@/lib/backup/runner";
 import { recentRuns } from "@/lib/backup/runs";
 import { closeInstance, type Instance } from "@/lib/instance";
-import {
-  adoptRepository,
-  closeRepository,
-  exportSnapshot,
-  listOffsiteSnapshots,
-  openRepository,
-  pruneOffsite,
-  pushOffsite,
-  testOffsite,
-  type OffsiteRepo,
-} from "@/lib/backup/offsite";
-import { stageOffsiteSnapshot } from "@/lib/backup/offsite-restore";
-import type { S3Location } from "@/lib/backup/s3";
+import { adoptRepository, closeRepository, listOffsiteSnapshots, openRepository, type OffsiteRepo } from "@/lib/backup/offsite/repository";
+import { exportSnapshot } from "@/lib/backup/offsite/pull";
+import { pruneOffsite } from "@/lib/backup/offsite/prune";
+import { pushOffsite } from "@/lib/backup/offsite/push";
+import { testOffsite } from "@/lib/backup/offsite/checks";
+import { stageOffsiteSnapshot } from "@/lib/backup/offsite/pull";
+import type { S3Location } from "@/lib/backup/offsite/s3";
 import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
 import { startS3, configureOffsite, type TestS3 } from "./support/s3";
 import { startWebhook } from "./support/webhook";

@@ -3,7 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LocalDirTarget, type BackupTarget } from "@/lib/backup/target";
-import { S3Target, s3Client } from "@/lib/backup/s3";
+import { S3Target, s3Client } from "@/lib/backup/offsite/s3";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { tempDir } from "./support/instance";
 import { startS3, type TestS3 } from "./support/s3";

@@ -16,15 +16,25 @@ export function clientIp(headers: Headers): string | null {
 }
 
 /**
+ * Fires when the client that made `req` goes away (the request's own
+ * signal, or the entry's view of the socket): handed down to work done for
+ * it, such as a pull from a bucket, so that the work stops too instead of
+ * holding a staging slot and a connection to the store.
+ */
+export function requestSignal(req: Request): AbortSignal {
+  const id = req.headers.get(REQUEST_HEADER);
+  const signals = [req.signal, id ? requestsInFlight().get(id)?.gone.signal : undefined].filter((s): s is AbortSignal => !!s);
+  return AbortSignal.any(signals);
+}
+
+/**
  * A request's raw body as a Node stream that fails when the client hangs up
  * (the request's own signal, or the entry's view of the socket), so that
  * whatever it is piped into cleans up instead of waiting forever.
  */
 export function requestBody(req: Request): Readable {
   const body = Readable.fromWeb(req.body as never);
-  const id = req.headers.get(REQUEST_HEADER);
-  const signals = [req.signal, id ? requestsInFlight().get(id)?.gone.signal : undefined].filter((s): s is AbortSignal => !!s);
-  const gone = AbortSignal.any(signals);
+  const gone = requestSignal(req);
   const hangUp = () => body.destroy(new AppError(400, "CLIENT_GONE", "The connection closed before the whole body arrived."));
   // A client can hang up before the route has piped the body anywhere (it is
   // created before the route's first await). An error with no listener is an

@@ -1,6 +1,6 @@
 import "server-only";
 import { z } from "zod";
-import { connectionSchema, toLocation } from "@/lib/backup/offsite-settings";
+import { connectionSchema, toLocation } from "@/lib/backup/offsite/location";
 import { readJson } from "./http";
 import { restoreKeys } from "./restore";
 

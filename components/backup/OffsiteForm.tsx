@@ -5,7 +5,7 @@ import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import { adoptOffsite, saveOffsite, testOffsiteConnection } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
 import { formatDateTime } from "@/lib/format";
-import type { RepositoryAddress } from "@/lib/backup/offsite-settings";
+import type { RepositoryAddress } from "@/lib/backup/offsite/location";
 
 export interface OffsiteView extends RepositoryAddress {
   enabled: boolean;

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "react";
 import { Alert, Button, LockIcon, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
-import type { OffsiteSnapshot } from "@/lib/backup/offsite";
+import type { OffsiteSnapshot } from "@/lib/backup/offsite/repository";
 import { scopeLabel } from "@/lib/backup/format";
 
 /**

@@ -1,7 +1,7 @@
 import { Field, Input } from "@/components/ui";
-import type { RepositoryAddress } from "@/lib/backup/offsite-settings";
+import type { RepositoryAddress } from "@/lib/backup/offsite/location";
 
-/** An S3-compatible store's address and keys, as the wizard sends them (lib/backup/offsite-settings.ts connectionSchema). */
+/** An S3-compatible store's address and keys, as the wizard sends them (lib/backup/offsite/location.ts connectionSchema). */
 export type S3Connection = RepositoryAddress & { secret_access_key: string };
 
 /** The connection from a form holding S3ConnectionFields. */

@@ -6,7 +6,7 @@ import { S3ConnectionFields, readConnection, type S3Connection } from "@/compone
 import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
 import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
 import { formatBytes, formatDateTime } from "@/lib/format";
-import type { OffsiteSnapshot } from "@/lib/backup/offsite";
+import type { OffsiteSnapshot } from "@/lib/backup/offsite/repository";
 
 type Connection = S3Connection;
 

@@ -13,7 +13,7 @@ import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit"
 import { currentSettings, saveSettings } from "../settings/store";
 import { AGE_RECIPIENT_RE } from "../settings/schema";
 import { parseRecipient } from "../crypto/age";
-import { connectionSchema, offsiteSettingsFrom } from "../backup/offsite-settings";
+import { connectionSchema, offsiteSettingsFrom } from "../backup/offsite/location";
 import { encryptSecret } from "../settings/secrets";
 import { isValidTimeZone } from "../backup/schedule";
 

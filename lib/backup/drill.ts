@@ -11,7 +11,7 @@ import { currentSettings } from "../settings/store";
 import { listStoredBackups, openStoredBackup } from "./repository";
 import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "./restore";
 import { archiveEncryption } from "./encryption";
-import { offsiteLocation } from "./offsite-settings";
+import { offsiteLocation } from "./offsite/location";
 import { isEncryptedArchiveName, isScope, scopeHasVault, scopeInfo, type Scope } from "./format";
 import { verificationRows } from "./verify";
 import { alert, type SendOptions } from "./alerts";
@@ -86,7 +86,7 @@ async function chooseBackup(inst: Instance): Promise<Candidate> {
   }
   const loc = offsiteLocation(inst);
   if (loc) {
-    const { openRepository, closeRepository, listOffsiteSnapshots } = await import("./offsite");
+    const { openRepository, closeRepository, listOffsiteSnapshots } = await import("./offsite/repository");
     const repo = openRepository(loc);
     try {
       for (const s of (await listOffsiteSnapshots(repo)).filter((x) => x.verified && !damaged.has(`snapshots/${x.name}`))) {
@@ -161,8 +161,8 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
     if (chosen.source === "local") {
       preview = await stageArchive(scratch, await openStoredBackup(inst, chosen.name), { keys: chosen.keys, owner: "drill" });
     } else {
-      const { openRepository, closeRepository } = await import("./offsite");
-      const { stageOffsiteSnapshot } = await import("./offsite-restore");
+      const { openRepository, closeRepository } = await import("./offsite/repository");
+      const { stageOffsiteSnapshot } = await import("./offsite/pull");
       const repo = openRepository(offsiteLocation(inst)!);
       try {
         preview = await stageOffsiteSnapshot(scratch, repo, chosen.name, { keys: chosen.keys, owner: "drill" });

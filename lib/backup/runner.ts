@@ -12,8 +12,9 @@ import { currentTarget, freeArchiveName } from "./repository";
 import type { BackupTarget } from "./target";
 import { scopeHasInstance, type BackupMeta, type Scope, type Trigger } from "./format";
 import { snapshotDatabase, type DbSnapshot } from "./snapshot";
-import type { OffsitePushResult, OffsitePruneResult } from "./offsite";
-import { offsiteLocation } from "./offsite-settings";
+import type { OffsitePushResult } from "./offsite/push";
+import type { OffsitePruneResult } from "./offsite/prune";
+import { offsiteLocation } from "./offsite/location";
 import { alert, type SendOptions } from "./alerts";
 import type { RetentionPolicy } from "./retention";
 import { collectNow } from "../util/gc";
@@ -152,7 +153,9 @@ export async function runBackupJob(
       try {
         if (loc instanceof AppError) throw loc;
         // Loaded here, not at start-up: the AWS SDK costs every process about 25 MiB and 200 ms, offsite or not.
-        const { closeRepository, openRepository, pruneOffsite, pushOffsite } = await import("./offsite");
+        const { closeRepository, openRepository } = await import("./offsite/repository");
+        const { pruneOffsite } = await import("./offsite/prune");
+        const { pushOffsite } = await import("./offsite/push");
         const repo = openRepository(loc);
         try {
           const result = await pushOffsite(inst, repo, {

@@ -11,10 +11,10 @@ import { currentTarget } from "./repository";
 import type { BackupTarget } from "./target";
 import { archiveNameScope, isArchiveName, isEncryptedArchiveName } from "./format";
 import { archiveEncryption } from "./encryption";
-import { offsiteLocation } from "./offsite-settings";
+import { offsiteLocation } from "./offsite/location";
 import { alert, type SendOptions } from "./alerts";
 import { startRun, finishRun } from "./runs";
-import type { ObjectCheck } from "./offsite";
+import type { ObjectCheck } from "./offsite/checks";
 import { giveWayToRequests } from "../http/edge";
 
 /** A pass-through that hashes what it passes and keeps its first 64 KiB (the age header). */
@@ -168,10 +168,11 @@ export async function verifySlice(
     loc = null; // offsite settings that do not parse: Health says so already
   }
   let offsiteError: string | null = null;
-  let offsite: typeof import("./offsite") | null = null;
-  let repo: import("./offsite").OffsiteRepo | null = null;
+  // The AWS SDK is loaded only when offsite is configured.
+  let offsite: (typeof import("./offsite/repository") & typeof import("./offsite/checks")) | null = null;
+  let repo: import("./offsite/repository").OffsiteRepo | null = null;
   if (loc) {
-    offsite = await import("./offsite");
+    offsite = { ...(await import("./offsite/repository")), ...(await import("./offsite/checks")) };
     repo = offsite.openRepository(loc);
     try {
       for (const o of await repo.snapshots.list()) if (isArchiveName(o.name)) objects.push({ target: "offsite", kind: "snapshot", object: `snapshots/${o.name}`, size: o.size });
@@ -210,7 +211,7 @@ export async function verifySlice(
           check = problem ? { ok: false, error: `${o.object}: ${problem}` } : { ok: true };
         } else {
           const [kind, name] = [o.kind as "snapshot" | "blob", o.object.slice(o.object.indexOf("/") + 1)];
-          check = await offsite!.checkOffsiteObject(repo!, inst.secretKey, kind, name, (blob) => listed.has(`offsite\0blobs/${blob}`));
+          check = await offsite!.checkOffsiteObject(repo!, inst.secretKey, kind, name, { haveBlob: (blob) => listed.has(`offsite\0blobs/${blob}`), listedBytes: o.size });
           if (check.ok === false && !(await (kind === "snapshot" ? repo!.snapshots : repo!.blobs).stat(name))) continue; // removed by retention meanwhile
         }
       } catch (err) {

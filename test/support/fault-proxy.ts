@@ -1,20 +1,23 @@
 import http from "node:http";
 import net from "node:net";
 
-export type Fault = "500" | "cut";
+export type Fault = "500" | "cut" | "stall";
 
 export interface FaultProxy {
   endpoint: string;
   /** Fail the next `times` requests that match with `fault`. */
   failNext(fault: Fault, match: (req: http.IncomingMessage) => boolean, times?: number): void;
   injected(): number;
+  /** Stalled answers whose connection the client has not closed yet. */
+  stalledOpen(): number;
   clear(): void;
   close(): Promise<void>;
 }
 
 /**
  * An HTTP proxy in front of the test S3 server that injects faults: a 500
- * answer, or a connection cut after part of the request body arrived.
+ * answer, a connection cut after part of the request body arrived, or an
+ * answer that sends its headers and first KiB, then nothing.
  * "refuse" gives an endpoint where nothing listens; "silent" one that
  * accepts connections and never answers.
  */
@@ -22,6 +25,7 @@ export async function startFaultProxy(upstream: string, opts: { mode: "pass" | "
   const up = new URL(upstream);
   let pending: { fault: Fault; match: (req: http.IncomingMessage) => boolean; left: number } | null = null;
   let injected = 0;
+  let stalledOpen = 0;
   const sockets = new Set<net.Socket>();
   let server: net.Server;
   if (opts.mode === "silent") {
@@ -40,6 +44,21 @@ export async function startFaultProxy(upstream: string, opts: { mode: "pass" | "
             res.writeHead(500, { "content-type": "application/xml" });
             res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>injected</Message></Error>');
           });
+          return;
+        }
+        if (pending.fault === "stall") {
+          const fwd = http.request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+            res.writeHead(r.statusCode ?? 502, r.headers);
+            stalledOpen++;
+            res.once("close", () => stalledOpen--);
+            let sent = 0;
+            r.on("data", (c: Buffer) => {
+              if (sent < 1024) res.write(c.subarray(0, 1024 - sent));
+              sent += c.length;
+            });
+          });
+          fwd.on("error", () => res.destroy());
+          req.pipe(fwd);
           return;
         }
         let seen = 0;
@@ -73,6 +92,7 @@ export async function startFaultProxy(upstream: string, opts: { mode: "pass" | "
       pending = { fault, match, left: times };
     },
     injected: () => injected,
+    stalledOpen: () => stalledOpen,
     clear: () => void (pending = null),
     close,
   };

@@ -2,7 +2,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { startS3 as startS3Process } from "../../e2e/support/s3";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
-import { s3Client, type S3Location } from "@/lib/backup/s3";
+import { s3Client, type S3Location } from "@/lib/backup/offsite/s3";
 import type { Instance } from "@/lib/instance";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";

@@ -1,6 +1,6 @@
 import { getInstance } from "@/lib/runtime";
 import { completeNewSetup, newSetupSchema, requireSetupCode, requireSetupPending } from "@/lib/auth/setup";
-import { toLocation } from "@/lib/backup/offsite-settings";
+import { toLocation } from "@/lib/backup/offsite/location";
 import { route, readJson, clientIp } from "@/app/_server/http";
 
 /**
@@ -17,7 +17,7 @@ export const POST = route(async (req) => {
   const offsite = input.backup?.offsite;
   if (offsite) {
     requireSetupCode(inst, input.token, clientIp(req.headers));
-    const { testOffsite } = await import("@/lib/backup/offsite");
+    const { testOffsite } = await import("@/lib/backup/offsite/checks");
     await testOffsite(inst, toLocation(offsite));
   }
   const user = await completeNewSetup(inst, input, clientIp(req.headers));

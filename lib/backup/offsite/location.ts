@@ -1,16 +1,16 @@
 import { z } from "zod";
-import { endpointProblem } from "../http/endpoint-guard";
-import type { Instance } from "../instance";
-import { AppError } from "../errors";
-import { currentSettings } from "../settings/store";
-import { decryptSecret, isEncryptedSecret } from "../settings/secrets";
-import type { OffsiteSettings } from "../settings/schema";
+import { endpointProblem } from "../../http/endpoint-guard";
+import type { Instance } from "../../instance";
+import { AppError } from "../../errors";
+import { currentSettings } from "../../settings/store";
+import { decryptSecret, isEncryptedSecret } from "../../settings/secrets";
+import type { OffsiteSettings } from "../../settings/schema";
 import type { S3Location } from "./s3";
 
 /**
  * Where the offsite repository is, from settings.yaml: no AWS SDK here, so
  * the scheduler, the CLI and pages that only need to know (and name) the
- * repository do not load it. lib/backup/offsite.ts talks to the store.
+ * repository do not load it. The other modules here talk to the store.
  */
 
 export const joinKey = (...parts: string[]) => parts.filter(Boolean).join("/");

@@ -5,6 +5,7 @@ import {
   S3Client,
   HeadObjectCommand,
   GetObjectCommand,
+  PutObjectCommand,
   DeleteObjectCommand,
   ListObjectsV2Command,
   ListMultipartUploadsCommand,
@@ -12,10 +13,10 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { AppError, notFound } from "../errors";
-import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "./target";
-import { joinKey } from "./offsite-settings";
-import { assertEndpointAllowed, guardedLookup } from "../http/endpoint-guard";
+import { AppError, notFound } from "../../errors";
+import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "../target";
+import { joinKey } from "./location";
+import { assertEndpointAllowed, guardedLookup } from "../../http/endpoint-guard";
 
 /** Where an S3-compatible repository is and how to reach it (secret already decrypted). */
 export interface S3Location {
@@ -41,6 +42,21 @@ export const PART_BYTES = 8 * 1024 * 1024;
 /** The most names one listing collects (a repository of a million blobs fits) and how long it may take. */
 export const LIST_MAX_NAMES = Number(process.env.COFFER_S3_LIST_MAX_NAMES) || 2_000_000;
 export const LIST_DEADLINE_MS = Number(process.env.COFFER_S3_LIST_DEADLINE_MS) || 10 * 60 * 1000;
+
+/** How long a body may send nothing while its reader waits, before the transfer is given up (read at each open: tests and operators set it). */
+export const stallMs = () => Number(process.env.COFFER_OFFSITE_STALL_MS) || 30_000;
+
+export interface OpenOptions {
+  /** The size the object's index or listing declared: the body fails the moment it passes this. */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+/** A transfer stopped because whoever asked for it (a browser, a CLI user, a job being stopped) went away. */
+export function transferStopped(reason: unknown): AppError {
+  if (reason instanceof AppError) return reason;
+  return new AppError(400, "CLIENT_GONE", "The transfer from the storage was stopped: whoever asked for it went away.");
+}
 
 export interface ListBounds {
   maxNames?: number;
@@ -259,6 +275,7 @@ export class S3Target implements BackupTarget {
         }
       } while (token);
     } catch (err) {
+      if (opts.signal?.aborted) throw transferStopped(opts.signal.reason);
       if (err instanceof AppError) throw err;
       throw this.wrap(err);
     }
@@ -276,13 +293,119 @@ export class S3Target implements BackupTarget {
     }
   }
 
-  async open(name: string): Promise<Readable> {
+  /**
+   * An object's body, bounded (a bucket is untrusted): it fails with
+   * OFFSITE_OVERSIZE the moment it passes `maxBytes`, before those bytes are
+   * handed on; with OFFSITE_STALLED when no byte came for stallMs() while its
+   * reader was ready for more; and with CLIENT_GONE when `signal` fires.
+   */
+  async open(name: string, opts: OpenOptions = {}): Promise<Readable> {
     const key = this.key(name);
+    const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    const where = `${this.location}${name}`;
+    const tooLarge = () =>
+      new AppError(422, "OFFSITE_OVERSIZE", `The object ${where} is larger than the ${maxBytes} bytes its index declares; Coffer stopped reading it. The repository is damaged or was altered.`);
+    const stall = stallMs();
+    const stalled = () => new AppError(504, "OFFSITE_STALLED", `The storage stopped sending ${where} (nothing for ${Math.round(stall / 1000)} s), so the transfer was given up.`);
+    if (opts.signal?.aborted) throw transferStopped(opts.signal.reason);
+    const ctl = new AbortController();
+    const onCallerAbort = () => ctl.abort(transferStopped(opts.signal?.reason));
+    opts.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    let out: Transform | null = null;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        // A reader that is busy (its buffers full) is not a stalled store.
+        if (out && (out.readableLength >= out.readableHighWaterMark || out.writableLength > 0)) return arm();
+        ctl.abort(stalled());
+      }, stall);
+      timer.unref?.();
+    };
+    const settle = () => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onCallerAbort);
+    };
+    arm();
+    let body: Readable;
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: key }));
-      return r.Body as Readable;
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: key }), { abortSignal: ctl.signal });
+      body = r.Body as Readable;
+      if (r.ContentLength !== undefined && r.ContentLength > maxBytes) {
+        body.destroy();
+        throw tooLarge();
+      }
     } catch (err) {
-      if (isNotFound(err)) throw notFound(`${name} in ${this.location}`);
+      settle();
+      if (ctl.signal.aborted) throw ctl.signal.reason;
+      if (err instanceof AppError) throw err;
+      if (isNotFound(err) && (err as S3ErrorLike).name !== "NoSuchBucket") throw notFound(`${name} in ${this.location}`);
+      throw this.wrap(err);
+    }
+    let seen = 0;
+    const bounded = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        arm();
+        seen += chunk.length;
+        if (seen > maxBytes) return cb(tooLarge());
+        cb(null, chunk);
+      },
+    });
+    out = bounded;
+    const onAbort = () => {
+      body.destroy();
+      bounded.destroy(ctl.signal.reason as Error);
+    };
+    ctl.signal.addEventListener("abort", onAbort, { once: true });
+    body.on("error", (err) => bounded.destroy(ctl.signal.aborted ? (ctl.signal.reason as Error) : this.wrap(err)));
+    // Once the store has sent everything, a slow reader is no stall.
+    body.once("end", () => clearTimeout(timer));
+    bounded.on("close", () => {
+      settle();
+      ctl.signal.removeEventListener("abort", onAbort);
+      body.destroy();
+    });
+    body.pipe(bounded);
+    return bounded;
+  }
+
+  /** A small object (a marker, an index) whole, at most `maxBytes`, or null when there is none. */
+  async readSmall(name: string, maxBytes: number, opts: { signal?: AbortSignal } = {}): Promise<Buffer | null> {
+    let body: Readable;
+    try {
+      body = await this.open(name, { maxBytes, signal: opts.signal });
+    } catch (err) {
+      if (err instanceof AppError && err.status === 404 && err.code === "NOT_FOUND") return null;
+      throw err;
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of body) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /** One PUT of a small object held in memory (a marker, an index, a probe); replaces what is there. */
+  async putSmall(name: string, data: Buffer, contentType = "application/json"): Promise<void> {
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(name), Body: data, ContentLength: data.length, ContentType: contentType }));
+    } catch (err) {
+      throw this.wrap(err);
+    }
+  }
+
+  /**
+   * One PUT of a stream of exactly `length` bytes (a blob), nothing buffered.
+   * The SDK cannot retry a stream, so the caller retries by opening its
+   * source again; the error is the SDK's, for the caller to judge (s3Status).
+   */
+  async putStream(name: string, body: Readable, length: number, signal?: AbortSignal): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.loc.bucket, Key: this.key(name), Body: body, ContentLength: length }), { abortSignal: signal });
+  }
+
+  /** Delete without looking first (S3 deletes are idempotent), unlike remove(). */
+  async delete(name: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.loc.bucket, Key: this.key(name) }));
+    } catch (err) {
       throw this.wrap(err);
     }
   }

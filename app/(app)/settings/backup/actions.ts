@@ -14,7 +14,7 @@ import { AppError } from "@/lib/errors";
 import { selectableScopeSchema } from "@/lib/backup/format";
 import { parseRecipient } from "@/lib/crypto/age";
 import type { OffsiteSettings } from "@/lib/settings/schema";
-import { describeLocation, locationFromSettings, offsiteSettingsFrom } from "@/lib/backup/offsite-settings";
+import { describeLocation, locationFromSettings, offsiteSettingsFrom } from "@/lib/backup/offsite/location";
 import { endpointProblem } from "@/lib/http/endpoint-guard";
 
 const count = (max: number) => z.coerce.number({ error: "Enter a number." }).int("Use a whole number.").min(0, "Use 0 or more.").max(max, `Use at most ${max}.`);
@@ -177,14 +177,14 @@ export const saveOffsite = adminAction(offsiteForm, async (v, ctx) => {
 export const testOffsiteConnection = adminAction(offsiteForm, async (v, ctx) => {
   const offsite = offsiteFromForm(v, ctx);
   if (!offsite.secret_access_key) return NEED_SECRET;
-  const { testOffsite } = await import("@/lib/backup/offsite"); // the AWS SDK, only when used
+  const { testOffsite } = await import("@/lib/backup/offsite/checks"); // the AWS SDK, only when used
   const r = await testOffsite(ctx.inst, locationFromSettings(ctx.inst, offsite));
   return { ok: true, message: r.message };
 });
 
 /** Settings → Backup → Offsite → Adopt: this server takes over a repository another instance made. */
 export const adoptOffsite = adminAction(z.object({}), async (_v, ctx) => {
-  const { adoptRepository, closeRepository, configuredRepository } = await import("@/lib/backup/offsite");
+  const { adoptRepository, closeRepository, configuredRepository } = await import("@/lib/backup/offsite/repository");
   const repo = configuredRepository(ctx.inst);
   try {
     await adoptRepository(repo, ctx.inst);

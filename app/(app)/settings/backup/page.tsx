@@ -18,7 +18,7 @@ import { RunHistory } from "@/components/backup/RunHistory";
 import { EncryptionForm } from "@/components/backup/EncryptionForm";
 import { OffsiteForm } from "@/components/backup/OffsiteForm";
 import { lastRun } from "@/lib/backup/runs";
-import { describeLocation } from "@/lib/backup/offsite-settings";
+import { describeLocation } from "@/lib/backup/offsite/location";
 
 export const metadata: Metadata = { title: "Backup" };
 

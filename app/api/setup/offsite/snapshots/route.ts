@@ -1,9 +1,9 @@
 import { getInstance } from "@/lib/runtime";
 import { requireSetupCode } from "@/lib/auth/setup";
-import { route, clientIp } from "@/app/_server/http";
+import { route, clientIp, requestSignal } from "@/app/_server/http";
 import { readWizardOffsite } from "@/app/_server/offsite";
-import { closeRepository, listOffsiteSnapshots, openRepository } from "@/lib/backup/offsite";
-import { describeLocation } from "@/lib/backup/offsite-settings";
+import { closeRepository, listOffsiteSnapshots, openRepository } from "@/lib/backup/offsite/repository";
+import { describeLocation } from "@/lib/backup/offsite/location";
 
 /** Wizard, restore from S3: the setup code, then the snapshots in the repository the JSON names. */
 export const POST = route(async (req) => {
@@ -12,7 +12,7 @@ export const POST = route(async (req) => {
   const { loc } = await readWizardOffsite(req);
   const repo = openRepository(loc);
   try {
-    return Response.json({ location: describeLocation(loc), snapshots: await listOffsiteSnapshots(repo) });
+    return Response.json({ location: describeLocation(loc), snapshots: await listOffsiteSnapshots(repo, requestSignal(req)) });
   } finally {
     closeRepository(repo);
   }

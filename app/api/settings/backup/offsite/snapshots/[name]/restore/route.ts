@@ -1,8 +1,8 @@
 import { requireAdmin } from "@/app/_server/auth";
-import { route } from "@/app/_server/http";
+import { route, requestSignal } from "@/app/_server/http";
 import { keysFromJson } from "@/app/_server/restore";
-import { configuredRepository, closeRepository } from "@/lib/backup/offsite";
-import { stageOffsiteSnapshot } from "@/lib/backup/offsite-restore";
+import { configuredRepository, closeRepository } from "@/lib/backup/offsite/repository";
+import { stageOffsiteSnapshot } from "@/lib/backup/offsite/pull";
 
 type Ctx = { params: Promise<{ name: string }> };
 
@@ -12,7 +12,7 @@ export const POST = route<Ctx>(async (req, ctx) => {
   const keys = await keysFromJson(req);
   const repo = configuredRepository(inst);
   try {
-    return Response.json(await stageOffsiteSnapshot(inst, repo, (await ctx.params).name, { keys, owner: `user:${user.id}` }), { status: 201 });
+    return Response.json(await stageOffsiteSnapshot(inst, repo, (await ctx.params).name, { keys, owner: `user:${user.id}`, signal: requestSignal(req) }), { status: 201 });
   } finally {
     closeRepository(repo);
   }
