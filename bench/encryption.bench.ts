@@ -4,7 +4,7 @@ import { Readable } from "node:stream";
 import { test, expect } from "@playwright/test";
 import { startServer, signInCookie, SETUP_CODE, type Server } from "../e2e/support/server";
 import { openInstance, closeInstance } from "../lib/instance";
-import { writeStoredBackup } from "../lib/backup/runner";
+import { writeStoredBackup } from "../lib/backup/local/stored";
 import { generateKey } from "../lib/crypto/age";
 import { rssSampler, idleRss, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets, eventLoopDelay } from "./targets";

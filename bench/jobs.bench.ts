@@ -5,7 +5,7 @@ import { test } from "@playwright/test";
 import { startServer, signInCookie, type Server } from "../e2e/support/server";
 import { openInstance, closeInstance } from "../lib/instance";
 import { runDoctor } from "../lib/doctor";
-import { writeStoredBackup } from "../lib/backup/runner";
+import { writeStoredBackup } from "../lib/backup/local/stored";
 import { rssSampler, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets, eventLoopDelay, percentile } from "./targets";
 

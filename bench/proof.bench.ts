@@ -6,10 +6,10 @@ import { test } from "@playwright/test";
 import { startServer, signInCookie } from "../e2e/support/server";
 import { openInstance, closeInstance } from "../lib/instance";
 import { currentSettings, saveSettings } from "../lib/settings/store";
-import { LocalDirTarget } from "../lib/backup/target";
-import { proveStoredArchive } from "../lib/backup/verify";
-import { runDrill, type DrillDetail } from "../lib/backup/drill";
-import { stageArchive, applyRestore } from "../lib/backup/restore";
+import { LocalDirTarget } from "../lib/backup/local/target";
+import { proveStoredArchive } from "../lib/backup/local/prove";
+import { runDrill, type DrillDetail } from "../lib/backup/proof/drill";
+import { stageArchive, applyRestore } from "../lib/backup/restore/restore";
 import { measureShell, ensureTools, vaultInstance, fmtMiB, table } from "./support";
 import { Targets, percentile } from "./targets";
 

@@ -12,22 +12,23 @@ import { openRecoveredInstance, recoverAndSay } from "../lib/startup";
 import { resolveDataDir } from "../lib/paths";
 import { AppError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
-import { runBackupJob } from "../lib/backup/runner";
+import { runBackupJob } from "../lib/backup/jobs/runner";
 import { configuredLocation, normalizePrefix } from "../lib/backup/offsite/location";
 import type { S3Location } from "../lib/backup/offsite/s3";
 import os from "node:os";
 import { PassThrough } from "node:stream";
-import { listStoredBackups } from "../lib/backup/repository";
-import { currentBackupDir } from "../lib/backup/directory";
-import { LocalDirTarget, READ_CHUNK } from "../lib/backup/target";
-import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "../lib/backup/restore";
+import { listStoredBackups } from "../lib/backup/local/repository";
+import { currentBackupDir } from "../lib/backup/local/directory";
+import { LocalDirTarget, READ_CHUNK } from "../lib/backup/local/target";
+import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "../lib/backup/restore/restore";
 import { ensureSetupCode } from "../lib/auth/setup";
 import { isSetupComplete } from "../lib/instance";
 import { doctorDataDir, worst } from "../lib/doctor";
 import { runningServer } from "../lib/server-pid";
-import { LAYOUT, SELECTABLE_SCOPES, selectableScopeSchema } from "../lib/backup/format";
+import { LAYOUT } from "../lib/layout";
+import { SELECTABLE_SCOPES, selectableScopeSchema } from "../lib/backup/format/tables";
 import { AgeError, parseIdentities, type AgeKeys } from "../lib/crypto/age";
-import { ageArchiveError } from "../lib/backup/reader";
+import { ageArchiveError } from "../lib/backup/format/reader";
 
 const USAGE = `Usage: coffer [--data-dir DIR] [--json] <command>
 
@@ -285,7 +286,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === "verify" && o.all) {
-      const { verifySlice } = await import("../lib/backup/verify");
+      const { verifySlice } = await import("../lib/backup/proof/verify");
       const r = await verifySlice(inst, { all: true, log: (line) => process.stderr.write(`coffer: ${line}\n`) });
       const objects = r.checked.filter((c) => c.kind !== "blob");
       const blobs = r.checked.filter((c) => c.kind === "blob");
@@ -300,7 +301,7 @@ export async function main(argv: string[]): Promise<number> {
       return r.checked.some((c) => c.ok === 0) || r.offsiteError ? 1 : 0;
     }
     if (command === "drill") {
-      const { runDrill } = await import("../lib/backup/drill");
+      const { runDrill } = await import("../lib/backup/proof/drill");
       process.stderr.write("Restoring the newest backup into a scratch directory…\n");
       const d = await runDrill(inst, { trigger: "cli", log: (line) => process.stderr.write(`coffer: ${line}\n`) });
       const detail = d.detail ? JSON.parse(d.detail) : null;

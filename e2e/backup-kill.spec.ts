@@ -4,8 +4,8 @@ import crypto from "node:crypto";
 import Database from "better-sqlite3";
 import { test, expect } from "@playwright/test";
 import { startServer, setupInstance, signInCookie, tempDataDir } from "./support/server";
-import { readArchive } from "../lib/backup/reader";
-import { isArchiveName } from "../lib/backup/format";
+import { readArchive } from "../lib/backup/format/reader";
+import { isArchiveName } from "../lib/backup/format/tables";
 
 test("SIGKILL during Backup now never leaves an incomplete archive, and the next start sweeps leftovers", async () => {
   test.setTimeout(240_000);

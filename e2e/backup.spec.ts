@@ -3,8 +3,8 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { test, expect } from "@playwright/test";
 import { startServer, setupInstance, signInCookie, type Server } from "./support/server";
-import { readArchive } from "../lib/backup/reader";
-import { isArchiveName } from "../lib/backup/format";
+import { readArchive } from "../lib/backup/format/reader";
+import { isArchiveName } from "../lib/backup/format/tables";
 
 test.describe.configure({ mode: "serial" });
 

@@ -4,7 +4,7 @@ import { Readable, Transform } from "node:stream";
 import { test, expect } from "@playwright/test";
 import { startServer, SETUP_CODE } from "./support/server";
 import { rssSampler } from "./support/rss";
-import { tarHeader, tarPadding, TAR_END } from "../lib/backup/tar";
+import { tarHeader, tarPadding, TAR_END } from "../lib/backup/format/tar";
 
 const BLOB = 32 * 1024 * 1024;
 const BLOBS = Number(process.env.COFFER_E2E_UPLOAD_BLOBS ?? 33); // 33 x 32 MiB = 1.03 GiB

@@ -2,11 +2,11 @@ import fs from "node:fs";
 import { isSetupComplete, type Instance } from "./instance";
 import { APP_VERSION } from "./version";
 import { lastRun, lastSuccess } from "./backup/runs";
-import { scheduleStatus } from "./backup/scheduler";
+import { scheduleStatus } from "./backup/jobs/scheduler";
 import { quickChecks, lastDoctorReport, type Finding } from "./doctor";
 import { currentSettings, settingsProblem } from "./settings/store";
 import { lockHolder } from "./lock";
-import { proofSummary } from "./backup/proof";
+import { proofSummary } from "./backup/proof/proof";
 
 export type HealthStatus = "ok" | "degraded" | "failing";
 

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import crypto from "node:crypto";
 import { AppError } from "./errors";
-import { LAYOUT } from "./backup/format";
+import { LAYOUT } from "./layout";
 
 /**
  * One lock file in the data directory serialises the jobs that must never

@@ -3,8 +3,8 @@ import type { Instance } from "./instance";
 import { APP_VERSION } from "./version";
 import { healthReasons, healthStatus } from "./health";
 import { lockHolder } from "./lock";
-import { verificationCounts } from "./backup/verify";
-import { lastDrill } from "./backup/drill";
+import { verificationCounts } from "./backup/proof/verify";
+import { lastDrill } from "./backup/proof/drill";
 import { getMeta } from "./db/connection";
 
 /**

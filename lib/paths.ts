@@ -1,5 +1,5 @@
 import path from "node:path";
-import { LAYOUT } from "./backup/format";
+import { LAYOUT } from "./layout";
 
 /** Environment variables as lib/ reads them (process.env, or a test's own). */
 export type Env = Record<string, string | undefined>;

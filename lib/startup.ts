@@ -5,13 +5,13 @@ import { SettingsError } from "./settings/store";
 import { ensureSetupCode } from "./auth/setup";
 import { resolveDataDir, type Env } from "./paths";
 import { tryLock } from "./lock";
-import { LAYOUT } from "./backup/format";
-import { currentTarget } from "./backup/repository";
-import { recoverRestore, sweepStaging, RecoveryError, type RecoveryOutcome } from "./backup/restore";
-import { BackupScheduler } from "./backup/scheduler";
+import { LAYOUT } from "./layout";
+import { currentTarget } from "./backup/local/repository";
+import { recoverRestore, sweepStaging, RecoveryError, type RecoveryOutcome } from "./backup/restore/restore";
+import { BackupScheduler } from "./backup/jobs/scheduler";
 import { DeepCheckJob } from "./doctor/job";
 import { TrashPurgeJob } from "./vault/trash";
-import { ProofJob } from "./backup/proof";
+import { ProofJob } from "./backup/proof/proof";
 import { recordServerPid } from "./server-pid";
 import { installInstance, runtimeState } from "./runtime";
 

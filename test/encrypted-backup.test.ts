@@ -4,10 +4,10 @@ import crypto from "node:crypto";
 import { execFileSync, spawnSync } from "node:child_process";
 import { Readable } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { writeStoredBackup } from "@/lib/backup/runner";
-import { listStoredBackups, openStoredBackup } from "@/lib/backup/repository";
-import { stageArchive, discardStaged } from "@/lib/backup/restore";
-import { writeArchive } from "@/lib/backup/archive";
+import { writeStoredBackup } from "@/lib/backup/local/stored";
+import { listStoredBackups, openStoredBackup } from "@/lib/backup/local/repository";
+import { stageArchive, discardStaged } from "@/lib/backup/restore/restore";
+import { writeArchive } from "@/lib/backup/format/writer";
 import { createDocument } from "@/lib/vault/documents";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
@@ -134,7 +134,7 @@ describe("encrypted backups", () => {
 
   it("the streamed download and prerestore archives are encrypted too; a plain archive still restores without a key", async () => {
     const { inst, dir } = await instanceWith({ mode: "recipients", recipients: [KEY.recipient] });
-    const { streamDownload } = await import("@/lib/backup/download");
+    const { streamDownload } = await import("@/lib/backup/jobs/download");
     const d = streamDownload(inst, { id: null, name: "t" }, "full");
     expect(d.name).toMatch(/\.tar\.gz\.age$/);
     const chunks: Buffer[] = [];
@@ -145,7 +145,7 @@ describe("encrypted backups", () => {
     expect(await stageCode(await fresh(), fs.createReadStream(plainFile))).toBe("ok");
     // Restoring the plain archive onto this encrypting instance: the prerestore archive of the current state is encrypted.
     const preview = await stageArchive(inst, fs.createReadStream(plainFile));
-    const { applyRestore } = await import("@/lib/backup/restore");
+    const { applyRestore } = await import("@/lib/backup/restore/restore");
     const applied = await applyRestore(inst, preview.id, { id: null, name: "t" });
     cleanups.unshift(() => closeInstance(applied.instance));
     expect(applied.prerestore).toMatch(/^coffer_prerestore_.*\.tar\.gz\.age$/);

@@ -3,7 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { describe, it, expect } from "vitest";
 import { makeInstance } from "./support/instance";
-import { stageArchive, applyRestore } from "@/lib/backup/restore";
+import { stageArchive, applyRestore } from "@/lib/backup/restore/restore";
 import { parseIdentities, type AgeKeys } from "@/lib/crypto/age";
 import { verifyPassword } from "@/lib/auth/password";
 import { getMeta } from "@/lib/db/connection";

@@ -11,7 +11,7 @@ import Database from "better-sqlite3";
 import { PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createDocument } from "@/lib/vault/documents";
-import { snapshotDatabase } from "@/lib/backup/snapshot";
+import { snapshotDatabase } from "@/lib/backup/format/db-snapshot";
 import { closeRepository, listOffsiteSnapshots, openRepository, type OffsiteRepo } from "@/lib/backup/offsite/repository";
 import { exportSnapshot } from "@/lib/backup/offsite/pull";
 import { pushOffsite } from "@/lib/backup/offsite/push";

@@ -8,10 +8,10 @@ import { createDocument, deleteDocument } from "@/lib/vault/documents";
 import { deleteForever } from "@/lib/vault/trash";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
-import { snapshotDatabase } from "@/lib/backup/snapshot";
+import { snapshotDatabase } from "@/lib/backup/format/db-snapshot";
 import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
-import { applyRestore } from "@/lib/backup/restore";
-import { runBackupJob } from "@/lib/backup/runner";
+import { applyRestore } from "@/lib/backup/restore/restore";
+import { runBackupJob } from "@/lib/backup/jobs/runner";
 import { recentRuns } from "@/lib/backup/runs";
 import { closeInstance, type Instance } from "@/lib/instance";
 import { adoptRepository, closeRepository, listOffsiteSnapshots, openRepository, type OffsiteRepo } from "@/lib/backup/offsite/repository";
@@ -25,7 +25,7 @@ import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
 import { startS3, configureOffsite, type TestS3 } from "./support/s3";
 import { startWebhook } from "./support/webhook";
 import { startFaultProxy } from "./support/fault-proxy";
-import { BackupScheduler } from "@/lib/backup/scheduler";
+import { BackupScheduler } from "@/lib/backup/jobs/scheduler";
 
 let s3: TestS3;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { planRetention, PRERESTORE_MIN_AGE_MS, type RetentionPolicy } from "@/lib/backup/retention";
-import { archiveBaseName, isArchiveName, type Scope } from "@/lib/backup/format";
+import { archiveBaseName, isArchiveName, type Scope } from "@/lib/backup/format/tables";
 
 const NOW = new Date("2026-11-22T12:00:00Z");
 const HOUR = 3600 * 1000;
@@ -129,7 +129,7 @@ describe("GFS over 400 synthetic days", () => {
 });
 
 /**
- * An oracle written independently of lib/backup/retention.ts: ISO week by
+ * An oracle written independently of lib/backup/jobs/retention.ts: ISO week by
  * counting from the week's Monday to the Thursday that names its year, and
  * calendar months from the date's own fields. GFS keeps, for each of the
  * last N buckets that hold a backup, the newest backup in it (restic --keep-*).

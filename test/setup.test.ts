@@ -5,7 +5,7 @@ import { isSetupComplete } from "@/lib/instance";
 import { AppError } from "@/lib/errors";
 import { makeInstance } from "./support/instance";
 import { currentSettings } from "@/lib/settings/store";
-import { BackupScheduler } from "@/lib/backup/scheduler";
+import { BackupScheduler } from "@/lib/backup/jobs/scheduler";
 import { generateKey } from "@/lib/crypto/age";
 import { decryptSecret } from "@/lib/settings/secrets";
 

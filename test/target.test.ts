@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { LocalDirTarget, type BackupTarget } from "@/lib/backup/target";
+import { LocalDirTarget, type BackupTarget } from "@/lib/backup/local/target";
 import { S3Target, s3Client } from "@/lib/backup/offsite/s3";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { tempDir } from "./support/instance";

@@ -6,8 +6,8 @@ import { createDocument, deleteDocument, getDocumentFor, listDocuments } from "@
 import { listTrash, restoreFromTrash, deleteForever, emptyTrash, purgeTrash, trashedBytes, TrashPurgeJob, DAY_MS } from "@/lib/vault/trash";
 import { blobPath } from "@/lib/vault/blobs";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
-import { writeArchive } from "@/lib/backup/archive";
-import { stageArchive, applyRestore } from "@/lib/backup/restore";
+import { writeArchive } from "@/lib/backup/format/writer";
+import { stageArchive, applyRestore } from "@/lib/backup/restore/restore";
 import { openInstance, closeInstance } from "@/lib/instance";
 import { listAudit } from "@/lib/audit/log";
 import { renderMetrics } from "@/lib/metrics";

@@ -4,7 +4,7 @@ import { useEffect, useState } from "react";
 import { Alert, Button, LockIcon, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { OffsiteSnapshot } from "@/lib/backup/offsite/repository";
-import { scopeLabel } from "@/lib/backup/format";
+import { scopeLabel } from "@/lib/backup/format/tables";
 
 /**
  * The snapshots in the offsite repository, read from the bucket when the page

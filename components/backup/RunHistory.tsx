@@ -1,6 +1,6 @@
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { BackupRun } from "@/lib/backup/runs";
-import { scopeLabel } from "@/lib/backup/format";
+import { scopeLabel } from "@/lib/backup/format/tables";
 
 /** "3 new document files, 120 already there" from an offsite run's detail. */
 function offsiteDetail(detail: string): string {

@@ -6,7 +6,7 @@ import { Alert, Button, Card, Field, Input, Select } from "@/components/ui";
 import { saveBackupJob, sendTestAlert } from "@/app/(app)/settings/backup/actions";
 import type { ActionState } from "@/app/_server/actions";
 import { formatDateTime } from "@/lib/format";
-import { SCOPE_TABLE, SELECTABLE_SCOPES } from "@/lib/backup/format";
+import { SCOPE_TABLE, SELECTABLE_SCOPES } from "@/lib/backup/format/tables";
 
 export interface JobView {
   enabled: boolean;

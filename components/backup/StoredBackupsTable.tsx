@@ -3,8 +3,8 @@
 import { useConfirmedDelete } from "@/components/useConfirmedDelete";
 import { Alert, Button, LockIcon, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
-import type { StoredBackup } from "@/lib/backup/repository";
-import { scopeLabel } from "@/lib/backup/format";
+import type { StoredBackup } from "@/lib/backup/local/repository";
+import { scopeLabel } from "@/lib/backup/format/tables";
 
 export type StoredRow = StoredBackup;
 

@@ -15,7 +15,7 @@ import { AGE_RECIPIENT_RE } from "../settings/schema";
 import { parseRecipient } from "../crypto/age";
 import { connectionSchema, offsiteSettingsFrom } from "../backup/offsite/location";
 import { encryptSecret } from "../settings/secrets";
-import { isValidTimeZone } from "../backup/schedule";
+import { isValidTimeZone } from "../backup/jobs/schedule";
 
 // No 0/O, 1/I/L, U: a code read aloud or off a log is typed right the first time.
 const ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789";

@@ -1,8 +1,8 @@
 import { Readable } from "node:stream";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
-import { archiveEncryption } from "../backup/encryption";
-import { openStoredBackup } from "../backup/repository";
+import { archiveEncryption } from "../backup/format/encryption";
+import { openStoredBackup } from "../backup/local/repository";
 import { AGE_MAGIC, looksLikeAge } from "../crypto/age";
 
 /**

@@ -1,4 +1,4 @@
-import { isArchiveName, archiveNameDate, archiveNameScope } from "./format";
+import { isArchiveName, archiveNameDate, archiveNameScope } from "./format/tables";
 import type { BackupJob } from "../settings/schema";
 
 export type RetentionPolicy = BackupJob["retention"];

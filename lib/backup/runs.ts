@@ -1,6 +1,6 @@
 import type { DB } from "../db/connection";
-import type { Scope, Trigger } from "./format";
-import type { RunEncryption } from "./encryption";
+import type { Scope, Trigger } from "./format/tables";
+import type { RunEncryption } from "./format/encryption";
 
 export interface BackupRun {
   id: number;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { selectableScopeSchema } from "../backup/format";
+import { selectableScopeSchema } from "../backup/format/tables";
 
 const GiB = 1024 * 1024 * 1024;
 

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { LAYOUT } from "../backup/format";
+import { LAYOUT } from "../layout";
 import type { DataPaths } from "../paths";
 
 /**

@@ -1,6 +1,6 @@
 import zlib from "node:zlib";
 import crypto from "node:crypto";
-import { tarHeader, tarPadding, TAR_END } from "@/lib/backup/tar";
+import { tarHeader, tarPadding, TAR_END } from "@/lib/backup/format/tar";
 
 export interface Entry {
   name: string;

@@ -1,6 +1,6 @@
-import { isArchiveName } from "../format";
+import { isArchiveName } from "../format/tables";
 import { planRetention, type RetentionPolicy } from "../retention";
-import type { TargetObject } from "../target";
+import type { TargetObject } from "../local/target";
 import { readIndex, type OffsiteRepo, type SnapshotIndex } from "./repository";
 import { eachLimit } from "./transfer";
 

@@ -4,7 +4,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { Instance } from "../../instance";
 import { instanceId } from "../../instance";
 import { AppError } from "../../errors";
-import { isArchiveName, isEncryptedArchiveName, isScope, type Scope } from "../format";
+import { isArchiveName, isEncryptedArchiveName, isScope, type Scope } from "../format/tables";
 import { S3Target, s3Client, type S3Location } from "./s3";
 import { configuredLocation, describeLocation } from "./location";
 import { eachLimit } from "./transfer";

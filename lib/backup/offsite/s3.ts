@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { AppError, notFound } from "../../errors";
-import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "../target";
+import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "../local/target";
 import { joinKey } from "./location";
 import { assertEndpointAllowed, guardedLookup } from "../../http/endpoint-guard";
 

@@ -6,7 +6,7 @@ import { AppError } from "../../errors";
 import { AgeError, createDecryptStream, createEncryptStream, type AgeEncryptTo, type AgeKeys } from "../../crypto/age";
 import { hashingTap } from "../../util/hashing";
 import { collectAfter } from "../../util/gc";
-import { writeNewFileUnder } from "../payload";
+import { writeNewFileUnder } from "../restore/payload";
 import { explainS3Error, s3Status, transferStopped } from "./s3";
 import { describeLocation } from "./location";
 import type { OffsiteRepo } from "./repository";

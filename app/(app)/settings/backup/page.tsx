@@ -1,10 +1,10 @@
 import type { Metadata } from "next";
 import { maskWebhook } from "@/lib/backup/alerts";
 import { pageAdmin } from "@/app/_server/auth";
-import { currentBackupDir, backupDirChoices } from "@/lib/backup/directory";
-import { listStoredBackups } from "@/lib/backup/repository";
-import { LocalDirTarget } from "@/lib/backup/target";
-import { scheduleStatus } from "@/lib/backup/scheduler";
+import { currentBackupDir, backupDirChoices } from "@/lib/backup/local/directory";
+import { listStoredBackups } from "@/lib/backup/local/repository";
+import { LocalDirTarget } from "@/lib/backup/local/target";
+import { scheduleStatus } from "@/lib/backup/jobs/scheduler";
 import { settingsProblem } from "@/lib/settings/store";
 import { decryptSecret } from "@/lib/settings/secrets";
 import { formatDateTime } from "@/lib/format";

@@ -6,8 +6,8 @@ import { adminAction } from "@/app/_server/actions";
 import { worst } from "@/lib/doctor";
 import { runDeepCheck } from "@/lib/doctor/job";
 import { audit } from "@/lib/audit/log";
-import { runDrill } from "@/lib/backup/drill";
-import { exclusively } from "@/lib/backup/proof";
+import { runDrill } from "@/lib/backup/proof/drill";
+import { exclusively } from "@/lib/backup/proof/proof";
 
 export const runDeepCheckNow = adminAction(z.object({}), async (_v, ctx) => {
   const report = await runDeepCheck(ctx.inst);

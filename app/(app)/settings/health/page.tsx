@@ -9,11 +9,11 @@ import { formatBytes, formatDateTime } from "@/lib/format";
 import { healthReasons, healthStatus, type HealthReason, type HealthStatus } from "@/lib/health";
 import type { Instance } from "@/lib/instance";
 import { currentSettings } from "@/lib/settings/store";
-import { scheduleStatus } from "@/lib/backup/scheduler";
+import { scheduleStatus } from "@/lib/backup/jobs/scheduler";
 import { lastSuccess } from "@/lib/backup/runs";
-import { proofSummary } from "@/lib/backup/proof";
-import { verificationRows, type VerificationRow } from "@/lib/backup/verify";
-import { recentDrills, type Drill } from "@/lib/backup/drill";
+import { proofSummary } from "@/lib/backup/proof/proof";
+import { verificationRows, type VerificationRow } from "@/lib/backup/proof/verify";
+import { recentDrills, type Drill } from "@/lib/backup/proof/drill";
 
 export const metadata: Metadata = { title: "Health" };
 

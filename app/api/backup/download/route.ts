@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { requireAdmin } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
-import { streamDownload } from "@/lib/backup/download";
-import { selectableScopeSchema } from "@/lib/backup/format";
+import { streamDownload } from "@/lib/backup/jobs/download";
+import { selectableScopeSchema } from "@/lib/backup/format/tables";
 
 const query = z.object({ scope: selectableScopeSchema.default("full") });
 

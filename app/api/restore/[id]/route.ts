@@ -1,6 +1,6 @@
 import { route } from "@/app/_server/http";
 import { authorizeRestore } from "@/app/_server/restore";
-import { discardStaged } from "@/lib/backup/restore";
+import { discardStaged } from "@/lib/backup/restore/restore";
 
 type Ctx = { params: Promise<{ id: string }> };
 

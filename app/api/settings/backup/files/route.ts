@@ -1,6 +1,6 @@
 import { requireAdminOrToken } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
-import { listStoredBackups } from "@/lib/backup/repository";
+import { listStoredBackups } from "@/lib/backup/local/repository";
 
 /** Stored backups, newest first: an admin, or an API token with backup:read. */
 export const GET = route(async (req) => {

@@ -1,7 +1,7 @@
 import { requireAdminOrToken } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
 import { currentSettings } from "@/lib/settings/store";
-import { runBackupJob } from "@/lib/backup/runner";
+import { runBackupJob } from "@/lib/backup/jobs/runner";
 
 /**
  * Run the configured backup job now (and its offsite part, when on), under

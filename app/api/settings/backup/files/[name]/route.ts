@@ -1,7 +1,7 @@
 import { requireAdmin, requireAdminOrToken } from "@/app/_server/auth";
 import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_server/http";
-import { deleteStoredBackup, openStoredBackup } from "@/lib/backup/repository";
-import { isEncryptedArchiveName } from "@/lib/backup/format";
+import { deleteStoredBackup, openStoredBackup } from "@/lib/backup/local/repository";
+import { isEncryptedArchiveName } from "@/lib/backup/format/tables";
 import { openBackupForToken } from "@/lib/auth/token-download";
 
 type Ctx = { params: Promise<{ name: string }> };

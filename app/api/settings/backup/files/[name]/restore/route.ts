@@ -1,7 +1,7 @@
 import { requireAdmin } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
-import { openStoredBackup } from "@/lib/backup/repository";
-import { stageArchive } from "@/lib/backup/restore";
+import { openStoredBackup } from "@/lib/backup/local/repository";
+import { stageArchive } from "@/lib/backup/restore/restore";
 import { keysFromJson } from "@/app/_server/restore";
 
 type Ctx = { params: Promise<{ name: string }> };

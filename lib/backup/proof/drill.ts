@@ -1,21 +1,21 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import type { Instance } from "../instance";
-import { openInstance, closeInstance } from "../instance";
-import type { DB } from "../db/connection";
-import { AppError } from "../errors";
-import { runDoctor } from "../doctor";
-import type { AgeKeys } from "../crypto/age";
-import { currentSettings } from "../settings/store";
-import { listStoredBackups, openStoredBackup } from "./repository";
-import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "./restore";
-import { archiveEncryption } from "./encryption";
-import { offsiteLocation } from "./offsite/location";
-import { isEncryptedArchiveName, isScope, scopeHasVault, scopeInfo, type Scope } from "./format";
+import type { Instance } from "../../instance";
+import { openInstance, closeInstance } from "../../instance";
+import type { DB } from "../../db/connection";
+import { AppError } from "../../errors";
+import { runDoctor } from "../../doctor/index";
+import type { AgeKeys } from "../../crypto/age";
+import { currentSettings } from "../../settings/store";
+import { listStoredBackups, openStoredBackup } from "../local/repository";
+import { stageArchive, applyRestore, discardStaged, type RestorePreview } from "../restore/restore";
+import { archiveEncryption } from "../format/encryption";
+import { offsiteLocation } from "../offsite/location";
+import { isEncryptedArchiveName, isScope, scopeHasVault, scopeInfo, type Scope } from "../format/tables";
 import { verificationRows } from "./verify";
-import { alert, type SendOptions } from "./alerts";
-import { removeWorkDir } from "./workdir";
+import { alert, type SendOptions } from "../alerts";
+import { removeWorkDir } from "../workdir";
 
 export type DrillStatus = "running" | "success" | "failed" | "skipped";
 
@@ -86,7 +86,7 @@ async function chooseBackup(inst: Instance): Promise<Candidate> {
   }
   const loc = offsiteLocation(inst);
   if (loc) {
-    const { openRepository, closeRepository, listOffsiteSnapshots } = await import("./offsite/repository");
+    const { openRepository, closeRepository, listOffsiteSnapshots } = await import("../offsite/repository");
     const repo = openRepository(loc);
     try {
       for (const s of (await listOffsiteSnapshots(repo)).filter((x) => x.verified && !damaged.has(`snapshots/${x.name}`))) {
@@ -161,8 +161,8 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
     if (chosen.source === "local") {
       preview = await stageArchive(scratch, await openStoredBackup(inst, chosen.name), { keys: chosen.keys, owner: "drill" });
     } else {
-      const { openRepository, closeRepository } = await import("./offsite/repository");
-      const { stageOffsiteSnapshot } = await import("./offsite/pull");
+      const { openRepository, closeRepository } = await import("../offsite/repository");
+      const { stageOffsiteSnapshot } = await import("../offsite/pull");
       const repo = openRepository(offsiteLocation(inst)!);
       try {
         preview = await stageOffsiteSnapshot(scratch, repo, chosen.name, { keys: chosen.keys, owner: "drill" });

@@ -1,9 +1,9 @@
 import fs from "node:fs";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { notFound } from "../errors";
-import { fsyncDirAsync, handleStream } from "../util/fsatomic";
-import { paceWriteback } from "../util/writeback";
+import { notFound } from "../../errors";
+import { fsyncDirAsync, handleStream } from "../../util/fsatomic";
+import { paceWriteback } from "../../util/writeback";
 
 /** One finished object in a target. */
 export interface TargetObject {

@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { LAYOUT } from "../../layout";
 
 /**
- * Archive format v1 (DESIGN section 3) and the instance layout it mirrors:
+ * Archive format v1 (DESIGN section 3), which mirrors the instance layout (lib/layout.ts):
  * every archive member is named by where it lives in the data directory, so
  * the writer's member list, the reader's whitelist and the restore's swap
  * items all come from the tables below. Safe for client components (labels).
@@ -9,26 +10,6 @@ import { z } from "zod";
 export const FORMAT_VERSION = 1;
 export const META_NAME = "backup_meta.json";
 export const MAGIC = "coffer-backup";
-
-/** Where instance state lives, relative to the data directory (DESIGN section 1). */
-export const LAYOUT = {
-  database: "coffer.db",
-  /** SQLite's WAL and shared-memory files: never copied, never allowed to meet another database. */
-  databaseSidecars: ["coffer.db-wal", "coffer.db-shm"],
-  settings: "settings.yaml",
-  keysDir: "keys",
-  secretKey: "keys/secret.key",
-  configKey: "keys/config.key",
-  vault: "vault",
-  backups: "backups",
-  setupToken: "setup-token",
-  /** This installation's id (offsite repositories record whose they are); never archived, so a restore onto a new server gets a new one. */
-  instanceId: "instance-id",
-  staging: ".staging",
-  tmp: ".tmp",
-  lock: "coffer.lock",
-  lostFound: "lost+found",
-} as const;
 
 /** The members of an archive's "instance" part, in archive order: the database, settings and keys. */
 export const INSTANCE_MEMBERS = [LAYOUT.database, LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey] as const;

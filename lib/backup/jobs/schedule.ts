@@ -1,5 +1,5 @@
 import { Cron } from "croner";
-import { AppError } from "../errors";
+import { AppError } from "../../errors";
 
 export const INTERVALS: Record<string, number> = {
   hourly: 3600 * 1000,

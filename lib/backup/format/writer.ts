@@ -6,19 +6,20 @@ import { promisify } from "node:util";
 import os from "node:os";
 import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { Instance } from "../instance";
-import { APP_VERSION } from "../version";
-import { SCHEMA_VERSION } from "../db/migrations";
-import { blobPath } from "../vault/blobs";
-import { pinBlobs } from "../vault/pins";
-import { FORMAT_VERSION, INSTANCE_MEMBERS, LAYOUT, MAGIC, META_NAME, blobMember, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./format";
-import { snapshotDatabase, sha256File, type DbSnapshot } from "./snapshot";
+import type { Instance } from "../../instance";
+import { APP_VERSION } from "../../version";
+import { SCHEMA_VERSION } from "../../db/migrations";
+import { blobPath } from "../../vault/blobs";
+import { pinBlobs } from "../../vault/pins";
+import { LAYOUT } from "../../layout";
+import { FORMAT_VERSION, INSTANCE_MEMBERS, MAGIC, META_NAME, blobMember, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./tables";
+import { snapshotDatabase, sha256File, type DbSnapshot } from "./db-snapshot";
 import { tarHeader, tarPadding, TAR_END } from "./tar";
 import { BlockGzipWriter } from "./pgzip";
-import { createEncryptStream, type AgeEncryptTo } from "../crypto/age";
-import { hashingTap } from "../util/hashing";
-import { giveWayToRequests } from "../http/edge";
-import { removeWorkDir } from "./workdir";
+import { createEncryptStream, type AgeEncryptTo } from "../../crypto/age";
+import { hashingTap } from "../../util/hashing";
+import { giveWayToRequests } from "../../http/edge";
+import { removeWorkDir } from "../workdir";
 
 /** End `out` and wait until everything written has been flushed (or it failed). */
 function endStream(out: Writable, signal?: AbortSignal): Promise<void> {

@@ -2,15 +2,15 @@ import zlib from "node:zlib";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
-import type { Instance } from "../instance";
-import type { InstanceLock } from "../lock";
-import { notFound } from "../errors";
-import { audit, type Actor } from "../audit/log";
-import { fileEncryption, verifiedFiles } from "./runs";
+import type { Instance } from "../../instance";
+import type { InstanceLock } from "../../lock";
+import { notFound } from "../../errors";
+import { audit, type Actor } from "../../audit/log";
+import { fileEncryption, verifiedFiles } from "../runs";
 import { currentBackupDir } from "./directory";
 import { LocalDirTarget, type BackupTarget } from "./target";
-import { planRetention, type RetentionPolicy } from "./retention";
-import { META_NAME, archiveBaseName, archiveNameDate, archiveNameScope, compareArchiveNamesNewestFirst, isArchiveName, isEncryptedArchiveName, metaSchema, type BackupMeta, type Scope } from "./format";
+import { planRetention, type RetentionPolicy } from "../retention";
+import { META_NAME, archiveBaseName, archiveNameDate, archiveNameScope, compareArchiveNamesNewestFirst, isArchiveName, isEncryptedArchiveName, metaSchema, type BackupMeta, type Scope } from "../format/tables";
 
 /**
  * Stored backups: the Coffer archives in a target, seen through their names

@@ -1,10 +1,10 @@
 import fs from "node:fs";
 import path from "node:path";
-import type { Instance } from "../instance";
-import type { Env } from "../paths";
-import { AppError } from "../errors";
-import { currentSettings } from "../settings/store";
-import { LAYOUT } from "./format";
+import type { Instance } from "../../instance";
+import type { Env } from "../../paths";
+import { AppError } from "../../errors";
+import { currentSettings } from "../../settings/store";
+import { LAYOUT } from "../../layout";
 
 /** Directories a backup directory may be in: the data dir, and COFFER_BACKUP_ROOTS. */
 export function backupRoots(inst: Instance, env: Env = process.env): string[] {

@@ -1,12 +1,12 @@
-import type { Instance } from "../instance";
-import { isSetupComplete } from "../instance";
-import { Ticker } from "../util/ticker";
-import { getMeta, setMeta } from "../db/connection";
-import { currentSettings } from "../settings/store";
+import type { Instance } from "../../instance";
+import { isSetupComplete } from "../../instance";
+import { Ticker } from "../../util/ticker";
+import { getMeta, setMeta } from "../../db/connection";
+import { currentSettings } from "../../settings/store";
 import { verifySlice, verificationSummary, SLICE_EVERY_MS, type VerificationSummary } from "./verify";
 import { runDrill, drillDue, lastDrill, type Drill } from "./drill";
-import { lastSuccess } from "./runs";
-import { alert, type SendOptions } from "./alerts";
+import { lastSuccess } from "../runs";
+import { alert, type SendOptions } from "../alerts";
 
 const runningKey = Symbol.for("coffer.proofRunning");
 

@@ -2,10 +2,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import type { DB } from "../db/connection";
-import { SHA256_RE } from "../vault/blobs";
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../util/modes";
-import { ArchiveError } from "./reader";
+import type { DB } from "../../db/connection";
+import { SHA256_RE } from "../../vault/blobs";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../../util/modes";
+import { ArchiveError } from "../format/reader";
 
 /**
  * The trust boundary's one writer (README, Security): everything a restore or an export puts

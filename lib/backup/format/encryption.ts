@@ -1,7 +1,7 @@
-import type { Instance } from "../instance";
-import { currentSettings } from "../settings/store";
-import { decryptSecret, isEncryptedSecret } from "../settings/secrets";
-import { parseRecipient, type AgeEncryptTo } from "../crypto/age";
+import type { Instance } from "../../instance";
+import { currentSettings } from "../../settings/store";
+import { decryptSecret, isEncryptedSecret } from "../../settings/secrets";
+import { parseRecipient, type AgeEncryptTo } from "../../crypto/age";
 
 /** What a run's archive was encrypted with, as recorded in backup_runs (public information only). */
 export type RunEncryption = { mode: "recipients"; recipients: string[] } | { mode: "passphrase" } | null;

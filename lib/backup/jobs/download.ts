@@ -1,9 +1,9 @@
 import { PassThrough } from "node:stream";
-import type { Instance } from "../instance";
-import { audit, type Actor } from "../audit/log";
-import { packArchive } from "./archive";
-import { archiveEncryption } from "./encryption";
-import { archiveBaseName, type Scope } from "./format";
+import type { Instance } from "../../instance";
+import { audit, type Actor } from "../../audit/log";
+import { packArchive } from "../format/writer";
+import { archiveEncryption } from "../format/encryption";
+import { archiveBaseName, type Scope } from "../format/tables";
 
 /**
  * A fresh archive as a stream for the browser; nothing is stored on the

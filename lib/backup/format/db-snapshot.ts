@@ -2,8 +2,8 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { Worker } from "node:worker_threads";
-import type { Instance } from "../instance";
-import { paceFileWriteback } from "../util/writeback";
+import type { Instance } from "../../instance";
+import { paceFileWriteback } from "../../util/writeback";
 import { LOWER_THIS_THREAD } from "./pgzip";
 
 export interface DbSnapshot {

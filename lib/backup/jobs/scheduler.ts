@@ -1,15 +1,15 @@
-import type { Instance } from "../instance";
-import { Ticker } from "../util/ticker";
-import { getMeta, setMeta } from "../db/connection";
-import { currentSettings } from "../settings/store";
-import { tryLock } from "../lock";
+import type { Instance } from "../../instance";
+import { Ticker } from "../../util/ticker";
+import { getMeta, setMeta } from "../../db/connection";
+import { currentSettings } from "../../settings/store";
+import { tryLock } from "../../lock";
 import { runBackupJob } from "./runner";
-import { pruneBackups } from "./repository";
-import { resolveBackupDir } from "./directory";
-import { LocalDirTarget } from "./target";
-import { lastSuccess } from "./runs";
+import { pruneBackups } from "../local/repository";
+import { resolveBackupDir } from "../local/directory";
+import { LocalDirTarget } from "../local/target";
+import { lastSuccess } from "../runs";
 import { parseSchedule, latestSlot, nextRuns, stalePeriodMs, type ParsedSchedule } from "./schedule";
-import { alert, type SendOptions } from "./alerts";
+import { alert, type SendOptions } from "../alerts";
 
 /** After a failed run, wait this long (or the interval, if shorter) before trying again. */
 const RETRY_MS = 10 * 60 * 1000;

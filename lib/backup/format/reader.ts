@@ -2,12 +2,12 @@ import zlib from "node:zlib";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
-import { AppError } from "../errors";
-import { collectAfter } from "../util/gc";
-import { hashingTap } from "../util/hashing";
-import { AGE_MAGIC, AgeError, createDecryptStream, looksLikeAge, type AgeKeys } from "../crypto/age";
-import { SCHEMA_VERSION } from "../db/migrations";
-import { APP_VERSION } from "../version";
+import { AppError } from "../../errors";
+import { collectAfter } from "../../util/gc";
+import { hashingTap } from "../../util/hashing";
+import { AGE_MAGIC, AgeError, createDecryptStream, looksLikeAge, type AgeKeys } from "../../crypto/age";
+import { SCHEMA_VERSION } from "../../db/migrations";
+import { APP_VERSION } from "../../version";
 import {
   BLOB_MEMBER_RE,
   DIR_MEMBERS,
@@ -22,7 +22,7 @@ import {
   metaSchema,
   scopeHasInstance,
   type BackupMeta,
-} from "./format";
+} from "./tables";
 
 /** A rejected archive: a stable code and a sentence for the person who chose the file. */
 export class ArchiveError extends AppError {

@@ -2,7 +2,7 @@ import zlib from "node:zlib";
 import { Worker } from "node:worker_threads";
 import type { Writable } from "node:stream";
 import type { FileHandle } from "node:fs/promises";
-import { collectAfter } from "../util/gc";
+import { collectAfter } from "../../util/gc";
 
 /**
  * One gzip member written pigz-style: the input is cut into blocks that are
