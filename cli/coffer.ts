@@ -14,7 +14,7 @@ import { AppError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
 import { runBackupJob } from "../lib/backup/jobs/runner";
 import { configuredLocation, normalizePrefix } from "../lib/backup/offsite/location";
-import type { S3Location } from "../lib/backup/offsite/s3";
+import type { S3Location } from "../lib/backup/offsite/location";
 import os from "node:os";
 import { PassThrough } from "node:stream";
 import { listStoredBackups } from "../lib/backup/local/repository";

@@ -8,7 +8,7 @@ import { createDocument } from "@/lib/vault/documents";
 import { closeInstance, openInstance } from "@/lib/instance";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
-import type { S3Location } from "@/lib/backup/offsite/s3";
+import type { S3Location } from "@/lib/backup/offsite/location";
 import { makeSetUpInstance, tempDir } from "./support/instance";
 import { startS3, type TestS3 } from "./support/s3";
 

@@ -16,7 +16,8 @@ import { closeRepository, listOffsiteSnapshots, openRepository, type OffsiteRepo
 import { exportSnapshot } from "@/lib/backup/offsite/pull";
 import { pushOffsite } from "@/lib/backup/offsite/push";
 import { stageOffsiteSnapshot } from "@/lib/backup/offsite/pull";
-import { s3Client, type S3Location } from "@/lib/backup/offsite/s3";
+import { s3Client } from "@/lib/backup/offsite/s3";
+import { type S3Location } from "@/lib/backup/offsite/location";
 import { makeSetUpInstance, tempDir } from "./support/instance";
 import { startS3, S3RVER_KEY, type TestS3 } from "./support/s3";
 import { unpackToMemory } from "./support/archive";

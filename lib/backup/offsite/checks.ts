@@ -6,7 +6,8 @@ import { instanceId } from "../../instance";
 import { AppError } from "../../errors";
 import { AgeError, createDecryptStream } from "../../crypto/age";
 import { hashingTap } from "../../util/hashing";
-import { explainS3Error, type S3Location } from "./s3";
+import { explainS3Error } from "./s3";
+import { type S3Location } from "./location";
 import { describeLocation } from "./location";
 import { blobNamer, closeRepository, openRepository, otherInstance, readIndex, readMarker, repositoryIdentity, type OffsiteRepo, type SnapshotIndex } from "./repository";
 

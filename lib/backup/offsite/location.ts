@@ -5,13 +5,30 @@ import { AppError } from "../../errors";
 import { currentSettings } from "../../settings/store";
 import { decryptSecret, isEncryptedSecret } from "../../settings/secrets";
 import type { OffsiteSettings } from "../../settings/schema";
-import type { S3Location } from "./s3";
 
 /**
  * Where the offsite repository is, from settings.yaml: no AWS SDK here, so
  * the scheduler, the CLI and pages that only need to know (and name) the
  * repository do not load it. The other modules here talk to the store.
  */
+
+/** Where an S3-compatible repository is and how to reach it (secret already decrypted). */
+export interface S3Location {
+  endpoint: string;
+  region: string;
+  bucket: string;
+  /** Key prefix without leading or trailing slash; "" for the bucket's root. */
+  prefix: string;
+  pathStyle: boolean;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /**
+   * Send checksums only where S3 requires them. Several S3-compatible stores
+   * do not understand the SDK's default aws-chunked CRC32 uploads: one here
+   * (s3rver) stored the chunk framing as part of the object.
+   */
+  checksumCompat: boolean;
+}
 
 export const joinKey = (...parts: string[]) => parts.filter(Boolean).join("/");
 

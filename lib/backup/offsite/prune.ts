@@ -2,7 +2,7 @@ import { isArchiveName } from "../format/tables";
 import { planRetention, type RetentionPolicy } from "../retention";
 import type { TargetObject } from "../local/target";
 import { readIndex, type OffsiteRepo, type SnapshotIndex } from "./repository";
-import { eachLimit } from "./transfer";
+import { eachLimit } from "../../util/concurrency";
 
 /** How long an unreferenced blob or a snapshot-less index is kept: a run in progress elsewhere may be about to name it. */
 export const DEFAULT_GRACE_MS = 24 * 3600 * 1000;

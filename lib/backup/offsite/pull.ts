@@ -15,7 +15,8 @@ import { restoreCapBytes, stageInto, type RestorePreview } from "../restore/rest
 import { transferStopped } from "./s3";
 import { describeLocation } from "./location";
 import { blobNamer, listOffsiteSnapshots, readIndex, repositoryIdentity, type OffsiteRepo } from "./repository";
-import { BLOB_CONCURRENCY, eachLimit, fetchBlob } from "./transfer";
+import { BLOB_CONCURRENCY, fetchBlob } from "./transfer";
+import { eachLimit } from "../../util/concurrency";
 
 /**
  * Reading a snapshot back out of the bucket (a restore's staging, an

@@ -17,7 +17,8 @@ import type { DbSnapshot } from "../format/db-snapshot";
 import { archiveEncryption } from "../format/encryption";
 import { describeLocation } from "./location";
 import { blobNamer, claimRepository, repositoryIdentity, writeIndex, type OffsiteRepo, type RepoMarker, type SnapshotIndex } from "./repository";
-import { BLOB_CONCURRENCY, eachLimit, uploadBlob } from "./transfer";
+import { BLOB_CONCURRENCY, uploadBlob } from "./transfer";
+import { eachLimit } from "../../util/concurrency";
 
 /**
  * Blobs are encrypted to the repository identity too (in recipients mode,

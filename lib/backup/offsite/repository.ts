@@ -5,9 +5,10 @@ import type { Instance } from "../../instance";
 import { instanceId } from "../../instance";
 import { AppError } from "../../errors";
 import { isArchiveName, isEncryptedArchiveName, isScope, type Scope } from "../format/tables";
-import { S3Target, s3Client, type S3Location } from "./s3";
+import { S3Target, s3Client } from "./s3";
+import { type S3Location } from "./location";
 import { configuredLocation, describeLocation } from "./location";
-import { eachLimit } from "./transfer";
+import { eachLimit } from "../../util/concurrency";
 
 /**
  * The offsite repository (DESIGN section 10): one per instance under

@@ -15,26 +15,8 @@ import {
 import { Upload } from "@aws-sdk/lib-storage";
 import { AppError, notFound } from "../../errors";
 import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "../local/target";
-import { joinKey } from "./location";
+import { joinKey, type S3Location } from "./location";
 import { assertEndpointAllowed, guardedLookup } from "../../http/endpoint-guard";
-
-/** Where an S3-compatible repository is and how to reach it (secret already decrypted). */
-export interface S3Location {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  /** Key prefix without leading or trailing slash; "" for the bucket's root. */
-  prefix: string;
-  pathStyle: boolean;
-  accessKeyId: string;
-  secretAccessKey: string;
-  /**
-   * Send checksums only where S3 requires them. Several S3-compatible stores
-   * do not understand the SDK's default aws-chunked CRC32 uploads: one here
-   * (s3rver) stored the chunk framing as part of the object.
-   */
-  checksumCompat: boolean;
-}
 
 /** Bodies larger than this go up as multipart uploads; smaller ones as one PUT. Also the buffer per upload. */
 export const PART_BYTES = 8 * 1024 * 1024;

@@ -21,24 +21,6 @@ import type { OffsiteRepo } from "./repository";
 /** Blobs moved at once (aws s3 sync uses 10). Each is a stream: a few 256 KiB buffers in memory. */
 export const BLOB_CONCURRENCY = 8;
 
-/** Run `fn` over `items` with at most `n` at once; the first failure stops new work and is thrown. */
-export async function eachLimit<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown = null;
-  const worker = async () => {
-    while (failed === null && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  if (failed !== null) throw failed;
-}
-
 /** Tries per blob: a blob is re-read from the vault for each, so a dropped connection or a 500 costs one resend. */
 const BLOB_TRIES = 3;
 
