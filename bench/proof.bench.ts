@@ -9,7 +9,8 @@ import { currentSettings, saveSettings } from "../lib/settings/store";
 import { LocalDirTarget } from "../lib/backup/local/target";
 import { proveStoredArchive } from "../lib/backup/local/prove";
 import { runDrill, type DrillDetail } from "../lib/backup/proof/drill";
-import { stageArchive, applyRestore } from "../lib/backup/restore/restore";
+import { stageArchive } from "../lib/backup/restore/staging";
+import { applyRestore } from "../lib/backup/restore/apply";
 import { measureShell, ensureTools, vaultInstance, fmtMiB, table } from "./support";
 import { Targets, percentile } from "./targets";
 

@@ -104,7 +104,7 @@ describe("coffer CLI and the offsite repository", () => {
   });
 
   it("the scheduler, the restore pipeline and the CLI load the AWS SDK only when a bucket is used (25 MiB and 200 ms for every process otherwise)", () => {
-    for (const mod of ["dist/lib/backup/jobs/scheduler.js", "dist/lib/backup/restore/restore.js", "dist/cli/coffer.js"]) {
+    for (const mod of ["dist/lib/backup/jobs/scheduler.js", "dist/lib/backup/restore/staging.js", "dist/lib/backup/restore/apply.js", "dist/lib/backup/restore/recovery.js", "dist/cli/coffer.js"]) {
       const r = spawnSync(process.execPath, ["-e", `require(${JSON.stringify(path.join(ROOT, mod))}); console.log(Object.keys(require.cache).some((k) => k.includes("@aws-sdk")))`], { encoding: "utf8" });
       expect(r.stdout.trim(), `${mod}: ${r.stderr}`).toBe("false");
     }

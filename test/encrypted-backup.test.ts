@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { writeStoredBackup } from "@/lib/backup/local/stored";
 import { listStoredBackups, openStoredBackup } from "@/lib/backup/local/repository";
-import { stageArchive, discardStaged } from "@/lib/backup/restore/restore";
+import { stageArchive, discardStaged } from "@/lib/backup/restore/staging";
 import { writeArchive } from "@/lib/backup/format/writer";
 import { createDocument } from "@/lib/vault/documents";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
@@ -145,7 +145,7 @@ describe("encrypted backups", () => {
     expect(await stageCode(await fresh(), fs.createReadStream(plainFile))).toBe("ok");
     // Restoring the plain archive onto this encrypting instance: the prerestore archive of the current state is encrypted.
     const preview = await stageArchive(inst, fs.createReadStream(plainFile));
-    const { applyRestore } = await import("@/lib/backup/restore/restore");
+    const { applyRestore } = await import("@/lib/backup/restore/apply");
     const applied = await applyRestore(inst, preview.id, { id: null, name: "t" });
     cleanups.unshift(() => closeInstance(applied.instance));
     expect(applied.prerestore).toMatch(/^coffer_prerestore_.*\.tar\.gz\.age$/);

@@ -10,7 +10,7 @@ import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import { snapshotDatabase } from "@/lib/backup/format/db-snapshot";
 import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
-import { applyRestore } from "@/lib/backup/restore/restore";
+import { applyRestore } from "@/lib/backup/restore/apply";
 import { runBackupJob } from "@/lib/backup/jobs/runner";
 import { recentRuns } from "@/lib/backup/runs";
 import { closeInstance, type Instance } from "@/lib/instance";

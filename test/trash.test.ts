@@ -7,7 +7,8 @@ import { listTrash, restoreFromTrash, deleteForever, emptyTrash, purgeTrash, tra
 import { blobPath } from "@/lib/vault/blobs";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { writeArchive } from "@/lib/backup/format/writer";
-import { stageArchive, applyRestore } from "@/lib/backup/restore/restore";
+import { stageArchive } from "@/lib/backup/restore/staging";
+import { applyRestore } from "@/lib/backup/restore/apply";
 import { openInstance, closeInstance } from "@/lib/instance";
 import { listAudit } from "@/lib/audit/log";
 import { renderMetrics } from "@/lib/metrics";

@@ -6,7 +6,7 @@ import { requireSetupCode } from "@/lib/auth/setup";
 import { confirmPassword } from "@/lib/auth/users";
 import type { Actor } from "@/lib/audit/log";
 import { AppError } from "@/lib/errors";
-import { restoreCapBytes, stageArchive } from "@/lib/backup/restore/restore";
+import { restoreCapBytes, stageArchive } from "@/lib/backup/restore/staging";
 import { requireAdmin } from "./auth";
 import { parseIdentities, type AgeError, type AgeKeys } from "@/lib/crypto/age";
 import { ageArchiveError } from "@/lib/backup/format/reader";

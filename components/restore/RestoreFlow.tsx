@@ -5,7 +5,7 @@ import { Alert, Button, Field, Input, ProgressBar } from "@/components/ui";
 import { uploadWithProgress } from "@/components/upload/uploadWithProgress";
 import { KeyInput, hasKey, keyHeaders, type RestoreKey } from "./KeyInput";
 import { formatBytes, formatDateTime } from "@/lib/format";
-import type { RestorePreview } from "@/lib/backup/restore/restore";
+import type { RestorePreview } from "@/lib/backup/restore/staging";
 import { SCOPE_TABLE, isScope } from "@/lib/backup/format/tables";
 
 export type Preview = RestorePreview;

@@ -2,7 +2,7 @@ import { AppError } from "../errors";
 import { openInstance, closeInstance, type Instance } from "../instance";
 import { resolveDataDir } from "../paths";
 import { runtimeState, inMaintenance, generation } from "./state";
-import type { RestoreHost } from "../backup/restore/restore";
+import type { RestoreHost } from "../backup/restore/apply";
 
 export { runtimeState, inMaintenance, generation };
 

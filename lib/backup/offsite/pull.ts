@@ -11,7 +11,7 @@ import { LAYOUT } from "../../layout";
 import { INSTANCE_MEMBERS, isArchiveName, isEncryptedArchiveName, type BackupMeta } from "../format/tables";
 import { writeTarGz, type VaultFile } from "../format/writer";
 import { ArchiveError, readArchive } from "../format/reader";
-import { restoreCapBytes, stageInto, type RestorePreview } from "../restore/restore";
+import { restoreCapBytes, stageInto, type RestorePreview } from "../restore/staging";
 import { transferStopped } from "./s3";
 import { describeLocation } from "./location";
 import { blobNamer, listOffsiteSnapshots, readIndex, repositoryIdentity, type OffsiteRepo } from "./repository";

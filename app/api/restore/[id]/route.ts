@@ -1,6 +1,6 @@
 import { route } from "@/app/_server/http";
 import { authorizeRestore } from "@/app/_server/restore";
-import { discardStaged } from "@/lib/backup/restore/restore";
+import { discardStaged } from "@/lib/backup/restore/staging";
 
 type Ctx = { params: Promise<{ id: string }> };
 

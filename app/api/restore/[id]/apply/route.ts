@@ -1,6 +1,6 @@
 import { route } from "@/app/_server/http";
 import { authorizeRestore } from "@/app/_server/restore";
-import { applyRestore } from "@/lib/backup/restore/restore";
+import { applyRestore } from "@/lib/backup/restore/apply";
 import { webRestoreHost } from "@/lib/runtime";
 
 type Ctx = { params: Promise<{ id: string }> };

@@ -1,7 +1,7 @@
 import { requireAdmin } from "@/app/_server/auth";
 import { route } from "@/app/_server/http";
 import { openStoredBackup } from "@/lib/backup/local/repository";
-import { stageArchive } from "@/lib/backup/restore/restore";
+import { stageArchive } from "@/lib/backup/restore/staging";
 import { keysFromJson } from "@/app/_server/restore";
 
 type Ctx = { params: Promise<{ name: string }> };

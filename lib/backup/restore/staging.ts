@@ -2,34 +2,29 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import type { Readable } from "node:stream";
-import { openInstance, closeInstance, isSetupComplete, type Instance } from "../../instance";
-import { COFFER_APPLICATION_ID, getMeta, openDatabase, setMeta, type DB } from "../../db/connection";
+import { type Instance } from "../../instance";
+import { COFFER_APPLICATION_ID, openDatabase, type DB } from "../../db/connection";
 import { SCHEMA_VERSION } from "../../db/migrations";
 import { APP_VERSION } from "../../version";
 import { parseSettings } from "../../settings/store";
-import { fsyncDir, writeFileAtomic } from "../../util/fsatomic";
+import { writeFileAtomic } from "../../util/fsatomic";
 import { AppError } from "../../errors";
-import { audit, type Actor } from "../../audit/log";
-import { renewSessionEpoch } from "../../auth/epoch";
-import { quickChecks } from "../../doctor/index";
 import type { Env } from "../../paths";
 import { KEY_BYTES } from "../../instance";
 import { formatBytes } from "../../format";
-import { acquireLock, tryLock, describeHolder, lockHolder } from "../../lock";
 import { readArchive, ArchiveError } from "../format/reader";
 import { blobPathIn, documentHashes, writeNewFileUnder } from "./payload";
 import type { AgeKeys } from "../../crypto/age";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../../util/modes";
 import { processWide } from "../../util/process-wide";
 import { LAYOUT } from "../../layout";
-import { metaUnpackedBytes, restoreSwapItems, scopeHasInstance, scopeHasVault, scopeInfo, type BackupMeta } from "../format/tables";
-import { writeStoredBackup } from "../local/stored";
+import { metaUnpackedBytes, scopeHasInstance, scopeHasVault, type BackupMeta } from "../format/tables";
 
 export const STAGE_TTL_MS = 60 * 60 * 1000;
 /** Staged restores kept at once (finished or in flight): each is a full copy of a backup on disk. */
 export const MAX_STAGED = 3;
 const DISK_MARGIN = 512 * 1024 * 1024;
-const ID_RE = /^[0-9a-f]{32}$/;
+export const ID_RE = /^[0-9a-f]{32}$/;
 
 export interface RestorePreview {
   id: string;
@@ -338,296 +333,4 @@ export function readStaged(inst: Instance, id: string): StagedRecord {
 export function discardStaged(inst: Instance, id: string): void {
   readStaged(inst, id);
   fs.rmSync(stagingDir(inst, id), { recursive: true, force: true });
-}
-
-// ---------------------------------------------------------------- apply --
-
-/** What moves where; recorded in the journal so a crash can be finished or undone. */
-interface Journal {
-  id: string;
-  created_at: string;
-  /**
-   * swapping: files are being moved, the new database has not been opened.
-   * swapped: all moved. rolling-back: the restored instance failed its
-   * checks and the old files are going back (a crash here finishes going back).
-   */
-  phase: "swapping" | "swapped" | "rolling-back";
-  /** Live names under the data dir that are replaced, in order. */
-  items: string[];
-  restoredFrom: string;
-  actor: string | null;
-  scope: string;
-}
-
-export const JOURNAL_NAME = "restore-journal.json";
-
-/**
- * Where a journal's files are, derived from its id, never read from the
- * journal: a damaged journal must not be able to point recovery (which
- * renames and deletes) anywhere outside data/.staging/<id>.
- */
-function journalDirs(root: string, j: Journal) {
-  const base = path.join(root, LAYOUT.staging, j.id);
-  return { base, staged: path.join(base, "payload"), old: path.join(base, "old") };
-}
-
-const SWAPPABLE = new Set(restoreSwapItems("full"));
-
-function parseJournal(text: string): Journal {
-  const j = JSON.parse(text) as Journal;
-  if (!j || typeof j.id !== "string" || !ID_RE.test(j.id)) throw new Error("it names no valid staged restore");
-  if (!["swapping", "swapped", "rolling-back"].includes(j.phase)) throw new Error(`unknown phase ${JSON.stringify(j.phase)}`);
-  if (!Array.isArray(j.items) || !j.items.every((i) => SWAPPABLE.has(i))) throw new Error("it names files a restore never replaces");
-  return j;
-}
-const SIDECARS: readonly string[] = LAYOUT.databaseSidecars;
-
-/** Test-only crash points: COFFER_TEST_CRASH_AT=<step> kills the process there. */
-function crashPoint(step: string): void {
-  if (process.env.COFFER_TEST_CRASH_AT === step) process.kill(process.pid, "SIGKILL");
-}
-
-function writeJournal(root: string, j: Journal): void {
-  writeFileAtomic(path.join(root, JOURNAL_NAME), JSON.stringify(j, null, 2), 0o600);
-}
-
-/**
- * Swap by renames on one filesystem. Each step is idempotent, so running it
- * again after a crash finishes what was started. Only ever called while the
- * new database has not been opened (phase "swapping").
- */
-function rollForward(root: string, j: Journal): void {
-  for (const item of j.items) {
-    const live = path.join(root, item);
-    const staged = path.join(journalDirs(root, j).staged, item);
-    const old = path.join(journalDirs(root, j).old, item);
-    if (SIDECARS.includes(item)) {
-      // The old database's WAL and SHM must not meet the new database.
-      if (fs.existsSync(live)) {
-        if (fs.existsSync(old)) fs.rmSync(live, { force: true });
-        else {
-          fs.mkdirSync(path.dirname(old), { recursive: true, mode: PRIVATE_DIR_MODE });
-          fs.renameSync(live, old);
-        }
-      }
-      continue;
-    }
-    if (!fs.existsSync(staged)) continue; // already moved in
-    if (fs.existsSync(live)) {
-      if (fs.existsSync(old)) fs.rmSync(live, { recursive: true, force: true });
-      else {
-        fs.mkdirSync(path.dirname(old), { recursive: true, mode: PRIVATE_DIR_MODE });
-        fs.renameSync(live, old);
-      }
-    }
-    fs.renameSync(staged, live);
-    crashPoint(`swap:${item}`);
-  }
-  fsyncDir(root);
-}
-
-/** Put the old files back. After "swapped" the live sidecars belong to the new database and go. */
-function rollBack(root: string, j: Journal): void {
-  for (const item of [...j.items].reverse()) {
-    const live = path.join(root, item);
-    const old = path.join(journalDirs(root, j).old, item);
-    if (fs.existsSync(old)) {
-      fs.rmSync(live, { recursive: true, force: true });
-      fs.renameSync(old, live);
-      crashPoint(`rollback:${item}`);
-    } else if (SIDECARS.includes(item) && j.phase !== "swapping") {
-      fs.rmSync(live, { force: true });
-    }
-  }
-  fsyncDir(root);
-}
-
-function finishJournal(root: string, j: Journal): void {
-  fs.rmSync(path.join(root, JOURNAL_NAME), { force: true });
-  fsyncDir(root);
-  fs.rmSync(journalDirs(root, j).base, { recursive: true, force: true });
-}
-
-/** The doctor's quick checks after a swap; any failure rolls the restore back. */
-function quickCheck(inst: Instance): string | null {
-  const failed = quickChecks(inst).filter((f) => f.severity === "fail");
-  return failed.length ? failed.map((f) => `${f.check}: ${f.message}`).join("; ") : null;
-}
-
-/**
- * After the new files are in: every session ends, the restore is audited in
- * the restored database. Idempotent (a crash right after it must not repeat it).
- */
-function afterSwap(inst: Instance, j: Journal): void {
-  inst.db.transaction(() => {
-    if (getMeta(inst.db, "last_restore_id") === j.id) return;
-    inst.db.prepare("UPDATE users SET session_version = session_version + 1").run();
-    renewSessionEpoch(inst.db);
-    if (!getMeta(inst.db, "setup_completed_at")) setMeta(inst.db, "setup_completed_at", new Date().toISOString());
-    setMeta(inst.db, "last_restore_id", j.id);
-    setMeta(inst.db, "restored_from", j.restoredFrom);
-    audit(inst.db, { id: null, name: j.actor }, "restore.apply", j.restoredFrom, { scope: j.scope });
-  })();
-  fs.rmSync(inst.paths.setupToken, { force: true });
-}
-
-export interface ApplyResult {
-  restored_from: string;
-  prerestore: string | null;
-  warnings: string[];
-}
-
-/**
- * What a process serving requests needs to know about a restore: when to
- * answer 503 (files are being swapped) and which instance to serve after.
- * The web app passes one (lib/runtime); the CLI serves nobody and passes none.
- */
-export interface RestoreHost {
-  enterMaintenance(reason: string): void;
-  /** The instance to serve from now on: the restored one, the old one after a roll-back, or null if none could be opened. */
-  leaveMaintenance(serving: Instance | null): void;
-}
-
-const NO_HOST: RestoreHost = { enterMaintenance() {}, leaveMaintenance() {} };
-
-/**
- * Apply a staged restore, under the instance lock from before the
- * prerestore archive to after the swap. On a running instance a prerestore
- * archive is written first. Then maintenance, every connection closed, the
- * journal written (the commit point), files swapped by renames, migrations,
- * quick checks. A crash at any moment leaves the instance wholly old or
- * wholly new (recoverRestore at start-up). Returns the instance that is now
- * live (the caller owns it); `inst` is closed.
- */
-export async function applyRestore(inst: Instance, id: string, actor: Actor, host: RestoreHost = NO_HOST): Promise<ApplyResult & { instance: Instance }> {
-  const rec = readStaged(inst, id);
-  if (!scopeInfo(rec.meta.scope).restorable) {
-    throw new AppError(422, "SCOPE_NOT_RESTORABLE", "A vault-only backup holds documents' contents but not the database that names them. Restore a full backup instead.");
-  }
-  const root = inst.paths.root;
-  const lock = await acquireLock(root, "restore");
-  let prerestore: string | null = null;
-  let maintenance = false;
-  let serving: Instance | null = inst;
-  try {
-    if (isSetupComplete(inst)) {
-      const pre = await writeStoredBackup(inst, { scope: "prerestore", trigger: "prerestore", actor, lock });
-      prerestore = pre.name;
-    }
-    crashPoint("after-prerestore");
-    host.enterMaintenance("restore");
-    maintenance = true;
-    const delay = Number(process.env.COFFER_TEST_APPLY_DELAY_MS ?? 0);
-    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    closeInstance(inst);
-    serving = null;
-
-    const journal: Journal = {
-      id,
-      created_at: new Date().toISOString(),
-      phase: "swapping",
-      items: restoreSwapItems(rec.meta.scope),
-      restoredFrom: rec.meta.created_at,
-      actor: actor.name,
-      scope: rec.meta.scope,
-    };
-    writeJournal(root, journal);
-    crashPoint("after-journal");
-    const done = completeJournal(root, journal);
-    serving = done.instance;
-    if (done.outcome === "back") {
-      throw new AppError(422, "RESTORE_CHECK_FAILED", `The restored instance failed its checks (${done.problem}), so the previous state was put back.`);
-    }
-    return { restored_from: journal.restoredFrom, prerestore, warnings: rec.preview.warnings, instance: done.instance };
-  } finally {
-    lock.release();
-    if (maintenance) host.leaveMaintenance(serving);
-  }
-}
-
-type Completion = { outcome: "forward"; instance: Instance } | { outcome: "back"; instance: Instance; problem: string };
-
-/**
- * From any phase: swap what is left, open, migrate, check. On a failed check
- * the old files go back and the old instance is opened instead.
- */
-function completeJournal(root: string, j: Journal): Completion {
-  if (j.phase === "swapping") {
-    rollForward(root, j);
-    j.phase = "swapped";
-    writeJournal(root, j);
-  }
-  crashPoint("after-swap");
-  let inst: Instance | undefined;
-  let problem: string | null = null;
-  try {
-    inst = openInstance(root);
-    problem = quickCheck(inst);
-  } catch (err) {
-    problem = (err as Error).message;
-  }
-  if (problem) {
-    if (inst) closeInstance(inst);
-    j.phase = "rolling-back";
-    writeJournal(root, j);
-    rollBack(root, j);
-    finishJournal(root, j);
-    return { outcome: "back", instance: openInstance(root), problem };
-  }
-  afterSwap(inst!, j);
-  crashPoint("before-finish");
-  finishJournal(root, j);
-  return { outcome: "forward", instance: inst! };
-}
-
-/** Start-up cannot go on: one line for the operator says what happened and what to do. */
-export class RecoveryError extends Error {}
-
-export type RecoveryOutcome = "none" | "forward" | "back";
-
-/**
- * Before anything opens the database (server start-up, every CLI command):
- * an unfinished restore journal is rolled forward when the staged files are
- * still there, and back otherwise. Says "back" only when it put the old
- * files back, "forward" only when the restored instance is whole and checked.
- * A recovery that cannot finish throws RecoveryError and leaves the journal
- * for the next try. While a live process holds the instance lock (a restore
- * mid-swap) nothing is touched.
- */
-export function recoverRestore(root: string): RecoveryOutcome {
-  const file = path.join(root, JOURNAL_NAME);
-  if (!fs.existsSync(file)) return "none";
-  const lock = tryLock(root, "restore recovery");
-  if (!lock) {
-    const h = lockHolder(root);
-    throw new RecoveryError(`a restore is being applied right now. ${h ? describeHolder(h) : ""} Try again when it has finished.`.replace(/\s+$/, ""));
-  }
-  try {
-    let j: Journal;
-    try {
-      j = parseJournal(fs.readFileSync(file, "utf8"));
-    } catch (err) {
-      // Written atomically, so this is damage, not a crash: nothing can be known about what moved.
-      throw new RecoveryError(
-        `${file} cannot be read (${(err as Error).message}). An interrupted restore left it. Compare the data directory with data/${LAYOUT.staging}/*/old, then delete the journal to start with the files as they are.`,
-      );
-    }
-    try {
-      const forwardPossible = j.phase === "swapped" || (j.phase === "swapping" && fs.existsSync(/*turbopackIgnore: true*/ journalDirs(root, j).staged));
-      if (!forwardPossible) {
-        rollBack(root, j);
-        finishJournal(root, j);
-        return "back";
-      }
-      const done = completeJournal(root, j);
-      closeInstance(done.instance);
-      return done.outcome;
-    } catch (err) {
-      throw new RecoveryError(
-        `an interrupted restore could not be finished or undone: ${(err as Error).message}. Nothing more was changed; ${JOURNAL_NAME} is kept. Fix the cause (disk full? permissions?) and start again.`,
-      );
-    }
-  } finally {
-    lock.release();
-  }
 }
