@@ -14,7 +14,7 @@ import { applyRestore } from "@/lib/backup/restore/apply";
 import { runBackupJob } from "@/lib/backup/jobs/runner";
 import { recentRuns } from "@/lib/backup/runs";
 import { closeInstance, type Instance } from "@/lib/instance";
-import { adoptRepository, closeRepository, listOffsiteSnapshots, openRepository, type OffsiteRepo } from "@/lib/backup/offsite/repository";
+import { adoptRepository, closeRepository, listOffsiteSnapshots, openRepository, readIndex, type OffsiteRepo } from "@/lib/backup/offsite/repository";
 import { exportSnapshot } from "@/lib/backup/offsite/pull";
 import { pruneOffsite } from "@/lib/backup/offsite/prune";
 import { pushOffsite } from "@/lib/backup/offsite/push";
@@ -366,14 +366,15 @@ describe("offsite faults", () => {
     configureOffsite(inst, { ...loc, endpoint: proxy.endpoint });
 
     proxy.failNext("500", (req) => req.method === "PUT");
-    const ok = await runBackupJob(inst, { scope: "full", trigger: "manual" });
+    const t0 = Date.now();
+    const ok = await runBackupJob(inst, { scope: "full", trigger: "manual", now: new Date(t0) });
     expect(ok.offsite).toMatchObject({ ok: true, result: { blobsUploaded: 3 } });
     expect(proxy.injected()).toBe(1);
 
     const { admin } = { admin: inst.db.prepare("SELECT * FROM users WHERE username = 'admin'").get() as never };
     await createDocument(inst, admin, null, { name: "late.bin", body: Readable.from([crypto.randomBytes(3 * 1024 * 1024)]), maxBytes: 1e9 });
     proxy.failNext("cut", (req) => req.method === "PUT" && req.url!.includes("/blobs/"), 3);
-    const cut = await runBackupJob(inst, { scope: "full", trigger: "manual" });
+    const cut = await runBackupJob(inst, { scope: "full", trigger: "manual", now: new Date(t0 + 1000) });
     expect(cut.local.verified).toBe(true);
     expect(cut.offsite).toMatchObject({ ok: false });
     expect((cut.offsite as { error: Error }).error.message).toMatch(/connection to 127\.0\.0\.1:\d+ was cut/);
@@ -385,10 +386,39 @@ describe("offsite faults", () => {
     const repo = repoFor(loc);
     expect((await listOffsiteSnapshots(repo)).length).toBe(1);
 
-    await new Promise((r) => setTimeout(r, 1100)); // a new second: a new snapshot name
-    const again = await runBackupJob(inst, { scope: "full", trigger: "manual" });
+    const again = await runBackupJob(inst, { scope: "full", trigger: "manual", now: new Date(t0 + 2000) }); // a new second: a new snapshot name
     expect(again.offsite).toMatchObject({ ok: true, result: { blobsUploaded: 1, blobsSkipped: 3 } });
     expect((await listOffsiteSnapshots(repo)).length).toBe(2);
+  });
+});
+
+describe("one job, one configuration", () => {
+  it("settings saved while a job runs apply to the next job: the local archive and the offsite snapshot of one job are encrypted alike", async () => {
+    const { inst } = await vaultInstance(3);
+    const loc = await s3.location("one-config");
+    configureOffsite(inst, loc);
+    const key = generateKey();
+    let edited = false;
+    const r = await runBackupJob(inst, {
+      scope: "full",
+      trigger: "manual",
+      // Mid-way through the local archive, an admin turns encryption on.
+      onProgress: () => {
+        if (edited) return;
+        edited = true;
+        const s = currentSettings(inst.paths.settings);
+        saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, encryption: { mode: "recipients", recipients: [key.recipient], passphrase: null } } });
+      },
+    });
+    expect(edited).toBe(true);
+    expect(r.local.name).toMatch(/\.tar\.gz$/);
+    expect(r.offsite).toMatchObject({ ok: true, result: { snapshot: r.local.name } });
+    const repo = repoFor(loc);
+    expect((await readIndex(repo, r.local.name))?.encryption).toBe("off");
+    const next = await runBackupJob(inst, { scope: "full", trigger: "manual", now: new Date(Date.now() + 1000) });
+    expect(next.local.name).toMatch(/\.tar\.gz\.age$/);
+    expect(next.offsite).toMatchObject({ ok: true, result: { snapshot: next.local.name } });
+    expect((await readIndex(repo, next.local.name))?.encryption).toBe("recipients");
   });
 });
 
@@ -423,7 +453,6 @@ describe("offsite on schedule", () => {
     const first = await offsiteNames();
     expect(first).toHaveLength(1);
     t += 61 * 60 * 1000;
-    await new Promise((r) => setTimeout(r, 1100));
     expect(await scheduler.tick()).toBe("ran");
     const second = await offsiteNames();
     expect(second).toHaveLength(1); // count 1: the older snapshot was pruned
@@ -441,7 +470,6 @@ describe("offsite on schedule", () => {
     await createDocument(inst, admin, null, { name: "new.bin", body: Readable.from([crypto.randomBytes(20_000)]), maxBytes: 1e9 });
     proxy.failNext("cut", (req) => req.method === "PUT", 100);
     t += 61 * 60 * 1000;
-    await new Promise((r) => setTimeout(r, 1100));
     expect(await scheduler.tick()).toBe("ran");
     expect(await offsiteNames()).toEqual(second);
     expect(recentRuns(inst.db, 2).map((r) => [r.target, r.status])).toEqual([

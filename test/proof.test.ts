@@ -103,12 +103,12 @@ describe("rolling verification", () => {
   it("finds a 1-byte corruption planted in a stored archive (plain and encrypted) on the next pass, alerts once, and says so in the run history and on Health", async () => {
     const { inst } = await instanceWithDocuments(3);
     const received = await withWebhook(inst);
-    const plain = await writeStoredBackup(inst, { scope: "full", trigger: "manual" });
+    const t0 = Date.now();
+    const plain = await writeStoredBackup(inst, { scope: "full", trigger: "manual", now: new Date(t0) });
     const key = generateKey();
     const s = currentSettings(inst.paths.settings);
     saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, encryption: { mode: "recipients", recipients: [key.recipient], passphrase: null } } });
-    await new Promise((r) => setTimeout(r, 1100));
-    const sealed = await writeStoredBackup(inst, { scope: "full", trigger: "manual" });
+    const sealed = await writeStoredBackup(inst, { scope: "full", trigger: "manual", now: new Date(t0 + 1000) });
 
     let t = Date.now();
     const slice = () => verifySlice(inst, { now: () => new Date(t), alertOptions: { backoffMs: [] } });

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BackupScheduler } from "@/lib/backup/jobs/scheduler";
 import { tryLock } from "@/lib/lock";
 import { writeStoredBackup } from "@/lib/backup/local/stored";
+import { archiveNameDate } from "@/lib/backup/format/tables";
 import { currentSettings, saveSettings, settingsProblem } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import { openInstance, closeInstance, type Instance } from "@/lib/instance";
@@ -167,11 +168,12 @@ describe("scheduler", () => {
     const s = new BackupScheduler(() => inst, { now: () => t, ...quiet });
     for (let i = 0; i < 4; i++) {
       expect(await s.tick()).toBe("ran");
-      t += 61 * 60 * 1000;
-      await new Promise((r) => setTimeout(r, 1100)); // distinct archive names
+      t += 61 * 60 * 1000; // the scheduler's clock names the archives: distinct without waiting
     }
     const left = fs.readdirSync(inst.paths.backups).sort();
     expect(left.filter((n) => n.startsWith("coffer_"))).toHaveLength(2);
+    // The scheduler's clock reaches the runner: the newest archive is named for the last tick's time.
+    expect(archiveNameDate(left.filter((n) => n.startsWith("coffer_")).pop()!)?.getTime()).toBe(Math.floor((t - 61 * 60 * 1000) / 1000) * 1000);
     expect(left).toContain("keep-me.txt");
     expect(inst.db.prepare("SELECT count(*) FROM audit_log WHERE action = 'backup.prune'").pluck().get()).toBe(2);
   });

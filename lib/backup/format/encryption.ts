@@ -1,5 +1,6 @@
 import type { Instance } from "../../instance";
 import { currentSettings } from "../../settings/store";
+import type { Settings } from "../../settings/schema";
 import { decryptSecret, isEncryptedSecret } from "../../settings/secrets";
 import { parseRecipient, type AgeEncryptTo } from "../../crypto/age";
 
@@ -11,8 +12,15 @@ export type RunEncryption = { mode: "recipients"; recipients: string[] } | { mod
  * or the passphrase (stored enc:v1:, decrypted here with keys/config.key;
  * one typed in clear by hand is used as it is). Null when encryption is off.
  */
-export function archiveEncryption(inst: Instance): { to: AgeEncryptTo; record: RunEncryption } | null {
-  const e = currentSettings(inst.paths.settings).backup.encryption;
+export function archiveEncryption(inst: Instance): ArchiveEncryption | null {
+  return encryptionFrom(inst, currentSettings(inst.paths.settings).backup.encryption);
+}
+
+/** What a new archive is encrypted for: the keys to encrypt to, and what the run history records of them. */
+export type ArchiveEncryption = { to: AgeEncryptTo; record: RunEncryption };
+
+/** archiveEncryption from settings already read (a job reads settings.yaml once). */
+export function encryptionFrom(inst: Instance, e: Settings["backup"]["encryption"]): ArchiveEncryption | null {
   if (e.mode === "recipients") return { to: { recipients: e.recipients }, record: { mode: "recipients", recipients: e.recipients } };
   if (e.mode === "passphrase" && e.passphrase) {
     const passphrase = isEncryptedSecret(e.passphrase) ? decryptSecret(inst.configKey, e.passphrase) : e.passphrase;

@@ -5,15 +5,14 @@ import { AppError } from "../../errors";
 import { audit } from "../../audit/log";
 import { acquireLock } from "../../lock";
 import { startRun, finishRun, lastSuccess } from "../runs";
-import { scopeHasInstance } from "../format/tables";
 import { snapshotDatabase } from "../format/db-snapshot";
 import type { OffsitePushResult } from "../offsite/push";
 import type { OffsitePruneResult } from "../offsite/prune";
-import { offsiteLocation } from "../offsite/location";
 import { alert, type SendOptions } from "../alerts";
 import type { RetentionPolicy } from "../retention";
 import { collectNow } from "../../util/gc";
 import { removeWorkDir } from "../workdir";
+import { resolveJobConfig } from "./config";
 import { writeStoredBackup, type StoredBackupOptions, type StoredBackupResult } from "../local/stored";
 
 export interface JobResult {
@@ -35,17 +34,14 @@ export async function runBackupJob(
 ): Promise<JobResult> {
   const lock = opts.lock ?? (await acquireLock(inst.paths.root, `backup (${opts.trigger})`));
   try {
-    let loc;
-    try {
-      loc = scopeHasInstance(opts.scope) ? offsiteLocation(inst) : null;
-    } catch (err) {
-      loc = err as AppError;
-    }
-    if (!loc) return { local: await writeStoredBackup(inst, { ...opts, lock }), offsite: null };
+    const job = resolveJobConfig(inst, { scope: opts.scope, target: opts.target, now: opts.now });
+    const loc = job.offsite;
+    const part = { ...opts, lock, target: job.target, now: job.now, encryption: job.encryption };
+    if (!loc) return { local: await writeStoredBackup(inst, part), offsite: null };
     const workDir = fs.mkdtempSync(path.join(inst.paths.tmp, "job-"));
     try {
       const dbSnapshot = await snapshotDatabase(inst, workDir);
-      const local = await writeStoredBackup(inst, { ...opts, lock, dbSnapshot });
+      const local = await writeStoredBackup(inst, { ...part, dbSnapshot });
       collectNow();
       const runId = startRun(inst.db, opts.trigger, opts.scope, "offsite");
       try {
@@ -63,6 +59,7 @@ export async function runBackupJob(
             name: local.name,
             now: new Date(local.meta.created_at),
             stillHeld: () => lock.held(),
+            encryption: job.encryption,
           });
           finishRun(inst.db, runId, {
             status: "success",
@@ -80,7 +77,7 @@ export async function runBackupJob(
           let pruned: OffsitePruneResult | null = null;
           if (opts.pruneOffsiteWith) {
             try {
-              pruned = await pruneOffsite(repo, opts.pruneOffsiteWith, new Date());
+              pruned = await pruneOffsite(repo, opts.pruneOffsiteWith, job.now);
               if (pruned.snapshots.length || pruned.blobs) opts.log?.(`offsite retention removed ${pruned.snapshots.length} snapshot(s) and ${pruned.blobs} unused document file(s)`);
             } catch (err) {
               opts.log?.(`offsite retention failed: ${(err as Error).message}`);

@@ -133,7 +133,7 @@ export class BackupScheduler {
       setMeta(inst.db, "schedule_last_attempt", String(now));
       try {
         const target = new LocalDirTarget(resolveBackupDir(inst, job.directory));
-        await runBackupJob(inst, { scope: job.scope, trigger: "schedule", lock, target, pruneOffsiteWith: job.retention, log: this.log, alertOptions: this.opts.alertOptions });
+        await runBackupJob(inst, { scope: job.scope, trigger: "schedule", lock, target, now: new Date(now), pruneOffsiteWith: job.retention, log: this.log, alertOptions: this.opts.alertOptions });
         await pruneBackups(inst, target, job.retention, lock, new Date(this.now()), this.log);
         return "ran";
       } catch (err) {

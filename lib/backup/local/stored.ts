@@ -3,7 +3,7 @@ import { AppError } from "../../errors";
 import { audit, type Actor } from "../../audit/log";
 import { acquireLock, type InstanceLock } from "../../lock";
 import { packArchive, type PackedArchive } from "../format/writer";
-import { archiveEncryption } from "../format/encryption";
+import { archiveEncryption, type ArchiveEncryption } from "../format/encryption";
 import type { BackupMeta, Scope, Trigger } from "../format/tables";
 import type { DbSnapshot } from "../format/db-snapshot";
 import { startRun, finishRun } from "../runs";
@@ -34,6 +34,10 @@ export interface StoredBackupOptions {
   onProgress?: (done: number, total: number) => void;
   /** A database snapshot the caller took (a job whose offsite part uses the same point in time). */
   dbSnapshot?: DbSnapshot;
+  /** The archive's time (its name and meta); the job's clock. Default: now. */
+  now?: Date;
+  /** What the job resolved once (null: plain); default: from settings.yaml now. */
+  encryption?: ArchiveEncryption | null;
 }
 
 /** How often a long write checks that it still holds the lock. */
@@ -49,8 +53,8 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
   const runId = startRun(inst.db, opts.trigger, opts.scope);
   try {
     const target = opts.target ?? currentTarget(inst);
-    const encryption = archiveEncryption(inst);
-    const now = new Date();
+    const encryption = opts.encryption === undefined ? archiveEncryption(inst) : opts.encryption;
+    const now = opts.now ?? new Date();
     const name = await freeArchiveName(target, opts.scope, now, !!encryption);
     const abort = new AbortController();
     let lastCheck = Date.now();

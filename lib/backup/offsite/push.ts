@@ -14,7 +14,7 @@ import { freeArchiveName } from "../local/repository";
 import { scopeHasInstance, scopeHasVault, type Scope, type Trigger } from "../format/tables";
 import { packArchive } from "../format/writer";
 import type { DbSnapshot } from "../format/db-snapshot";
-import { archiveEncryption } from "../format/encryption";
+import { archiveEncryption, type ArchiveEncryption } from "../format/encryption";
 import { describeLocation } from "./location";
 import { blobNamer, claimRepository, repositoryIdentity, writeIndex, type OffsiteRepo, type RepoMarker, type SnapshotIndex } from "./repository";
 import { BLOB_CONCURRENCY, uploadBlob } from "./transfer";
@@ -56,6 +56,8 @@ export interface OffsitePushOptions {
   stillHeld?: () => boolean;
   onProgress?: (done: number, total: number) => void;
   signal?: AbortSignal;
+  /** What the job resolved once for its local archive too (null: plain); default: from settings.yaml now. */
+  encryption?: ArchiveEncryption | null;
 }
 
 /**
@@ -66,7 +68,7 @@ export interface OffsitePushOptions {
 export async function pushOffsite(inst: Instance, repo: OffsiteRepo, opts: OffsitePushOptions): Promise<OffsitePushResult> {
   const t0 = performance.now();
   if (!scopeHasInstance(opts.scope)) throw new AppError(422, "OFFSITE_SCOPE", "Offsite copies need a backup that includes the database (full or database scope).");
-  const encryption = archiveEncryption(inst);
+  const encryption = opts.encryption === undefined ? archiveEncryption(inst) : opts.encryption;
   const mode: RepoMarker["encryption"] = encryption?.record?.mode ?? "off";
   await claimRepository(repo, inst, mode);
   const now = opts.now ?? new Date();

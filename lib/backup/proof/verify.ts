@@ -3,10 +3,11 @@ import type { DB } from "../../db/connection";
 import { getMeta, setMeta } from "../../db/connection";
 import { AppError } from "../../errors";
 import { currentSettings } from "../../settings/store";
-import { currentTarget } from "../local/repository";
+import { resolveBackupDir } from "../local/directory";
+import { LocalDirTarget } from "../local/target";
 import { archiveNameScope, isArchiveName } from "../format/tables";
-import { archiveEncryption } from "../format/encryption";
-import { offsiteLocation } from "../offsite/location";
+import { encryptionFrom } from "../format/encryption";
+import { locationFromSettings } from "../offsite/location";
 import { alert, type SendOptions } from "../alerts";
 import { startRun, finishRun } from "../runs";
 import type { ObjectCheck } from "../offsite/checks";
@@ -92,12 +93,14 @@ export async function verifySlice(
   opts: { now?: () => Date; all?: boolean; log?: (line: string) => void; alertOptions?: SendOptions; minSliceBytes?: number } = {},
 ): Promise<SliceResult> {
   const now = opts.now ?? (() => new Date());
-  const target = currentTarget(inst);
+  // settings.yaml read once for the slice: where, how encrypted and over what period.
+  const backup = currentSettings(inst.paths.settings).backup;
+  const target = new LocalDirTarget(resolveBackupDir(inst, backup.directory));
   const objects: ProofObject[] = (await target.list()).filter((o) => isArchiveName(o.name)).map((o) => ({ target: "local", kind: "archive", object: o.name, size: o.size }));
 
   let loc;
   try {
-    loc = offsiteLocation(inst);
+    loc = backup.offsite.enabled ? locationFromSettings(inst, backup.offsite) : null;
   } catch {
     loc = null; // offsite settings that do not parse: Health says so already
   }
@@ -128,10 +131,10 @@ export async function verifySlice(
       .map((o) => ({ o, last: known.get(`${o.target}\0${o.object}`)?.verified_at ?? "" }))
       .sort((a, b) => (a.last === b.last ? (a.o.object < b.o.object ? -1 : 1) : a.last < b.last ? -1 : 1));
     const total = objects.reduce((a, o) => a + o.size, 0);
-    const budget = opts.all ? Infinity : Math.max(opts.minSliceBytes ?? MIN_SLICE_BYTES, Math.ceil((2 * total * SLICE_EVERY_MS) / (verifyPeriodDays(inst) * DAY_MS)));
+    const budget = opts.all ? Infinity : Math.max(opts.minSliceBytes ?? MIN_SLICE_BYTES, Math.ceil((2 * total * SLICE_EVERY_MS) / (backup.proof.verify_period_days * DAY_MS)));
 
     const hashes = writtenHashes(db);
-    const encryption = archiveEncryption(inst);
+    const encryption = encryptionFrom(inst, backup.encryption);
     const checked: VerificationRow[] = [];
     const newlyFailed: VerificationRow[] = [];
     let bytes = 0;
