@@ -199,4 +199,38 @@ describe("a hostile bucket", () => {
     await expect(exportSnapshot(repo, b.name, drain(), { tmpDir: tmp, signal: gone.signal })).rejects.toMatchObject({ code: "CLIENT_GONE" });
     expect(fs.readdirSync(tmp)).toEqual([]);
   });
+
+  it("a redirect is not followed to a host nobody configured, and a store that answers 500 to everything fails with a sentence", async () => {
+    let evilHits = 0;
+    const evil = http.createServer((_req, res) => {
+      evilHits++;
+      res.end();
+    });
+    await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise<void>((r) => evil.close(() => r())));
+    let mode: "307" | "301" | "500" = "307";
+    const store = http.createServer((req, res) => {
+      req.resume();
+      if (mode === "307") {
+        res.writeHead(307, { location: `http://127.0.0.1:${(evil.address() as AddressInfo).port}${req.url}` });
+        return res.end();
+      }
+      res.writeHead(mode === "301" ? 301 : 500, { "content-type": "application/xml" });
+      res.end(mode === "301" ? "<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>" : "<Error><Code>InternalError</Code><Message>boom</Message></Error>");
+    });
+    await new Promise<void>((r) => store.listen(0, "127.0.0.1", r));
+    cleanups.push(() => new Promise<void>((r) => store.close(() => r())));
+    const loc: S3Location = { endpoint: `http://127.0.0.1:${(store.address() as AddressInfo).port}`, region: "us-east-1", bucket: "b", prefix: "p", pathStyle: true, ...S3RVER_KEY, checksumCompat: true };
+    const repo = openRepository(loc);
+    cleanups.push(() => closeRepository(repo));
+    const t = await target();
+    for (const m of ["307", "301", "500"] as const) {
+      mode = m;
+      const err = await stageOffsiteSnapshot(t.inst, repo, null).catch((e: unknown) => e);
+      expect(err, m).toMatchObject({ status: 502, code: { "307": "OFFSITE_REDIRECT", "301": "OFFSITE_REGION", "500": "OFFSITE_FAILED" }[m] });
+      expect((err as Error).message, m).not.toMatch(/\n\s+at /);
+      t.unchanged();
+    }
+    expect(evilHits).toBe(0);
+  });
 });

@@ -134,6 +134,9 @@ export function explainS3Error(err: unknown, loc: Pick<S3Location, "endpoint" | 
   if (name === "NoSuchBucket") return fail("OFFSITE_NO_BUCKET", `The bucket ${loc.bucket} does not exist at ${host}. Create it first (Coffer does not create buckets).`);
   if (name === "AccessDenied" || status === 403) return fail("OFFSITE_DENIED", `The storage refused this operation on bucket ${loc.bucket} (access denied). The key needs permission to list, read, write and delete objects there.`);
   if (name === "PermanentRedirect" || status === 301) return fail("OFFSITE_REGION", `The bucket ${loc.bucket} lives in another region or needs another endpoint.`);
+  if (status !== undefined && status >= 300 && status < 400) {
+    return fail("OFFSITE_REDIRECT", `${host} answered with a redirect (HTTP ${status}); Coffer does not follow a store elsewhere. Check the endpoint address (https://, or the bucket's own regional endpoint).`);
+  }
   const what = [name, status ? `HTTP ${status}` : "", code].filter(Boolean).join(", ");
   return fail("OFFSITE_FAILED", `The storage at ${host} failed: ${e.message || what || String(err)}${what && e.message ? ` (${what})` : ""}.`);
 }
