@@ -26,8 +26,7 @@ let work: string;
 beforeAll(() => {
   work = tempDir("coffer-enc-");
   fs.writeFileSync(path.join(work, "key.txt"), `# test key\n${KEY.identity}\n`);
-  execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(ROOT, "tsconfig.cli.json")], { cwd: ROOT });
-}, 120_000);
+});
 
 async function instanceWith(encryption: { mode: "recipients" | "passphrase"; recipients?: string[]; passphrase?: string }) {
   const t = await makeSetUpInstance();

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
-import { spawn, spawnSync, execFileSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { Readable } from "node:stream";
 import Database from "better-sqlite3";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -31,7 +31,6 @@ let GOOD: Buffer; // a full archive of an instance holding restored.txt
 let BAD_FK: Buffer; // the same, with a document whose owner does not exist: passes staging, fails the quick checks
 
 beforeAll(async () => {
-  execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(ROOT, "tsconfig.cli.json")], { cwd: ROOT });
   const t = await makeSetUpInstance();
   await createDocument(t.inst, t.admin, null, { name: "restored.txt", body: Readable.from([Buffer.from("from the backup")]), maxBytes: 1e6 });
   const file = path.join(t.dir, "good.tar.gz");
@@ -46,7 +45,7 @@ beforeAll(async () => {
   db.close();
   BAD_FK = gz(tarOf(replaceMember(entries, "coffer.db", fs.readFileSync(dbFile))));
   t.cleanup();
-}, 120_000);
+});
 
 /** A set-up live instance holding live.txt, closed so another process can use its data dir. */
 async function liveInstance(): Promise<{ root: string; dir: string }> {

@@ -3,6 +3,8 @@ import { Worker } from "node:worker_threads";
 import type { Writable } from "node:stream";
 import type { FileHandle } from "node:fs/promises";
 import { collectAfter } from "../../util/gc";
+import { laneBody, type LaneJob, type LaneReply, type LaneSetup } from "./pgzip-lane";
+import { lowerThisThread, workerSource } from "./worker-source";
 
 /**
  * One gzip member written pigz-style: the input is cut into blocks that are
@@ -28,17 +30,6 @@ const HEADER = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 
 /**
- * Worker-thread source that lowers the running thread to nice 10 (Linux
- * priorities are per thread), so a backup's CPU work yields to requests.
- */
-export const LOWER_THIS_THREAD = String.raw`
-try {
-  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
-  require("node:os").setPriority(tid, 10);
-} catch {}
-`;
-
-/**
  * A compression lane: a worker thread that deflates one block at a time
  * (synchronously, on its own thread, so it never occupies libuv's pool that
  * file reads and writes of requests need) at a lower CPU priority than the
@@ -46,35 +37,10 @@ try {
  * backup takes what CPU is left. Each block ends in a sync flush with no
  * history kept, so the blocks concatenate into one valid deflate stream.
  * It reads its block from, and writes its output to, a SharedArrayBuffer
- * set up once; a message per block carries only numbers.
+ * set up once; a message per block carries only numbers. Its body is
+ * `laneBody` (pgzip-lane.ts).
  */
-const LANE_SOURCE = String.raw`
-const { parentPort } = require("node:worker_threads");
-const zlib = require("node:zlib");
-${LOWER_THIS_THREAD}
-let blocks = [], outSlot = null;
-parentPort.on("message", (m) => {
-  if (m.setup) {
-    blocks = m.setup.blocks.map((sab) => Buffer.from(sab));
-    outSlot = Buffer.from(m.setup.out);
-    return;
-  }
-  const { id, slot, length, level } = m;
-  let out;
-  try {
-    out = zlib.deflateRawSync(blocks[slot].subarray(0, length), { level, finishFlush: zlib.constants.Z_SYNC_FLUSH, chunkSize: length + 64 * 1024 });
-  } catch (err) {
-    return parentPort.postMessage({ id, error: String((err && err.message) || err) });
-  }
-  // Deflate's worst case is a few bytes per 16 KiB over its input; the slot has 64 KiB to spare.
-  if (out.length > outSlot.length) return parentPort.postMessage({ id, error: "a block's output is larger than its slot" });
-  out.copy(outSlot);
-  parentPort.postMessage({ id, length: out.length });
-  // zlib's output for this block is garbage now: free it before the next (a young collection of this small heap, on this thread).
-  out = null;
-  globalThis.gc?.({ type: "minor" });
-});
-`;
+const LANE_SOURCE = workerSource(lowerThisThread, laneBody);
 
 class Lane {
   private readonly worker = new Worker(LANE_SOURCE, { eval: true, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } });
@@ -86,13 +52,13 @@ class Lane {
   constructor(blocks: SharedArrayBuffer[], outBytes: number) {
     const out = new SharedArrayBuffer(outBytes);
     this.outSlot = Buffer.from(out);
-    this.worker.postMessage({ setup: { blocks, out } });
-    this.worker.on("message", ({ id, length, error }: { id: number; length: number; error?: string }) => {
-      const w = this.waiting.get(id);
-      this.waiting.delete(id);
-      if (error) return w?.reject(new Error(`compression failed: ${error}`));
+    this.worker.postMessage({ setup: { blocks, out } } satisfies LaneSetup);
+    this.worker.on("message", (reply: LaneReply) => {
+      const w = this.waiting.get(reply.id);
+      this.waiting.delete(reply.id);
+      if (reply.error !== undefined) return w?.reject(new Error(`compression failed: ${reply.error}`));
       // Copied out at once, into a buffer the destination may keep: the lane's next block overwrites the slot.
-      w?.resolve(Buffer.from(this.outSlot.subarray(0, length)));
+      w?.resolve(Buffer.from(this.outSlot.subarray(0, reply.length)));
     });
     const fail = (err: Error) => {
       for (const w of this.waiting.values()) w.reject(err);
@@ -107,7 +73,7 @@ class Lane {
     const id = this.ids++;
     return new Promise<Buffer>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, slot, length, level });
+      this.worker.postMessage({ id, slot, length, level } satisfies LaneJob);
     });
   }
 
