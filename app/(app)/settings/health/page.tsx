@@ -3,7 +3,7 @@ import Link from "next/link";
 import { pageAdmin } from "@/app/_server/auth";
 import { lastDoctorReport, quickReport, type DoctorReport } from "@/lib/doctor";
 import { PageTitle, Card } from "@/components/ui";
-import { JobButton } from "@/components/settings/JobButton";
+import { JobButton } from "./_components/JobButton";
 import { runDeepCheckNow, runDrillNow } from "./actions";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import { healthReasons, healthStatus, type HealthReason, type HealthStatus } from "@/lib/health";

@@ -1,7 +1,7 @@
 import type { Metadata } from "next";
 import { pageAdmin } from "@/app/_server/auth";
 import { PageTitle, Card, Table, Alert } from "@/components/ui";
-import { CreateTokenForm, RevokeTokenButton } from "@/components/settings/TokensForm";
+import { CreateTokenForm, RevokeTokenButton } from "./_components/TokensForm";
 import { listTokens, TOKEN_SCOPES } from "@/lib/auth/tokens";
 import { tokenMayDownload, TOKEN_DOWNLOAD_NEEDS_ENCRYPTION } from "@/lib/auth/token-download";
 import { formatDateTime } from "@/lib/format";

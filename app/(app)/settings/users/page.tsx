@@ -2,7 +2,7 @@ import type { Metadata } from "next";
 import { pageAdmin } from "@/app/_server/auth";
 import { listUsers } from "@/lib/auth/users";
 import { PageTitle } from "@/components/ui";
-import { AddMemberForm, UserRowActions } from "@/components/settings/UserForms";
+import { AddMemberForm, UserRowActions } from "./_components/UserForms";
 import { formatBytes } from "@/lib/format";
 
 export const metadata: Metadata = { title: "Users" };

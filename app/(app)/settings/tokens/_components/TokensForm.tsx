@@ -3,7 +3,7 @@
 import { useActionState } from "react";
 import { Alert, Button, Field, Input, Select } from "@/components/ui";
 import type { ActionState } from "@/app/_server/actions";
-import { createTokenAction, revokeTokenAction } from "@/app/(app)/settings/tokens/actions";
+import { createTokenAction, revokeTokenAction } from "../actions";
 
 /** Settings → API tokens: create one (shown once) with a name, scopes and an expiry. */
 export function CreateTokenForm({ scopes }: { scopes: Record<string, string> }) {

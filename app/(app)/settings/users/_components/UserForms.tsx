@@ -2,7 +2,7 @@
 
 import { useActionState, useState } from "react";
 import { Alert, Button, Field, Input, Select } from "@/components/ui";
-import { addMember, removeMember, resetMemberPassword } from "@/app/(app)/settings/users/actions";
+import { addMember, removeMember, resetMemberPassword } from "../actions";
 import type { ActionState } from "@/app/_server/actions";
 
 export function AddMemberForm() {
