@@ -167,7 +167,7 @@ try {
     archives,
   };
   fs.writeFileSync(path.join(out, "expected.json"), JSON.stringify(expected, null, 2) + "\n");
-  // The pins test/golden.test.ts checks: a release adds its files, none is ever changed.
+  // The pins test/backup/format/golden.test.ts checks: a release adds its files, none is ever changed.
   const pinsFile = path.join(ROOT, "test", "fixtures", "golden.sha256.json");
   const pins = fs.existsSync(pinsFile) ? JSON.parse(fs.readFileSync(pinsFile, "utf8")) : {};
   for (const f of fs.readdirSync(out).sort()) pins[`${path.basename(out)}/${f}`] = crypto.createHash("sha256").update(fs.readFileSync(path.join(out, f))).digest("hex");

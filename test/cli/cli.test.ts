@@ -6,9 +6,9 @@ import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDocument } from "@/lib/vault/documents";
 import { closeInstance } from "@/lib/instance";
-import { makeSetUpInstance, tempDir } from "./support/instance";
+import { makeSetUpInstance, tempDir } from "../support/instance";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "..", "..");
 
 /** The real command, as an operator runs it: plain Node on the compiled CLI. */
 function coffer(args: string[], input?: string) {

@@ -9,10 +9,10 @@ import { closeInstance, openInstance } from "@/lib/instance";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import type { S3Location } from "@/lib/backup/offsite/location";
-import { makeSetUpInstance, tempDir } from "./support/instance";
-import { startS3, type TestS3 } from "./support/s3";
+import { makeSetUpInstance, tempDir } from "../support/instance";
+import { startS3, type TestS3 } from "../support/s3";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "..", "..");
 
 /** The real command, run asynchronously: the S3 server it talks to lives in this process. */
 function coffer(args: string[], opts: { env?: Record<string, string>; stdoutFile?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -11,7 +11,7 @@ import { archiveNameDate } from "@/lib/backup/format/tables";
 import { currentSettings, saveSettings, settingsProblem } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import { openInstance, closeInstance, type Instance } from "@/lib/instance";
-import { makeSetUpInstance } from "./support/instance";
+import { makeSetUpInstance } from "../../support/instance";
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {

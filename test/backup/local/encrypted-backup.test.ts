@@ -14,9 +14,9 @@ import { encryptSecret } from "@/lib/settings/secrets";
 import { closeInstance, type Instance } from "@/lib/instance";
 import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
 import { AppError } from "@/lib/errors";
-import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
+import { makeInstance, makeSetUpInstance, tempDir } from "../../support/instance";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "..", "..", "..");
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
 

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ensureSetupCode, requireSetupCode, completeNewSetup, SETUP_CODE_LIMIT } from "@/lib/auth/setup";
 import { isSetupComplete } from "@/lib/instance";
 import { AppError } from "@/lib/errors";
-import { makeInstance } from "./support/instance";
+import { makeInstance } from "../support/instance";
 import { currentSettings } from "@/lib/settings/store";
 import { BackupScheduler } from "@/lib/backup/jobs/scheduler";
 import { generateKey } from "@/lib/crypto/age";

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { currentSettings, settingsProblem, readSettingsFile, SettingsError, saveSettings, defaultSettings } from "@/lib/settings/store";
 import { encryptSecret, decryptSecret, SecretDecryptError } from "@/lib/settings/secrets";
 import { openInstance, InstanceError } from "@/lib/instance";
-import { tempDir, makeInstance } from "./support/instance";
+import { tempDir, makeInstance } from "../support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));

@@ -3,7 +3,7 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { hashPassword, verifyPassword } from "@/lib/auth/password";
 import { verifyLogin } from "@/lib/auth/users";
-import { makeSetUpInstance } from "./support/instance";
+import { makeSetUpInstance } from "../support/instance";
 
 describe("password hashing", () => {
   it("verifies the right password and rejects a wrong one", async () => {

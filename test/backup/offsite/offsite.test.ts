@@ -21,10 +21,10 @@ import { pushOffsite } from "@/lib/backup/offsite/push";
 import { testOffsite } from "@/lib/backup/offsite/checks";
 import { stageOffsiteSnapshot } from "@/lib/backup/offsite/pull";
 import type { S3Location } from "@/lib/backup/offsite/location";
-import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
-import { startS3, configureOffsite, type TestS3 } from "./support/s3";
-import { startWebhook } from "./support/webhook";
-import { startFaultProxy } from "./support/fault-proxy";
+import { makeInstance, makeSetUpInstance, tempDir } from "../../support/instance";
+import { startS3, configureOffsite, type TestS3 } from "../../support/s3";
+import { startWebhook } from "../../support/webhook";
+import { startFaultProxy } from "../../support/fault-proxy";
 import { BackupScheduler } from "@/lib/backup/jobs/scheduler";
 
 let s3: TestS3;

@@ -21,9 +21,9 @@ import { ensureSetupCode } from "@/lib/auth/setup";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret, decryptSecret } from "@/lib/settings/secrets";
 import { AppError } from "@/lib/errors";
-import { makeInstance, makeSetUpInstance, tempDir } from "./support/instance";
-import { unpackToMemory } from "./support/archive";
-import { tarOf, gz, paxRecord, withMeta, replaceMember, sha256, type Entry } from "./support/hostile";
+import { makeInstance, makeSetUpInstance, tempDir } from "../../support/instance";
+import { unpackToMemory } from "../../support/archive";
+import { tarOf, gz, paxRecord, withMeta, replaceMember, sha256, type Entry } from "../../support/hostile";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));

@@ -6,7 +6,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { afterAll, describe, expect, it } from "vitest";
 import { AgeError, createDecryptStream, createEncryptStream, generateKey, parseIdentities, parseRecipient, recipientOf, x25519PrivateKey, x25519PublicKey, x25519PublicOf, type AgeEncryptTo, type AgeKeys } from "@/lib/crypto/age";
-import { tempDir } from "./support/instance";
+import { tempDir } from "../support/instance";
 
 const dir = tempDir("coffer-age-");
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

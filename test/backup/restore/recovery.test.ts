@@ -12,11 +12,11 @@ import { JOURNAL_NAME } from "@/lib/backup/restore/journal";
 import { openInstance, closeInstance, type Instance } from "@/lib/instance";
 import { createDocument } from "@/lib/vault/documents";
 import { tryLock } from "@/lib/lock";
-import { makeSetUpInstance, tempDir } from "./support/instance";
-import { unpackToMemory } from "./support/archive";
-import { tarOf, gz, replaceMember, type Entry } from "./support/hostile";
+import { makeSetUpInstance, tempDir } from "../../support/instance";
+import { unpackToMemory } from "../../support/archive";
+import { tarOf, gz, replaceMember, type Entry } from "../../support/hostile";
 
-const ROOT = path.resolve(__dirname, "..");
+const ROOT = path.resolve(__dirname, "..", "..", "..");
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
 

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { openDatabase, migrate, COFFER_APPLICATION_ID, ForeignDatabaseError } from "@/lib/db/connection";
 import { MIGRATIONS, SCHEMA_VERSION } from "@/lib/db/migrations";
 import { openInstance, closeInstance } from "@/lib/instance";
-import { tempDir } from "./support/instance";
+import { tempDir } from "../support/instance";
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => fs.rmSync(d, { recursive: true, force: true })));

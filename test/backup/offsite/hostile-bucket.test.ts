@@ -18,11 +18,11 @@ import { pushOffsite } from "@/lib/backup/offsite/push";
 import { stageOffsiteSnapshot } from "@/lib/backup/offsite/pull";
 import { s3Client } from "@/lib/backup/offsite/s3";
 import { type S3Location } from "@/lib/backup/offsite/location";
-import { makeSetUpInstance, tempDir } from "./support/instance";
-import { startS3, S3RVER_KEY, type TestS3 } from "./support/s3";
-import { unpackToMemory } from "./support/archive";
-import { tarOf, gz, replaceMember, type Entry } from "./support/hostile";
-import { startFaultProxy } from "./support/fault-proxy";
+import { makeSetUpInstance, tempDir } from "../../support/instance";
+import { startS3, S3RVER_KEY, type TestS3 } from "../../support/s3";
+import { unpackToMemory } from "../../support/archive";
+import { tarOf, gz, replaceMember, type Entry } from "../../support/hostile";
+import { startFaultProxy } from "../../support/fault-proxy";
 
 let s3: TestS3;
 beforeAll(async () => {

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { endpointProblem, guardedLookup } from "@/lib/http/endpoint-guard";
 import { connectionSchema } from "@/lib/backup/offsite/location";
 import { testOffsite } from "@/lib/backup/offsite/checks";
-import { makeSetUpInstance } from "./support/instance";
-import { startS3, type TestS3 } from "./support/s3";
+import { makeSetUpInstance } from "../support/instance";
+import { startS3, type TestS3 } from "../support/s3";
 
 const METADATA_SPELLINGS = [
   "http://169.254.169.254",

@@ -3,11 +3,11 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import { afterEach, describe, expect, it } from "vitest";
-import { runDoctor, doctorDataDir, worst, type Finding } from "@/lib/doctor";
+import { runDoctor, doctorDataDir, worst, type Finding } from "@/lib/doctor/index";
 import { createDocument } from "@/lib/vault/documents";
 import { blobPath } from "@/lib/vault/blobs";
 import { generateKey } from "@/lib/crypto/age";
-import { makeSetUpInstance, tempDir } from "./support/instance";
+import { makeSetUpInstance, tempDir } from "../support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));

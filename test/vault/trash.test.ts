@@ -12,7 +12,7 @@ import { applyRestore } from "@/lib/backup/restore/apply";
 import { openInstance, closeInstance } from "@/lib/instance";
 import { listAudit } from "@/lib/audit/log";
 import { renderMetrics } from "@/lib/metrics";
-import { makeSetUpInstance, tempDir } from "./support/instance";
+import { makeSetUpInstance, tempDir } from "../support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));

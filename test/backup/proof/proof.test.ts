@@ -16,9 +16,9 @@ import { verifySlice, verificationRows, SLICE_EVERY_MS } from "@/lib/backup/proo
 import { runDrill, recentDrills, type DrillDetail } from "@/lib/backup/proof/drill";
 import { ProofJob } from "@/lib/backup/proof/proof";
 import { healthReasons, healthReport } from "@/lib/health";
-import { makeSetUpInstance } from "./support/instance";
-import { startS3, configureOffsite, type TestS3 } from "./support/s3";
-import { startWebhook } from "./support/webhook";
+import { makeSetUpInstance } from "../../support/instance";
+import { startS3, configureOffsite, type TestS3 } from "../../support/s3";
+import { startWebhook } from "../../support/webhook";
 
 let s3: TestS3;
 beforeAll(async () => {

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createDocument, deleteDocument, openDocumentStream, cleanDocumentName } from "@/lib/vault/documents";
 import { deleteForever } from "@/lib/vault/trash";
 import { blobPath, stageBlob } from "@/lib/vault/blobs";
-import { makeSetUpInstance } from "./support/instance";
+import { makeSetUpInstance } from "../support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));

@@ -19,8 +19,8 @@ import { deleteForever } from "@/lib/vault/trash";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret, decryptSecret } from "@/lib/settings/secrets";
 import { blobPath } from "@/lib/vault/blobs";
-import { makeSetUpInstance } from "./support/instance";
-import { unpackToMemory } from "./support/archive";
+import { makeSetUpInstance } from "../../support/instance";
+import { unpackToMemory } from "../../support/archive";
 import { giveWayToRequests, requestsInFlight } from "@/lib/http/edge";
 
 const cleanups: (() => void)[] = [];

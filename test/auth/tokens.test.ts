@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
-import { makeSetUpInstance } from "./support/instance";
+import { makeSetUpInstance } from "../support/instance";
 import { authenticateToken, createToken, listTokens, revokeToken, bearerOf } from "@/lib/auth/tokens";
 import { clearAttempts } from "@/lib/auth/ratelimit";
 import { listAudit } from "@/lib/audit/log";

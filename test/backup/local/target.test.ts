@@ -5,8 +5,8 @@ import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { LocalDirTarget, type BackupTarget } from "@/lib/backup/local/target";
 import { S3Target, s3Client } from "@/lib/backup/offsite/s3";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
-import { tempDir } from "./support/instance";
-import { startS3, type TestS3 } from "./support/s3";
+import { tempDir } from "../../support/instance";
+import { startS3, type TestS3 } from "../../support/s3";
 
 /**
  * The contract every BackupTarget keeps (karakeep's AssetStore compliance

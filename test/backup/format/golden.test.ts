@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { describe, it, expect } from "vitest";
-import { makeInstance } from "./support/instance";
+import { makeInstance } from "../../support/instance";
 import { stageArchive } from "@/lib/backup/restore/staging";
 import { applyRestore } from "@/lib/backup/restore/apply";
 import { parseIdentities, type AgeKeys } from "@/lib/crypto/age";
@@ -19,7 +19,7 @@ import { closeInstance } from "@/lib/instance";
  * restored onto a fresh instance of this build through the real pipeline:
  * a migration or format change that breaks an old backup fails here.
  */
-const GOLDEN = path.join(__dirname, "fixtures", "golden");
+const GOLDEN = path.join(__dirname, "..", "..", "fixtures", "golden");
 
 interface Expected {
   made_by: { app_version: string; schema_version: number; format_version: number };

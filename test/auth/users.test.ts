@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { verifyLogin, removeUser, resetPassword, getUser, LOGIN_LIMIT } from "@/lib/auth/users";
 import { listDocuments, getDocumentFor, createDocument, deleteDocument } from "@/lib/vault/documents";
 import { Readable } from "node:stream";
-import { makeSetUpInstance } from "./support/instance";
+import { makeSetUpInstance } from "../support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
