@@ -3,7 +3,7 @@
  * the lock, file modes, the doctor and the archive format all name files by
  * this table, so it depends on nothing.
  */
-/** Where instance state lives, relative to the data directory (DESIGN section 1). */
+/** Where instance state lives, relative to the data directory (docs/architecture.md#the-data-directory). */
 export const LAYOUT = {
   database: "coffer.db",
   /** SQLite's WAL and shared-memory files: never copied, never allowed to meet another database. */

@@ -4,7 +4,7 @@ import { LAYOUT } from "./layout";
 /** Environment variables as lib/ reads them (process.env, or a test's own). */
 export type Env = Record<string, string | undefined>;
 
-/** Where every piece of instance state lives (DESIGN section 1). */
+/** Where every piece of instance state lives (docs/architecture.md#the-data-directory). */
 export interface DataPaths {
   root: string;
   db: string;

@@ -40,7 +40,7 @@ export const encryptionSchema = z
     if (e.mode === "passphrase" && !e.passphrase) ctx.addIssue({ code: "custom", path: ["passphrase"], message: "passphrase mode needs a passphrase" });
   });
 
-/** An S3-compatible repository the job's backups also go to (DESIGN section 10). */
+/** An S3-compatible repository the job's backups also go to (docs/architecture.md#the-offsite-repository). */
 export const offsiteSchema = z
   .object({
     enabled: z.boolean().default(false),
@@ -81,7 +81,7 @@ export const backupJobSchema = z
       .prefault({}),
     encryption: encryptionSchema,
     offsite: offsiteSchema,
-    /** Proof that backups restore (DESIGN section 11): rolling verification and restore drills. */
+    /** Proof that backups restore (docs/architecture.md#locks-and-jobs): rolling verification and restore drills. */
     proof: z
       .object({
         /** Every stored byte, local and offsite, is re-read at least once in this many days. */

@@ -7,7 +7,7 @@ import { Ticker } from "../util/ticker";
 import { DOCUMENT_SELECT, eraseDocuments, type DocumentRow } from "./documents";
 
 /**
- * The trash (DESIGN section 13): a deleted document keeps its row and blob,
+ * The trash (docs/architecture.md#trash): a deleted document keeps its row and blob,
  * marked deleted_at, for trash.retention_days, so its owner can take it back;
  * then the purge job erases it. Trashed documents are in every backup and
  * count against their owner's usage until erased.

@@ -9,7 +9,7 @@ export const GET = route(async () => {
   return Response.json({ documents: listDocuments(inst, user) });
 });
 
-/** Raw body, streamed to the vault: no multipart, no buffering (DESIGN section 6). */
+/** Raw body, streamed to the vault: no multipart, no buffering, so an upload of any size holds a few chunks in memory. */
 export const POST = route(async (req) => {
   const { inst, user } = await requireUser();
   if (!req.body) throw new AppError(400, "EMPTY_BODY", "Send the file's bytes as the request body.");

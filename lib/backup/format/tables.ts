@@ -2,7 +2,7 @@ import { z } from "zod";
 import { LAYOUT } from "../../layout";
 
 /**
- * Archive format v1 (DESIGN section 3), which mirrors the instance layout (lib/layout.ts):
+ * Archive format v1 (docs/architecture.md#the-archive-format), which mirrors the instance layout (lib/layout.ts):
  * every archive member is named by where it lives in the data directory, so
  * the writer's member list, the reader's whitelist and the restore's swap
  * items all come from the tables below. Safe for client components (labels).
@@ -99,7 +99,7 @@ export type BackupMeta = z.infer<typeof metaSchema> & { scope: Scope; trigger: T
 export const metaUnpackedBytes = (meta: BackupMeta) => Object.values(meta.members).reduce((a, m) => a + m.size, 0) + meta.vault.bytes;
 
 export const ARCHIVE_EXTENSION = ".tar.gz";
-/** An encrypted archive is the same .tar.gz inside an age v1 file (DESIGN section 9). */
+/** An encrypted archive is the same .tar.gz inside an age v1 file (docs/architecture.md#encryption). */
 export const ENCRYPTED_EXTENSION = ".tar.gz.age";
 /** coffer_<scope>_<YYYYMMDD>_<HHMMSS>Z[_n].tar.gz[.age] — the only names Coffer treats as archives. */
 export const ARCHIVE_NAME_RE = new RegExp(`^coffer_(${SCOPES.join("|")})_(\\d{8})_(\\d{6})Z(?:_(\\d{1,4}))?\\.tar\\.gz(\\.age)?$`);

@@ -11,11 +11,11 @@ import { configuredLocation, describeLocation } from "./location";
 import { eachLimit } from "../../util/concurrency";
 
 /**
- * The offsite repository (DESIGN section 10): one per instance under
+ * The offsite repository (docs/architecture.md#the-offsite-repository): one per instance under
  * s3://bucket/prefix/. Every run after the first is incremental: a blob is
  * uploaded only if the repository lacks it, and the snapshot (a db-scope
  * archive: database, settings, keys) is written last, so a snapshot only
- * ever names blobs already stored. Departure from DESIGN: each snapshot has
+ * ever names blobs already stored. Departure from the original design: each snapshot has
  * an index object (indexes/<snapshot>.json) listing the blob objects it
  * names. With recipients encryption Coffer cannot read its own snapshots,
  * and retention has to know which blobs a kept snapshot needs.

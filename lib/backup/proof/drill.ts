@@ -125,7 +125,7 @@ function countVaultFiles(vault: string): number {
 const secondsSince = (t: number) => Math.round((performance.now() - t) / 10) / 100;
 
 /**
- * A restore drill (DESIGN section 11): the newest verified backup is
+ * A restore drill (docs/architecture.md#locks-and-jobs): the newest verified backup is
  * restored into a scratch data directory under data/.tmp through the real
  * pipeline (stage, validate, apply, migrations), opened, deep-checked by the
  * doctor, and its row and document-file counts compared with the archive's
