@@ -8,8 +8,10 @@ import { LAYOUT } from "./layout";
 /**
  * One lock file in the data directory serialises the jobs that must never
  * overlap, in this process or any other on the same data dir: backup, prune,
- * restore (through the swap), doctor --fix, verification, drills (docs/architecture.md#locks-and-jobs). It lives outside coffer.db on purpose: a restore swaps that
- * file, and a lock inside it would vanish mid-restore.
+ * restore (through the swap), doctor --fix, verification, drills
+ * (docs/architecture.md#locks-and-jobs). It lives outside coffer.db on
+ * purpose: a restore swaps that file, and a lock inside it would vanish
+ * mid-restore.
  *
  * The file is written whole to a temp name and hard-linked into place, so
  * its creation is exclusive (link fails if it exists, like O_EXCL) and no
