@@ -2,7 +2,7 @@ import zlib from "node:zlib";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
-import { AppError } from "../../errors";
+import { AppError, type ErrorCode } from "../../errors";
 import { collectAfter } from "../../util/gc";
 import { hashingTap } from "../../util/hashing";
 import { AGE_MAGIC, AgeError, createDecryptStream, looksLikeAge, type AgeKeys } from "../../crypto/age";
@@ -26,8 +26,8 @@ import {
 
 /** A rejected archive: a stable code and a sentence for the person who chose the file. */
 export class ArchiveError extends AppError {
-  constructor(code: string, message: string, status: 400 | 413 | 422 = 422) {
-    super(status, code, message);
+  constructor(code: ErrorCode, message: string, status: 400 | 413 | 422 = 422, options?: { cause?: unknown }) {
+    super(status, code, message, undefined, options);
   }
 }
 

@@ -28,7 +28,7 @@ export function resolveJobConfig(inst: Instance, opts: { scope: Scope; target?: 
     try {
       offsite = locationFromSettings(inst, backup.offsite);
     } catch (err) {
-      offsite = err instanceof AppError ? err : new AppError(422, "OFFSITE_SETTINGS", `The offsite settings cannot be used: ${(err as Error).message}`);
+      offsite = err instanceof AppError ? err : new AppError(422, "OFFSITE_SETTINGS", `The offsite settings cannot be used: ${(err as Error).message}`, undefined, { cause: err });
     }
   }
   return {

@@ -88,7 +88,7 @@ export async function runBackupJob(
           closeRepository(repo);
         }
       } catch (err) {
-        const error = err instanceof AppError ? err : new AppError(502, "OFFSITE_FAILED", `The offsite copy failed: ${(err as Error).message}`);
+        const error = err instanceof AppError ? err : new AppError(502, "OFFSITE_FAILED", `The offsite copy failed: ${(err as Error).message}`, undefined, { cause: err });
         finishRun(inst.db, runId, { status: "failed", error: `Offsite: ${error.message}` });
         opts.log?.(`offsite copy failed: ${error.message}`);
         await alert(inst, "offsite.failed", error.message, lastSuccess(inst.db, "offsite")?.finished_at ?? null, opts.alertOptions);

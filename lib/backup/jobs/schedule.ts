@@ -29,7 +29,7 @@ export function parseSchedule(schedule: string, timeZone: string): ParsedSchedul
   try {
     return { kind: "cron", cron: new Cron(s, { timezone: timeZone, paused: true }) };
   } catch (err) {
-    throw new AppError(400, "SCHEDULE_INVALID", `That cron expression is not valid: ${(err as Error).message}.`);
+    throw new AppError(400, "SCHEDULE_INVALID", `That cron expression is not valid: ${(err as Error).message}.`, undefined, { cause: err });
   }
 }
 

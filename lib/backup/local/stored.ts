@@ -107,7 +107,7 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
     const message = err instanceof Error ? err.message : String(err);
     if (!(err instanceof AppError && err.code === "BACKUP_NOT_VERIFIED")) finishRun(inst.db, runId, { status: "failed", error: message });
     if (err instanceof AppError) throw err;
-    throw new AppError(500, "BACKUP_FAILED", `The backup failed: ${message}`);
+    throw new AppError(500, "BACKUP_FAILED", `The backup failed: ${message}`, undefined, { cause: err });
   } finally {
     if (!opts.lock) lock.release();
   }

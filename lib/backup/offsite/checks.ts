@@ -91,7 +91,7 @@ export async function testOffsite(inst: Instance, loc: S3Location, opts: { timeo
         return await fn();
       } catch (err) {
         const e = explainS3Error(err, loc);
-        throw new AppError(e.status, e.code, `${what} failed: ${e.message}`);
+        throw new AppError(e.status, e.code, `${what} failed: ${e.message}`, e.fields, { cause: err });
       }
     };
     await step("Writing a test object", () => repo.top.putSmall(name, probe, "application/octet-stream"));

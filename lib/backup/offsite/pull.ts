@@ -86,7 +86,7 @@ export async function unpackSnapshot(
   } catch (err) {
     if (err instanceof AppError) throw err;
     // The reader checked every member against the meta; what it cannot judge is whether the database opens.
-    throw new ArchiveError("DB_CORRUPT", `The database or keys in the snapshot ${name} cannot be read: ${(err as Error).message}.`);
+    throw new ArchiveError("DB_CORRUPT", `The database or keys in the snapshot ${name} cannot be read: ${(err as Error).message}.`, 422, { cause: err });
   }
   const nameOf = blobNamer(secretKey, encrypted);
   const sizes = new Map(index.blobs);

@@ -13,7 +13,7 @@ import {
   type S3ClientConfig,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { AppError, notFound } from "../../errors";
+import { AppError, notFound, type ErrorCode } from "../../errors";
 import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "../local/target";
 import { joinKey, type S3Location } from "./location";
 import { assertEndpointAllowed, guardedLookup } from "../../http/endpoint-guard";
@@ -119,7 +119,7 @@ export function explainS3Error(err: unknown, loc: Pick<S3Location, "endpoint" | 
   } catch {
     /* shown as typed */
   }
-  const fail = (c: string, m: string) => new AppError(502, c, m);
+  const fail = (c: ErrorCode, m: string) => new AppError(502, c, m, undefined, { cause: err });
   if (code === "ENOTFOUND" || code === "EAI_AGAIN") return fail("OFFSITE_DNS", `The endpoint's host name ${host} could not be found (DNS). Check the endpoint address.`);
   if (code === "ECONNREFUSED") return fail("OFFSITE_UNREACHABLE", `Nothing answered at ${host} (connection refused). Check the endpoint address and port.`);
   if (code === "ECONNRESET" || code === "EPIPE") return fail("OFFSITE_UNREACHABLE", `The connection to ${host} was cut while talking to it.`);

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import crypto from "node:crypto";
 import { PassThrough, Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { AppError } from "../../errors";
+import { AppError, type ErrorCode } from "../../errors";
 import { AgeError, createDecryptStream, createEncryptStream, type AgeEncryptTo, type AgeKeys } from "../../crypto/age";
 import { hashingTap } from "../../util/hashing";
 import { collectAfter } from "../../util/gc";
@@ -90,7 +90,7 @@ export async function uploadBlob(repo: OffsiteRepo, objectName: string, file: st
   }
 }
 
-function corrupt(repo: OffsiteRepo, objectName: string, why: string, code = "OFFSITE_CORRUPT"): AppError {
+function corrupt(repo: OffsiteRepo, objectName: string, why: string, code: ErrorCode = "OFFSITE_CORRUPT"): AppError {
   return new AppError(422, code, `The object blobs/${objectName} in ${describeLocation(repo.loc)} is damaged: ${why}. Restore another snapshot, or run a backup to send it again.`);
 }
 

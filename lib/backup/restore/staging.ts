@@ -192,7 +192,7 @@ function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string
     return warnings;
   } catch (err) {
     if (err instanceof AppError) throw err;
-    throw new ArchiveError("DB_CORRUPT", `The database in this backup cannot be opened: ${(err as Error).message}.`);
+    throw new ArchiveError("DB_CORRUPT", `The database in this backup cannot be opened: ${(err as Error).message}.`, 422, { cause: err });
   } finally {
     db?.close();
   }
