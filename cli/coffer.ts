@@ -30,6 +30,7 @@ import { LAYOUT } from "../lib/layout";
 import { SELECTABLE_SCOPES, selectableScopeSchema } from "../lib/backup/format/tables";
 import { AgeError, parseIdentities, type AgeKeys } from "../lib/crypto/age";
 import { ageArchiveError } from "../lib/backup/format/reader";
+import { systemActor } from "../lib/audit/log";
 
 const USAGE = `Usage: coffer [--data-dir DIR] [--json] <command>
 
@@ -265,7 +266,7 @@ export async function main(argv: string[]): Promise<number> {
         scope: scope.data,
         trigger: "cli",
         target: new LocalDirTarget(dir),
-        actor: { id: null, name: "cli" },
+        actor: systemActor("cli"),
         onProgress: progress("Backing up"),
         log: (line) => process.stderr.write(`coffer: ${line}\n`),
       });
@@ -342,7 +343,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write("Not restored. (Use --yes to skip this question.)\n");
         return 1;
       }
-      const { instance: restored, ...r } = await applyRestore(inst, preview.id, { id: null, name: "cli" });
+      const { instance: restored, ...r } = await applyRestore(inst, preview.id, systemActor("cli"));
       inst = restored; // applyRestore closed the old one; the restored one is closed below
       out(o.json, r, `Restored the backup of ${r.restored_from}.${r.prerestore ? ` The previous state is in ${r.prerestore}.` : ""}`);
       return 0;

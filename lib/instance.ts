@@ -1,10 +1,11 @@
 import fs from "node:fs";
 import crypto from "node:crypto";
 import { dataPaths, type DataPaths } from "./paths";
-import { openDatabase, migrate, getMeta, type DB } from "./db/connection";
+import { openDatabase, migrate, type DB } from "./db/connection";
 import { readSettingsFile, writeSettingsFile, defaultSettings, SettingsError } from "./settings/store";
 import { writeFileAtomic } from "./util/fsatomic";
 import { makePrivate, openModesSync, PRIVATE_DIR_MODE } from "./util/modes";
+import { readText } from "./db/job-state";
 
 export interface Instance {
   paths: DataPaths;
@@ -91,11 +92,11 @@ export function closeInstance(inst: Instance): void {
 }
 
 export function isSetupComplete(inst: Instance): boolean {
-  return getMeta(inst.db, "setup_completed_at") !== null;
+  return readText(inst.db, "setup_completed_at") !== null;
 }
 
 export function instanceName(inst: Instance): string {
-  return getMeta(inst.db, "instance_name") ?? "Coffer";
+  return readText(inst.db, "instance_name") ?? "Coffer";
 }
 
 /** Remove temp files of jobs that died with the previous process. */

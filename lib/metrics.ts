@@ -3,9 +3,11 @@ import type { Instance } from "./instance";
 import { APP_VERSION } from "./version";
 import { healthReasons, healthStatus } from "./health";
 import { lockHolder } from "./lock";
-import { verificationCounts } from "./backup/proof/verify";
-import { lastDrill } from "./backup/proof/drill";
-import { getMeta } from "./db/connection";
+import { verificationCounts } from "./backup/proof/verifications-table";
+import { lastDrill } from "./backup/proof/drills-table";
+import { lastSuccess, runOutcomes } from "./backup/runs";
+import { drillOutcomes } from "./backup/proof/drills-table";
+import { readText } from "./db/job-state";
 
 /**
  * Prometheus text exposition (version 0.0.4) of what an operator watches:
@@ -31,15 +33,15 @@ export function renderMetrics(inst: Instance, now = Date.now()): string {
   const status = healthStatus(healthReasons(inst, now));
   metric("coffer_health_status", "gauge", "Health: 0 ok, 1 degraded, 2 failing (as /api/health).", [[{}, { ok: 0, degraded: 1, failing: 2 }[status]]]);
 
-  const last = (target: string) =>
-    db.prepare("SELECT started_at, finished_at, bytes FROM backup_runs WHERE target = ? AND status = 'success' ORDER BY id DESC LIMIT 1").get(target) as
-      | { started_at: string; finished_at: string; bytes: number | null }
-      | undefined;
-  const lasts = targets.map((t) => [t, last(t)] as const).filter(([, r]) => r);
-  metric("coffer_backup_last_success_timestamp_seconds", "gauge", "When the last successful backup of each target finished (Unix time).", lasts.map(([t, r]) => [{ target: t }, seconds(r!.finished_at)]));
-  metric("coffer_backup_last_duration_seconds", "gauge", "How long the last successful backup of each target took.", lasts.map(([t, r]) => [{ target: t }, (Date.parse(r!.finished_at) - Date.parse(r!.started_at)) / 1000]));
-  metric("coffer_backup_last_size_bytes", "gauge", "Bytes the last successful backup wrote (local) or sent (offsite).", lasts.map(([t, r]) => [{ target: t }, r!.bytes ?? 0]));
-  const runs = db.prepare("SELECT target, status, count(*) AS n FROM backup_runs WHERE status != 'running' GROUP BY target, status ORDER BY target, status").all() as { target: string; status: string; n: number }[];
+  // A successful run has finished; the filter only narrows the type.
+  const lasts = targets.flatMap((t) => {
+    const r = lastSuccess(db, t);
+    return r?.finished_at ? [[t, { ...r, finished_at: r.finished_at }] as const] : [];
+  });
+  metric("coffer_backup_last_success_timestamp_seconds", "gauge", "When the last successful backup of each target finished (Unix time).", lasts.map(([t, r]) => [{ target: t }, seconds(r.finished_at)]));
+  metric("coffer_backup_last_duration_seconds", "gauge", "How long the last successful backup of each target took.", lasts.map(([t, r]) => [{ target: t }, (Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000]));
+  metric("coffer_backup_last_size_bytes", "gauge", "Bytes the last successful backup wrote (local) or sent (offsite).", lasts.map(([t, r]) => [{ target: t }, r.bytes ?? 0]));
+  const runs = runOutcomes(db);
   metric("coffer_backup_runs_total", "counter", "Backup runs by target and outcome (verify: objects found damaged).", runs.map((r) => [{ target: r.target, status: r.status }, r.n]));
   const pruned = db.prepare("SELECT count(*) FROM audit_log WHERE action = 'backup.prune'").pluck().get() as number;
   metric("coffer_retention_deletions_total", "counter", "Stored backups deleted by retention.", [[{}, pruned]]);
@@ -56,13 +58,13 @@ export function renderMetrics(inst: Instance, now = Date.now()): string {
       [{ target: t, result: "unverifiable" }, byResult(t, null)],
     ] as [Record<string, string>, number][]),
   );
-  const slice = getMeta(db, "verify_last_slice_at");
+  const slice = readText(db, "verify_last_slice_at");
   metric("coffer_verification_last_slice_timestamp_seconds", "gauge", "When the last verification slice ran (Unix time).", slice ? [[{}, seconds(slice)]] : []);
 
   const proven = lastDrill(db, "success");
   metric("coffer_drill_last_success_timestamp_seconds", "gauge", "When the last restore drill passed (Unix time).", proven ? [[{}, seconds(proven.finished_at)]] : []);
   metric("coffer_drill_last_recovery_seconds", "gauge", "Measured recovery time (stage and apply) of the last drill that passed.", proven ? [[{}, proven.seconds ?? NaN]] : []);
-  const drills = db.prepare("SELECT status, count(*) AS n FROM drills WHERE status != 'running' GROUP BY status ORDER BY status").all() as { status: string; n: number }[];
+  const drills = drillOutcomes(db);
   metric("coffer_drills_total", "counter", "Restore drills by outcome.", drills.map((d) => [{ status: d.status }, d.n]));
 
   metric("coffer_documents", "gauge", "Documents in the vault (not in the trash).", [[{}, db.prepare("SELECT count(*) FROM documents WHERE deleted_at IS NULL").pluck().get() as number]]);

@@ -14,6 +14,7 @@ import { DeepCheckJob } from "./doctor/job";
 import { TrashPurgeJob } from "./vault/trash";
 import { ProofJob } from "./backup/proof/proof";
 import { recordServerPid } from "./server-pid";
+import { failInterruptedRuns } from "./backup/runs";
 import { installInstance, runtimeState } from "./runtime";
 
 export function publicUrl(env: Env = process.env): string {
@@ -65,9 +66,7 @@ async function sweepLeftovers(inst: Instance): Promise<void> {
     } catch (err) {
       console.error(`Coffer: could not check the backup directory: ${(err as Error).message}`);
     }
-    inst.db
-      .prepare("UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'Coffer stopped while this backup was running' WHERE status = 'running'")
-      .run(new Date().toISOString());
+    failInterruptedRuns(inst.db);
   } finally {
     lock.release();
   }

@@ -14,7 +14,7 @@ import { endSession, newSessionId, sessionEnded } from "@/lib/auth/sessions";
 import { processWide } from "@/lib/util/process-wide";
 import { unauthorized, forbidden, AppError } from "@/lib/errors";
 import { authenticateToken, bearerOf, type ApiToken, type TokenScope } from "@/lib/auth/tokens";
-import type { Actor } from "@/lib/audit/log";
+import { userActor, type Actor } from "@/lib/audit/log";
 import { clientIp } from "./http";
 
 declare module "next-auth" {
@@ -168,7 +168,7 @@ export async function requireAdminOrToken(req: Request, scope: TokenScope, what:
     return { inst, actor, token };
   }
   const { user } = await requireAdmin();
-  return { inst, actor: { id: user.id, name: user.username, ip }, token: null };
+  return { inst, actor: userActor(user, ip), token: null };
 }
 
 export async function requestIp(): Promise<string | null> {

@@ -4,7 +4,7 @@ import { isSetupComplete, type Instance } from "@/lib/instance";
 import { getInstance } from "@/lib/runtime";
 import { requireSetupCode } from "@/lib/auth/setup";
 import { confirmPassword } from "@/lib/auth/users";
-import type { Actor } from "@/lib/audit/log";
+import { userActor, systemActor, type Actor } from "@/lib/audit/log";
 import { AppError } from "@/lib/errors";
 import { restoreCapBytes, stageArchive } from "@/lib/backup/restore/staging";
 import { requireAdmin } from "./auth";
@@ -61,12 +61,12 @@ export async function authorizeRestore(req: Request, opts: { needPassword: boole
   const ip = clientIp(req.headers);
   if (!isSetupComplete(inst)) {
     requireSetupCode(inst, req.headers.get("x-setup-token"), ip);
-    return { inst, actor: { id: null, name: "setup", ip } };
+    return { inst, actor: systemActor("setup", ip) };
   }
   const { user } = await requireAdmin();
   if (opts.needPassword) {
     const { password } = z.object({ password: z.string().min(1, "Enter your password.").max(1024) }).parse(await readJson(req));
     await confirmPassword(inst, user, password, ip);
   }
-  return { inst, actor: { id: user.id, name: user.username, ip } };
+  return { inst, actor: userActor(user, ip) };
 }

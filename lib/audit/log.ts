@@ -43,3 +43,9 @@ export function listAudit(db: DB, opts: { limit: number; before?: number; action
   const sql = `SELECT * FROM audit_log ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY id DESC LIMIT ?`;
   return db.prepare(sql).all(...args, opts.limit) as AuditEntry[];
 }
+
+/** A person acting (or, for a failed sign-in, the account the attempt named). */
+export const userActor = (user: { id: number; username: string }, ip: string | null = null): Actor & { id: number } => ({ id: user.id, name: user.username, ip });
+
+/** Coffer itself, named by what acted: "scheduler", "drill", "cli", "trash purge", "setup"… */
+export const systemActor = (name: string | null, ip: string | null = null): Actor => ({ id: null, name, ip });

@@ -1,5 +1,6 @@
 import crypto from "node:crypto";
-import { getMeta, setMeta, type DB } from "../db/connection";
+import { type DB } from "../db/connection";
+import { readText, writeText } from "../db/job-state";
 
 /**
  * A random value every session is tied to. A restore replaces it, so every
@@ -7,14 +8,14 @@ import { getMeta, setMeta, type DB } from "../db/connection";
  * (an older snapshot's session_version can equal a newer session's).
  */
 export function sessionEpoch(db: DB): string {
-  let epoch = getMeta(db, "session_epoch");
+  let epoch = readText(db, "session_epoch");
   if (!epoch) {
     epoch = crypto.randomBytes(16).toString("hex");
-    setMeta(db, "session_epoch", epoch);
+    writeText(db, "session_epoch", epoch);
   }
   return epoch;
 }
 
 export function renewSessionEpoch(db: DB): void {
-  setMeta(db, "session_epoch", crypto.randomBytes(16).toString("hex"));
+  writeText(db, "session_epoch", crypto.randomBytes(16).toString("hex"));
 }

@@ -2,11 +2,10 @@ import fs from "node:fs";
 import crypto from "node:crypto";
 import { z } from "zod";
 import { isSetupComplete, type Instance } from "../instance";
-import { setMeta } from "../db/connection";
 import { writeFileAtomic } from "../util/fsatomic";
 import type { Env } from "../paths";
 import { AppError } from "../errors";
-import { audit } from "../audit/log";
+import { audit, userActor } from "../audit/log";
 import { hashPassword } from "./password";
 import { usernameSchema, passwordSchema, getUser, type User } from "./users";
 import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit";
@@ -16,6 +15,7 @@ import { parseRecipient } from "../crypto/age";
 import { connectionSchema, offsiteSettingsFrom } from "../backup/offsite/location";
 import { encryptSecret } from "../settings/secrets";
 import { isValidTimeZone } from "../backup/jobs/schedule";
+import { writeText } from "../db/job-state";
 
 // No 0/O, 1/I/L, U: a code read aloud or off a log is typed right the first time.
 const ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ23456789";
@@ -152,9 +152,9 @@ export async function completeNewSetup(inst: Instance, raw: NewSetupInput, ip: s
     const info = inst.db
       .prepare("INSERT INTO users (username, password_hash, role, created_at) VALUES (?, ?, 'admin', ?)")
       .run(input.username, hash, now);
-    setMeta(inst.db, "instance_name", input.instance_name);
-    setMeta(inst.db, "setup_completed_at", now);
-    const actor = { id: Number(info.lastInsertRowid), name: input.username, ip };
+    writeText(inst.db, "instance_name", input.instance_name);
+    writeText(inst.db, "setup_completed_at", now);
+    const actor = userActor({ id: Number(info.lastInsertRowid), username: input.username }, ip);
     audit(inst.db, actor, "setup.complete", input.instance_name, { mode: "new" });
     audit(inst.db, actor, "user.create", input.username, { role: "admin" });
     audit(inst.db, actor, "settings.backup", input.backup.enabled ? PROTECTION_SCHEDULE : "off", { enabled: input.backup.enabled, time_zone: input.backup.time_zone, by: "setup" });

@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Instance } from "../instance";
 import type { DB } from "../db/connection";
 import { AppError } from "../errors";
-import { audit, type Actor } from "../audit/log";
+import { systemActor, audit, type Actor } from "../audit/log";
 import { retryAfter, recordAttempt, minutesText, type Limit } from "./ratelimit";
 import { processWide } from "../util/process-wide";
 
@@ -108,7 +108,7 @@ export function authenticateToken(inst: Instance, token: string, scope: TokenSco
   if (t.revoked_at) throw new AppError(401, "TOKEN_REVOKED", `The API token “${t.name}” was revoked on ${t.revoked_at.slice(0, 10)}.`);
   if (t.expires_at && Date.parse(t.expires_at) <= now.getTime()) throw new AppError(401, "TOKEN_EXPIRED", `The API token “${t.name}” expired on ${t.expires_at.slice(0, 10)}.`);
   if (!t.scopes.includes(scope)) throw new AppError(403, "TOKEN_SCOPE", `The API token “${t.name}” does not have the ${scope} scope this needs.`);
-  const actor: Actor = { id: null, name: `token “${t.name}”`, ip };
+  const actor: Actor = systemActor(`token “${t.name}”`, ip);
   inst.db.prepare("UPDATE api_tokens SET last_used_at = ? WHERE id = ?").run(now.toISOString(), t.id);
   const audited = processWide("tokenAudited", () => new Map<number, number>());
   if (scope !== "metrics:read" || now.getTime() - (audited.get(t.id) ?? 0) >= QUIET_AUDIT_MS) {

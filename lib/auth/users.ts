@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Instance } from "../instance";
 import { AppError, notFound } from "../errors";
-import { audit, type Actor } from "../audit/log";
+import { userActor, audit, type Actor } from "../audit/log";
 import { hashPassword, verifyPassword, dummyPasswordHash, MIN_PASSWORD_LENGTH } from "./password";
 import { retryAfter, recordAttempt, clearAttempts, minutesText, backoffWait, recordFailure, waitText, type Limit, type Backoff } from "./ratelimit";
 import { verifyDeviceToken } from "./device";
@@ -144,7 +144,7 @@ export async function verifyLogin(inst: Instance, username: string, password: st
   }
   if (device) clearAttempts(deviceKey);
   else clearAttempts(pairKey);
-  audit(inst.db, { id: row.id, name: row.username, ip }, "auth.login", row.username);
+  audit(inst.db, userActor(row, ip), "auth.login", row.username);
   const { password_hash: _omit, ...user } = row;
   return { ok: true, user };
 }
@@ -159,7 +159,7 @@ export async function confirmPassword(inst: Instance, user: User, password: stri
   const row = inst.db.prepare("SELECT password_hash FROM users WHERE id = ?").get(user.id) as { password_hash: string } | undefined;
   if (!row || !(await verifyPassword(password, row.password_hash))) {
     recordAttempt(key, CONFIRM_LIMIT);
-    audit(inst.db, { id: user.id, name: user.username, ip }, "auth.confirm_failed", user.username);
+    audit(inst.db, userActor(user, ip), "auth.confirm_failed", user.username);
     throw new AppError(401, "BAD_PASSWORD", "That password is not right.", { password: "That password is not right." });
   }
   clearAttempts(key);

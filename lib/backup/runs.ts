@@ -83,3 +83,24 @@ export function verifiedFiles(db: DB): Map<string, boolean> {
   const rows = db.prepare("SELECT file, verified FROM backup_runs WHERE target = 'local' AND file IS NOT NULL ORDER BY id").all() as { file: string; verified: number }[];
   return new Map(rows.map((r) => [r.file, r.verified === 1]));
 }
+
+/** The first successful run for a target: when protection began, for a drill that never ran. */
+export function firstSuccess(db: DB, target: RunTarget = "local"): BackupRun | null {
+  return (db.prepare("SELECT * FROM backup_runs WHERE status = 'success' AND target = ? ORDER BY id LIMIT 1").get(target) as BackupRun | undefined) ?? null;
+}
+
+/** The SHA-256 each stored archive had when it was written (from the run that wrote it). */
+export function writtenHashes(db: DB): Map<string, string> {
+  const rows = db.prepare("SELECT file, sha256 FROM backup_runs WHERE target = 'local' AND status = 'success' AND file IS NOT NULL AND sha256 IS NOT NULL ORDER BY id").all() as { file: string; sha256: string }[];
+  return new Map(rows.map((r) => [r.file, r.sha256]));
+}
+
+/** Finished runs counted by target and outcome (metrics). */
+export function runOutcomes(db: DB): { target: string; status: string; n: number }[] {
+  return db.prepare("SELECT target, status, count(*) AS n FROM backup_runs WHERE status != 'running' GROUP BY target, status ORDER BY target, status").all() as { target: string; status: string; n: number }[];
+}
+
+/** Runs a stopped process left 'running' are failed, with why (start-up). */
+export function failInterruptedRuns(db: DB, at: Date = new Date()): number {
+  return db.prepare("UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'Coffer stopped while this backup was running' WHERE status = 'running'").run(at.toISOString()).changes;
+}

@@ -8,12 +8,12 @@ import { acquireLock } from "../lock";
 import { parseRecipient } from "../crypto/age";
 import { decryptSecret, isEncryptedSecret } from "../settings/secrets";
 import { SCHEMA_VERSION } from "../db/migrations";
-import { getMeta, setMeta } from "../db/connection";
 import { readSettingsFile } from "../settings/store";
-import { SHA256_RE } from "../vault/blobs";
+import { SHA256_RE, referencedHashes } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
 import { fsyncDir } from "../util/fsatomic";
 import { describeMode, makePrivate, openModes, openModesSync, PRIVATE_DIR_MODE } from "../util/modes";
+import { readText, writeText } from "../db/job-state";
 
 export type Severity = "ok" | "warn" | "fail";
 
@@ -210,7 +210,7 @@ async function fixSafe(inst: Instance, findings: Finding[]): Promise<string[]> {
     // A backup reading the vault right now must not lose a file under it; and an upload may have just added one.
     const unpin = pinBlobs();
     try {
-      const referenced = new Set(inst.db.prepare("SELECT DISTINCT sha256 FROM documents").pluck().all() as string[]);
+      const referenced = new Set(referencedHashes(inst.db) as string[]);
       const dest = path.join(inst.paths.lostFound, new Date().toISOString().replace(/[:.]/g, "-"));
       let moved = 0;
       for (const rel of await vaultFiles(inst.paths.vault)) {
@@ -258,7 +258,7 @@ export async function runDoctor(inst: Instance, opts: { deep?: boolean; fix?: bo
     if (fixed.length) findings = await check();
   }
   const report: DoctorReport = { at: new Date().toISOString(), deep: !!opts.deep, findings, fixed };
-  setMeta(inst.db, opts.deep ? "doctor_last_deep" : "doctor_last_quick", JSON.stringify(report));
+  writeText(inst.db, opts.deep ? "doctor_last_deep" : "doctor_last_quick", JSON.stringify(report));
   return report;
 }
 
@@ -284,7 +284,7 @@ export async function doctorDataDir(root: string, opts: { deep?: boolean; fix?: 
 }
 
 export function lastDoctorReport(inst: Instance, deep: boolean): DoctorReport | null {
-  const raw = getMeta(inst.db, deep ? "doctor_last_deep" : "doctor_last_quick");
+  const raw = readText(inst.db, deep ? "doctor_last_deep" : "doctor_last_quick");
   return raw ? (JSON.parse(raw) as DoctorReport) : null;
 }
 

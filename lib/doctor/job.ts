@@ -1,7 +1,7 @@
 import type { Instance } from "../instance";
 import { Ticker } from "../util/ticker";
-import { getMeta, setMeta } from "../db/connection";
 import { lastDoctorReport, runDoctor, type DoctorReport } from "./index";
+import { readMs, writeMs } from "../db/job-state";
 
 export const DEEP_CHECK_EVERY_MS = 7 * 24 * 3600 * 1000;
 
@@ -49,8 +49,8 @@ export class DeepCheckJob {
       if (last && now - Date.parse(last.at) < DEEP_CHECK_EVERY_MS) return "idle";
       if (!last) {
         // Not on the first start of a new instance: a week after it.
-        const from = getMeta(inst.db, "deep_check_due_from");
-        if (!from) setMeta(inst.db, "deep_check_due_from", String(now + DEEP_CHECK_EVERY_MS));
+        const from = readMs(inst.db, "deep_check_due_from");
+        if (!from) writeMs(inst.db, "deep_check_due_from", now + DEEP_CHECK_EVERY_MS);
         if (!from || now < Number(from)) return "idle";
       }
       const report = await runDeepCheck(inst);

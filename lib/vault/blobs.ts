@@ -6,9 +6,22 @@ import { pipeline } from "node:stream/promises";
 import { AppError } from "../errors";
 import { fsyncDirAsync, handleStream } from "../util/fsatomic";
 import type { DataPaths } from "../paths";
+import type { DB } from "../db/connection";
 import { formatBytes } from "../format";
 
 export const SHA256_RE = /^[0-9a-f]{64}$/;
+
+/**
+ * Every content hash a document row names (live and trashed), sorted: the
+ * blobs a backup carries, the doctor expects and a restore fetches. From a
+ * database Coffer did not make, the values are unchecked: a restore goes
+ * through documentHashes (lib/backup/restore/payload.ts), which refuses any
+ * that is not a SHA-256. The snapshot worker runs the same SELECT on its own
+ * thread, where it cannot import this.
+ */
+export function referencedHashes(db: DB): unknown[] {
+  return db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all();
+}
 
 export function blobPath(paths: DataPaths, sha256: string): string {
   if (!SHA256_RE.test(sha256)) throw new Error(`not a blob name: ${sha256}`);

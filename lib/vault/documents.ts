@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import type { Instance } from "../instance";
 import { AppError, notFound } from "../errors";
-import { audit } from "../audit/log";
+import { userActor, audit } from "../audit/log";
 import type { User } from "../auth/users";
 import { stageBlob, commitBlobSync, discardStagedBlob, blobPath } from "./blobs";
 import { unlinkBlobWhenFree } from "./pins";
@@ -109,7 +109,7 @@ export async function createDocument(
         .prepare("INSERT INTO documents (owner_id, name, content_type, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)")
         .run(owner.id, name, contentTypeFor(name, input.contentType), staged.size, staged.sha256, new Date().toISOString());
       inst.db.prepare("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?").run(staged.size, owner.id);
-      audit(inst.db, { id: owner.id, name: owner.username, ip }, "document.upload", name, {
+      audit(inst.db, userActor(owner, ip), "document.upload", name, {
         id: Number(info.lastInsertRowid),
         size: staged.size,
         sha256: staged.sha256,
@@ -133,7 +133,7 @@ export async function createDocument(
 export function deleteDocument(inst: Instance, viewer: User, ip: string | null, id: number): { trashed: boolean } {
   // getDocumentFor answers 404 for documents the viewer may not see: the owner-or-admin check.
   const doc = getDocumentFor(inst, viewer, id);
-  const actor = { id: viewer.id, name: viewer.username, ip };
+  const actor = userActor(viewer, ip);
   if (currentSettings(inst.paths.settings).trash.retention_days === 0) {
     eraseDocuments(inst, [doc], () => audit(inst.db, actor, "document.delete", doc.name, { id, owner: doc.owner }));
     return { trashed: false };

@@ -1,6 +1,6 @@
 import type { Instance } from "../instance";
 import { forbidden, notFound } from "../errors";
-import { audit } from "../audit/log";
+import { userActor, systemActor, audit } from "../audit/log";
 import type { User } from "../auth/users";
 import { currentSettings } from "../settings/store";
 import { Ticker } from "../util/ticker";
@@ -47,7 +47,7 @@ export function restoreFromTrash(inst: Instance, viewer: User, ip: string | null
   const doc = trashedFor(inst, viewer, id);
   inst.db.transaction(() => {
     inst.db.prepare("UPDATE documents SET deleted_at = NULL, deleted_by = NULL WHERE id = ?").run(id);
-    audit(inst.db, { id: viewer.id, name: viewer.username, ip }, "document.untrash", doc.name, { id, owner: doc.owner });
+    audit(inst.db, userActor(viewer, ip), "document.untrash", doc.name, { id, owner: doc.owner });
   })();
   return { ...doc, deleted_at: null, deleted_by: null };
 }
@@ -60,14 +60,14 @@ const adminOnly = (viewer: User, what: string) => {
 export function deleteForever(inst: Instance, viewer: User, ip: string | null, id: number): void {
   adminOnly(viewer, "delete a document forever");
   const doc = trashedFor(inst, viewer, id);
-  eraseDocuments(inst, [doc], () => audit(inst.db, { id: viewer.id, name: viewer.username, ip }, "trash.delete_forever", doc.name, { id, owner: doc.owner }));
+  eraseDocuments(inst, [doc], () => audit(inst.db, userActor(viewer, ip), "trash.delete_forever", doc.name, { id, owner: doc.owner }));
 }
 
 /** Erase everything in the trash now (admins); how many documents went. */
 export function emptyTrash(inst: Instance, viewer: User, ip: string | null): number {
   adminOnly(viewer, "empty the trash");
   const docs = inst.db.prepare("SELECT id, size, owner_id, sha256 FROM documents WHERE deleted_at IS NOT NULL").all() as DocumentRow[];
-  if (docs.length) eraseDocuments(inst, docs, () => audit(inst.db, { id: viewer.id, name: viewer.username, ip }, "trash.empty", null, { documents: docs.length }));
+  if (docs.length) eraseDocuments(inst, docs, () => audit(inst.db, userActor(viewer, ip), "trash.empty", null, { documents: docs.length }));
   return docs.length;
 }
 
@@ -76,7 +76,7 @@ export function purgeTrash(inst: Instance, now = Date.now()): number {
   const days = currentSettings(inst.paths.settings).trash.retention_days;
   const before = new Date(now - days * DAY_MS).toISOString();
   const docs = inst.db.prepare("SELECT id, size, owner_id, sha256 FROM documents WHERE deleted_at IS NOT NULL AND deleted_at <= ?").all(before) as DocumentRow[];
-  if (docs.length) eraseDocuments(inst, docs, () => audit(inst.db, { id: null, name: "trash purge", ip: null }, "trash.purge", null, { documents: docs.length, retention_days: days }));
+  if (docs.length) eraseDocuments(inst, docs, () => audit(inst.db, systemActor("trash purge", null), "trash.purge", null, { documents: docs.length, retention_days: days }));
   return docs.length;
 }
 

@@ -9,7 +9,7 @@ import { pipeline } from "node:stream/promises";
 import type { Instance } from "../../instance";
 import { APP_VERSION } from "../../version";
 import { SCHEMA_VERSION } from "../../db/migrations";
-import { blobPath } from "../../vault/blobs";
+import { blobPath, referencedHashes } from "../../vault/blobs";
 import { pinBlobs } from "../../vault/pins";
 import { LAYOUT } from "../../layout";
 import { FORMAT_VERSION, INSTANCE_MEMBERS, MAGIC, META_NAME, blobMember, scopeHasInstance, scopeHasVault, type BackupMeta, type Scope, type Trigger } from "./tables";
@@ -113,7 +113,7 @@ export async function writeArchive(inst: Instance, out: Writable, opts: WriteArc
         memberFiles.push({ name, data });
       }
     } else {
-      blobs = inst.db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as string[];
+      blobs = referencedHashes(inst.db) as string[]; // the live database: Coffer wrote every hash in it
     }
     if (!scopeHasVault(scope)) blobs = [];
 

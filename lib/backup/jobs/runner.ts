@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Instance } from "../../instance";
 import { AppError } from "../../errors";
-import { audit } from "../../audit/log";
+import { systemActor, audit } from "../../audit/log";
 import { acquireLock } from "../../lock";
 import { startRun, finishRun, lastSuccess } from "../runs";
 import { snapshotDatabase } from "../format/db-snapshot";
@@ -68,7 +68,7 @@ export async function runBackupJob(
             verified: true,
             detail: { location: result.location, blobs_uploaded: result.blobsUploaded, blobs_skipped: result.blobsSkipped, snapshot_bytes: result.snapshotBytes },
           });
-          audit(inst.db, opts.actor ?? { id: null, name: opts.trigger === "schedule" ? "scheduler" : "system" }, "backup.offsite", result.snapshot, {
+          audit(inst.db, opts.actor ?? systemActor(opts.trigger === "schedule" ? "scheduler" : "system"), "backup.offsite", result.snapshot, {
             location: result.location,
             uploaded: result.blobsUploaded,
             skipped: result.blobsSkipped,

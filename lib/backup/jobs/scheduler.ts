@@ -1,6 +1,5 @@
 import type { Instance } from "../../instance";
 import { Ticker } from "../../util/ticker";
-import { getMeta, setMeta } from "../../db/connection";
 import { currentSettings } from "../../settings/store";
 import { tryLock } from "../../lock";
 import { runBackupJob } from "./runner";
@@ -10,6 +9,7 @@ import { LocalDirTarget } from "../local/target";
 import { lastSuccess } from "../runs";
 import { parseSchedule, latestSlot, nextRuns, stalePeriodMs, type ParsedSchedule } from "./schedule";
 import { alert, type SendOptions } from "../alerts";
+import { readMs, writeMs, readText, writeText } from "../../db/job-state";
 
 /** After a failed run, wait this long (or the interval, if shorter) before trying again. */
 const RETRY_MS = 10 * 60 * 1000;
@@ -45,7 +45,7 @@ export function scheduleStatus(inst: Instance, now: number): ScheduleStatus {
   } catch (err) {
     return { enabled: job.enabled, next: [], lastSuccessAt: last?.finished_at ?? null, stale: false, error: (err as Error).message };
   }
-  const enabledAt = Number(getMeta(inst.db, "schedule_enabled_at") || now);
+  const enabledAt = (readMs(inst.db, "schedule_enabled_at") ?? now);
   const since = lastMs ?? enabledAt;
   return {
     enabled: job.enabled,
@@ -112,10 +112,10 @@ export class BackupScheduler {
     const now = this.now();
     if (!job.enabled) {
       // Only on the change: an idle scheduler must not write every tick.
-      if (getMeta(inst.db, "schedule_enabled_at")) setMeta(inst.db, "schedule_enabled_at", "");
+      if (readMs(inst.db, "schedule_enabled_at")) writeMs(inst.db, "schedule_enabled_at", null);
       return "disabled";
     }
-    if (!getMeta(inst.db, "schedule_enabled_at")) setMeta(inst.db, "schedule_enabled_at", String(now));
+    if (!readMs(inst.db, "schedule_enabled_at")) writeMs(inst.db, "schedule_enabled_at", now);
     let parsed: ParsedSchedule;
     try {
       parsed = parseSchedule(job.schedule, job.time_zone);
@@ -130,7 +130,7 @@ export class BackupScheduler {
     try {
       // Claimed under the lock: another process may have just run this slot.
       if (!inst.db.transaction(() => this.due(inst, parsed, job.schedule, job.time_zone, now, true))()) return "idle";
-      setMeta(inst.db, "schedule_last_attempt", String(now));
+      writeMs(inst.db, "schedule_last_attempt", now);
       try {
         const target = new LocalDirTarget(resolveBackupDir(inst, job.directory));
         await runBackupJob(inst, { scope: job.scope, trigger: "schedule", lock, target, now: new Date(now), pruneOffsiteWith: job.retention, log: this.log, alertOptions: this.opts.alertOptions });
@@ -149,7 +149,7 @@ export class BackupScheduler {
 
   /** Is a run due? With claim=true (inside a transaction) the cron slot is recorded as taken. */
   private due(inst: Instance, s: ParsedSchedule, schedule: string, tz: string, now: number, claim: boolean): boolean {
-    const lastAttempt = Number(getMeta(inst.db, "schedule_last_attempt") ?? 0);
+    const lastAttempt = (readMs(inst.db, "schedule_last_attempt") ?? 0);
     if (s.kind === "interval") {
       const last = lastSuccess(inst.db);
       const lastMs = last?.finished_at ? Date.parse(last.finished_at) : null;
@@ -159,28 +159,28 @@ export class BackupScheduler {
     const slot = latestSlot(s, now);
     if (slot === null) return false;
     const key = jobKey(schedule, tz);
-    if (getMeta(inst.db, "schedule_job") !== key) {
+    if (readText(inst.db, "schedule_job") !== key) {
       // A new or changed schedule starts from now: slots before it were never promised. Recorded on every
       // path: recording only the first schedule left an edited cron (say, the 03:00 one New setup makes)
       // waiting for a claim that the unrecorded change itself prevented, so it never ran.
-      setMeta(inst.db, "schedule_job", key);
-      setMeta(inst.db, "schedule_last_slot", String(slot));
+      writeText(inst.db, "schedule_job", key);
+      writeMs(inst.db, "schedule_last_slot", slot);
       return false;
     }
-    const taken = Number(getMeta(inst.db, "schedule_last_slot") ?? 0);
+    const taken = (readMs(inst.db, "schedule_last_slot") ?? 0);
     // One run for the newest missed slot, however many were missed (one catch-up after downtime).
     if (slot <= taken) return false;
-    if (claim) setMeta(inst.db, "schedule_last_slot", String(slot));
+    if (claim) writeMs(inst.db, "schedule_last_slot", slot);
     return true;
   }
 
   private async checkStale(inst: Instance, s: ParsedSchedule, now: number): Promise<void> {
     const last = lastSuccess(inst.db)?.finished_at ?? null;
-    const since = last ? Date.parse(last) : Number(getMeta(inst.db, "schedule_enabled_at") || now);
+    const since = last ? Date.parse(last) : (readMs(inst.db, "schedule_enabled_at") ?? now);
     if (now - since <= stalePeriodMs(s, now)) return;
     const episode = last ?? "never";
-    if (getMeta(inst.db, "stale_alert_for") === episode) return;
-    setMeta(inst.db, "stale_alert_for", episode);
+    if (readText(inst.db, "stale_alert_for") === episode) return;
+    writeText(inst.db, "stale_alert_for", episode);
     this.log(`no successful backup since ${last ?? "this schedule was enabled"}`);
     await alert(inst, "backup.stale", "No successful backup for twice the schedule's interval.", last, this.opts.alertOptions);
   }

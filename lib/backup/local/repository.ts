@@ -5,7 +5,7 @@ import tar from "tar-stream";
 import type { Instance } from "../../instance";
 import type { InstanceLock } from "../../lock";
 import { notFound } from "../../errors";
-import { audit, type Actor } from "../../audit/log";
+import { systemActor, audit, type Actor } from "../../audit/log";
 import { fileEncryption, verifiedFiles } from "../runs";
 import { currentBackupDir } from "./directory";
 import { LocalDirTarget, type BackupTarget } from "./target";
@@ -138,7 +138,7 @@ export async function pruneBackups(
     await target.remove(name);
     pruned.push(name);
     log(`Pruned backup ${name}`);
-    audit(inst.db, { id: null, name: "scheduler" }, "backup.prune", name, { mode: policy.mode });
+    audit(inst.db, systemActor("scheduler"), "backup.prune", name, { mode: policy.mode });
   }
   return pruned;
 }

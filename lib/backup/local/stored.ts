@@ -1,6 +1,6 @@
 import type { Instance } from "../../instance";
 import { AppError } from "../../errors";
-import { audit, type Actor } from "../../audit/log";
+import { systemActor, audit, type Actor } from "../../audit/log";
 import { acquireLock, type InstanceLock } from "../../lock";
 import { packArchive, type PackedArchive } from "../format/writer";
 import { archiveEncryption, type ArchiveEncryption } from "../format/encryption";
@@ -96,7 +96,7 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
       throw new AppError(500, "BACKUP_NOT_VERIFIED", `The backup ${name} was written but reading it back failed (${problem}). Check the disk of the backup directory.`);
     }
     finishRun(inst.db, runId, { status: "success", ...record, verified: true });
-    audit(inst.db, opts.actor ?? { id: null, name: opts.trigger === "schedule" ? "scheduler" : "system" }, "backup.create", name, {
+    audit(inst.db, opts.actor ?? systemActor(opts.trigger === "schedule" ? "scheduler" : "system"), "backup.create", name, {
       scope: opts.scope,
       trigger: opts.trigger,
       bytes: obj.size,

@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import { finishDrill, lastDrill, startDrill, type Drill, type DrillDetail, type DrillOutcome } from "./drills-table";
 import path from "node:path";
 import crypto from "node:crypto";
 import type { Instance } from "../../instance";
@@ -14,48 +15,12 @@ import { applyRestore } from "../restore/apply";
 import { archiveEncryption } from "../format/encryption";
 import { offsiteLocation } from "../offsite/location";
 import { isEncryptedArchiveName, isScope, scopeHasVault, scopeInfo, type Scope } from "../format/tables";
-import { verificationRows } from "./verify";
+import { verificationRows } from "./verifications-table";
 import { alert, type SendOptions } from "../alerts";
 import { removeWorkDir } from "../workdir";
+import { systemActor } from "../../audit/log";
 
-export type DrillStatus = "running" | "success" | "failed" | "skipped";
 
-export interface Drill {
-  id: number;
-  trigger: "schedule" | "manual" | "cli";
-  started_at: string;
-  finished_at: string | null;
-  status: DrillStatus;
-  source: "local" | "offsite" | null;
-  archive: string | null;
-  /** Recovery time: staging and applying the backup until the instance opens (seconds). */
-  seconds: number | null;
-  /** JSON: timings of each step and what was compared. */
-  detail: string | null;
-  error: string | null;
-}
-
-export interface DrillDetail {
-  stage_s: number;
-  apply_s: number;
-  check_s: number;
-  total_s: number;
-  documents: number;
-  accounts: number;
-  document_files: number;
-  schema_version: number;
-}
-
-export function recentDrills(db: DB, limit = 10): Drill[] {
-  return db.prepare("SELECT * FROM drills ORDER BY id DESC LIMIT ?").all(limit) as Drill[];
-}
-
-export function lastDrill(db: DB, status?: DrillStatus): Drill | null {
-  const row = status
-    ? db.prepare("SELECT * FROM drills WHERE status = ? ORDER BY id DESC LIMIT 1").get(status)
-    : db.prepare("SELECT * FROM drills WHERE status != 'running' ORDER BY id DESC LIMIT 1").get();
-  return (row as Drill | undefined) ?? null;
-}
 
 /** Why a drill could not run: said and recorded as skipped, never passed off as a failure or a success. */
 class DrillSkipped extends Error {}
@@ -136,20 +101,8 @@ const secondsSince = (t: number) => Math.round((performance.now() - t) / 10) / 1
  */
 export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]; log?: (line: string) => void; alertOptions?: SendOptions }): Promise<Drill> {
   const db = inst.db;
-  const id = Number(db.prepare("INSERT INTO drills (trigger, started_at, status) VALUES (?, ?, 'running')").run(opts.trigger, new Date().toISOString()).lastInsertRowid);
-  const finish = (r: Partial<Drill> & { status: DrillStatus }): Drill => {
-    db.prepare("UPDATE drills SET finished_at = ?, status = ?, source = ?, archive = ?, seconds = ?, detail = ?, error = ? WHERE id = ?").run(
-      new Date().toISOString(),
-      r.status,
-      r.source ?? null,
-      r.archive ?? null,
-      r.seconds ?? null,
-      r.detail ?? null,
-      r.error ?? null,
-      id,
-    );
-    return db.prepare("SELECT * FROM drills WHERE id = ?").get(id) as Drill;
-  };
+  const id = startDrill(db, opts.trigger);
+  const finish = (r: DrillOutcome): Drill => finishDrill(db, id, r);
   const scratchRoot = path.join(inst.paths.tmp, `drill-${crypto.randomBytes(6).toString("hex")}`);
   let scratch: Instance | null = null;
   let chosen: Candidate | null = null;
@@ -175,7 +128,7 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
     const stage_s = secondsSince(t0);
     let restored: Instance;
     try {
-      restored = (await applyRestore(scratch, preview.id, { id: null, name: "drill" })).instance;
+      restored = (await applyRestore(scratch, preview.id, systemActor("drill"))).instance;
     } catch (err) {
       discardStaged(scratch, preview.id);
       throw err;

@@ -1,12 +1,13 @@
 import type { Instance } from "../../instance";
 import { isSetupComplete } from "../../instance";
 import { Ticker } from "../../util/ticker";
-import { getMeta, setMeta } from "../../db/connection";
 import { currentSettings } from "../../settings/store";
 import { verifySlice, verificationSummary, SLICE_EVERY_MS, type VerificationSummary } from "./verify";
-import { runDrill, drillDue, lastDrill, type Drill } from "./drill";
-import { lastSuccess } from "../runs";
+import { runDrill, drillDue } from "./drill";
+import { lastDrill, type Drill } from "./drills-table";
+import { firstSuccess, lastSuccess } from "../runs";
 import { alert, type SendOptions } from "../alerts";
+import { readText, writeText } from "../../db/job-state";
 
 const runningKey = Symbol.for("coffer.proofRunning");
 
@@ -58,7 +59,7 @@ export class ProofJob {
       const inst = this.instance();
       if (!inst || !isSetupComplete(inst)) return done;
       const now = this.now();
-      const last = getMeta(inst.db, "verify_last_slice_at");
+      const last = readText(inst.db, "verify_last_slice_at");
       if (!last || now - Date.parse(last) >= SLICE_EVERY_MS) {
         const r = await exclusively(() => verifySlice(inst, { now: () => new Date(this.now()), log: this.log, alertOptions: this.opts.alertOptions }));
         if (r.offsiteError) this.log(`verification could not reach the offsite repository: ${r.offsiteError}`);
@@ -81,8 +82,8 @@ async function alertOverdueDrill(inst: Instance, now: number, log: (line: string
   const p = proofSummary(inst, now);
   if (!p.drill_overdue) return;
   const episode = p.last_proven_restore?.at ?? "never";
-  if (getMeta(inst.db, "drill_overdue_alert_for") === episode) return;
-  setMeta(inst.db, "drill_overdue_alert_for", episode);
+  if (readText(inst.db, "drill_overdue_alert_for") === episode) return;
+  writeText(inst.db, "drill_overdue_alert_for", episode);
   const why = p.last_drill?.error ? ` The last one: ${p.last_drill.error}` : "";
   log(`no restore drill has passed in ${2 * p.drills_every_days} days`);
   await alert(inst, "drill.overdue", `No restore drill has passed in ${2 * p.drills_every_days} days: nothing proves the backups restore.${why}`, p.last_proven_restore?.at ?? null, alertOptions);
@@ -101,7 +102,7 @@ export interface ProofSummary {
 export function proofSummary(inst: Instance, now = Date.now()): ProofSummary {
   const every = currentSettings(inst.paths.settings).backup.proof.drill_every_days;
   const ok = lastDrill(inst.db, "success");
-  const first = inst.db.prepare("SELECT finished_at FROM backup_runs WHERE status = 'success' AND target = 'local' ORDER BY id LIMIT 1").pluck().get() as string | undefined;
+  const first = firstSuccess(inst.db, "local")?.finished_at;
   const since = ok?.finished_at ?? first ?? null;
   return {
     verification: verificationSummary(inst, now),

@@ -1,6 +1,6 @@
 import type { Instance } from "../../instance";
+import { damagedVerifications, forgetVerification, overdueVerifications, saveVerification, verificationCounts, verificationRows, type ProofObject, type VerificationRow } from "./verifications-table";
 import type { DB } from "../../db/connection";
-import { getMeta, setMeta } from "../../db/connection";
 import { AppError } from "../../errors";
 import { currentSettings } from "../../settings/store";
 import { resolveBackupDir } from "../local/directory";
@@ -9,9 +9,10 @@ import { archiveNameScope, isArchiveName } from "../format/tables";
 import { encryptionFrom } from "../format/encryption";
 import { locationFromSettings } from "../offsite/location";
 import { alert, type SendOptions } from "../alerts";
-import { startRun, finishRun } from "../runs";
+import { startRun, finishRun, writtenHashes } from "../runs";
 import type { ObjectCheck } from "../offsite/checks";
 import { proveStoredArchive } from "../local/prove";
+import { readText, writeText } from "../../db/job-state";
 
 // ------------------------------------------------------ rolling verification --
 
@@ -20,23 +21,6 @@ export const SLICE_EVERY_MS = 3600 * 1000;
 /** A slice reads at least this much (so a small instance is re-checked far more often than its period). */
 export const MIN_SLICE_BYTES = 256 * 1024 * 1024;
 
-export type ProofTarget = "local" | "offsite";
-export type ProofKind = "archive" | "snapshot" | "blob";
-
-export interface ProofObject {
-  target: ProofTarget;
-  kind: ProofKind;
-  /** The archive's name; an offsite object's path under the prefix (snapshots/… or blobs/…). */
-  object: string;
-  size: number;
-}
-
-export interface VerificationRow extends ProofObject {
-  verified_at: string;
-  /** 1 whole, 0 damaged or missing, null when no key Coffer holds opens it. */
-  ok: 0 | 1 | null;
-  error: string | null;
-}
 
 export interface SliceResult {
   checked: VerificationRow[];
@@ -48,30 +32,13 @@ export interface SliceResult {
   budget: number;
 }
 
-export function verificationRows(db: DB): VerificationRow[] {
-  return db.prepare("SELECT target, object, kind, size, verified_at, ok, error FROM verifications ORDER BY target, object").all() as VerificationRow[];
-}
 
 function record(db: DB, o: ProofObject, at: string, check: ObjectCheck): VerificationRow {
   const ok = check.ok === true ? 1 : check.ok === false ? 0 : null;
   const error = check.ok === false ? check.error : check.ok === null ? check.note : null;
-  db.prepare("INSERT INTO verifications (target, object, kind, size, verified_at, ok, error) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, object) DO UPDATE SET kind = excluded.kind, size = excluded.size, verified_at = excluded.verified_at, ok = excluded.ok, error = excluded.error").run(
-    o.target,
-    o.object,
-    o.kind,
-    o.size,
-    at,
-    ok,
-    error,
-  );
-  return { ...o, verified_at: at, ok, error };
+  return saveVerification(db, { ...o, verified_at: at, ok, error });
 }
 
-/** The SHA-256 each stored archive had when it was written (from the run that wrote it). */
-function writtenHashes(db: DB): Map<string, string> {
-  const rows = db.prepare("SELECT file, sha256 FROM backup_runs WHERE target = 'local' AND status = 'success' AND file IS NOT NULL AND sha256 IS NOT NULL ORDER BY id").all() as { file: string; sha256: string }[];
-  return new Map(rows.map((r) => [r.file, r.sha256]));
-}
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -124,7 +91,7 @@ export async function verifySlice(
     const listed = new Set(objects.map((o) => `${o.target}\0${o.object}`));
     // Rows of objects that are gone (retention, a manual delete); offsite rows stay while the bucket cannot be listed.
     for (const [k, r] of known) {
-      if (!listed.has(k) && !(r.target === "offsite" && (offsiteError || !loc))) db.prepare("DELETE FROM verifications WHERE target = ? AND object = ?").run(r.target, r.object);
+      if (!listed.has(k) && !(r.target === "offsite" && (offsiteError || !loc))) forgetVerification(db, r.target, r.object);
     }
     const due = objects
       .filter((o) => !(o.target === "offsite" && offsiteError))
@@ -165,7 +132,7 @@ export async function verifySlice(
       if (row.ok === 0 && before?.ok !== 0) newlyFailed.push(row);
     }
     // Only a slice that read something counts: with nothing stored yet, the next tick looks again (a listing), so the first backup is re-checked within minutes, not an hour.
-    if (checked.length) setMeta(db, "verify_last_slice_at", now().toISOString());
+    if (checked.length) writeText(db, "verify_last_slice_at", now().toISOString());
     if (newlyFailed.length) {
       const message = `${newlyFailed.length} stored backup object(s) failed verification: ${newlyFailed.map((r) => r.error).join("; ")}`;
       for (const r of newlyFailed) {
@@ -191,10 +158,6 @@ export interface VerificationSummary {
   unverifiable: number;
 }
 
-/** Objects per target and result of their last check: counted by SQLite, not by loading every row (Health and metrics are polled). */
-export function verificationCounts(db: DB): { target: ProofTarget; ok: 0 | 1 | null; n: number }[] {
-  return db.prepare("SELECT target, ok, count(*) AS n FROM verifications GROUP BY target, ok ORDER BY target, ok").all() as { target: ProofTarget; ok: 0 | 1 | null; n: number }[];
-}
 
 /**
  * What Health says about rolling verification, from the recorded rows: counts
@@ -208,10 +171,10 @@ export function verificationSummary(inst: Instance, now = Date.now()): Verificat
   const counts = verificationCounts(db);
   return {
     period_days: periodDays,
-    last_slice_at: getMeta(db, "verify_last_slice_at") || null,
+    last_slice_at: readText(db, "verify_last_slice_at") || null,
     objects: counts.reduce((a, c) => a + c.n, 0),
-    overdue: db.prepare("SELECT count(*) FROM verifications WHERE verified_at < ?").pluck().get(cutoff) as number,
-    failed: db.prepare("SELECT target, object, kind, size, verified_at, ok, error FROM verifications WHERE ok = 0 ORDER BY target, object").all() as VerificationRow[],
+    overdue: overdueVerifications(db, cutoff),
+    failed: damagedVerifications(db),
     unverifiable: counts.filter((c) => c.ok === null).reduce((a, c) => a + c.n, 0),
   };
 }

@@ -1,15 +1,15 @@
 import fs from "node:fs";
 import path from "node:path";
 import { openInstance, closeInstance, type Instance } from "../../instance";
-import { getMeta, setMeta } from "../../db/connection";
 import { fsyncDir, writeFileAtomic } from "../../util/fsatomic";
-import { audit } from "../../audit/log";
+import { systemActor, audit } from "../../audit/log";
 import { renewSessionEpoch } from "../../auth/epoch";
 import { quickChecks } from "../../doctor/index";
 import { PRIVATE_DIR_MODE } from "../../util/modes";
 import { LAYOUT } from "../../layout";
 import { restoreSwapItems } from "../format/tables";
 import { ID_RE } from "./staging";
+import { readText, writeText } from "../../db/job-state";
 
 /**
  * The restore journal: written before the first file moves (the commit
@@ -134,13 +134,13 @@ function quickCheck(inst: Instance): string | null {
  */
 function afterSwap(inst: Instance, j: Journal): void {
   inst.db.transaction(() => {
-    if (getMeta(inst.db, "last_restore_id") === j.id) return;
+    if (readText(inst.db, "last_restore_id") === j.id) return;
     inst.db.prepare("UPDATE users SET session_version = session_version + 1").run();
     renewSessionEpoch(inst.db);
-    if (!getMeta(inst.db, "setup_completed_at")) setMeta(inst.db, "setup_completed_at", new Date().toISOString());
-    setMeta(inst.db, "last_restore_id", j.id);
-    setMeta(inst.db, "restored_from", j.restoredFrom);
-    audit(inst.db, { id: null, name: j.actor }, "restore.apply", j.restoredFrom, { scope: j.scope });
+    if (!readText(inst.db, "setup_completed_at")) writeText(inst.db, "setup_completed_at", new Date().toISOString());
+    writeText(inst.db, "last_restore_id", j.id);
+    writeText(inst.db, "restored_from", j.restoredFrom);
+    audit(inst.db, systemActor(j.actor), "restore.apply", j.restoredFrom, { scope: j.scope });
   })();
   fs.rmSync(inst.paths.setupToken, { force: true });
 }

@@ -3,7 +3,7 @@ import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { DB } from "../../db/connection";
-import { SHA256_RE } from "../../vault/blobs";
+import { SHA256_RE, referencedHashes } from "../../vault/blobs";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../../util/modes";
 import { ArchiveError } from "../format/reader";
 
@@ -61,7 +61,7 @@ export function blobPathIn(vaultRoot: string, sha256: string): string {
  * checked to be 64 hex digits before any of them is used to name a file or an object.
  */
 export function documentHashes(db: DB): string[] {
-  const shas = db.prepare("SELECT DISTINCT sha256 FROM documents ORDER BY sha256").pluck().all() as unknown[];
+  const shas = referencedHashes(db);
   for (const sha of shas) {
     if (typeof sha !== "string" || !SHA256_RE.test(sha)) {
       throw new ArchiveError("DB_BAD_HASH", `The backup's database names a document whose content hash (${JSON.stringify(String(sha).slice(0, 80))}) is not a SHA-256; it has been altered. Nothing was restored.`);

@@ -9,7 +9,7 @@ import { backupDirSetting, resolveBackupDir } from "@/lib/backup/local/directory
 import { parseSchedule } from "@/lib/backup/jobs/schedule";
 import { alert } from "@/lib/backup/alerts";
 import { lastSuccess } from "@/lib/backup/runs";
-import { audit } from "@/lib/audit/log";
+import { userActor, audit } from "@/lib/audit/log";
 import { AppError } from "@/lib/errors";
 import { selectableScopeSchema } from "@/lib/backup/format/tables";
 import { parseRecipient } from "@/lib/crypto/age";
@@ -82,7 +82,7 @@ export const saveBackupJob = adminAction(jobForm, async (v, ctx) => {
       proof: { verify_period_days: v.verify_period_days, drill_every_days: v.drill_every_days },
     },
   });
-  audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.backup", schedule, { enabled: v.enabled === "on", scope: v.scope, retention: v.retention_mode });
+  audit(ctx.inst.db, userActor(ctx.user, ctx.ip), "settings.backup", schedule, { enabled: v.enabled === "on", scope: v.scope, retention: v.retention_mode });
   revalidatePath("/settings/backup");
   return { ok: true, message: v.enabled === "on" ? "Saved. The schedule is in effect now." : "Saved. Scheduled backups are off." };
 });
@@ -118,7 +118,7 @@ export const saveEncryption = adminAction(encryptionForm, async (v, ctx) => {
   const recipients = v.mode === "recipients" ? [...new Set(v.recipients.split(/[\s,]+/).filter(Boolean))] : [];
   const passphrase = v.mode === "passphrase" ? encryptSecret(ctx.inst.configKey, v.passphrase) : null;
   saveSettings(ctx.inst.paths.settings, { ...settings, backup: { ...settings.backup, encryption: { mode: v.mode, recipients, passphrase } } });
-  audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.encryption", v.mode, v.mode === "recipients" ? { recipients } : undefined);
+  audit(ctx.inst.db, userActor(ctx.user, ctx.ip), "settings.encryption", v.mode, v.mode === "recipients" ? { recipients } : undefined);
   revalidatePath("/settings/backup");
   revalidatePath("/settings/health");
   const message =
@@ -165,7 +165,7 @@ export const saveOffsite = adminAction(offsiteForm, async (v, ctx) => {
   if (!offsite.secret_access_key) return NEED_SECRET;
   const settings = currentSettings(ctx.inst.paths.settings);
   saveSettings(ctx.inst.paths.settings, { ...settings, backup: { ...settings.backup, offsite } });
-  audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "settings.offsite", describeLocation({ bucket: offsite.bucket, prefix: offsite.prefix }), {
+  audit(ctx.inst.db, userActor(ctx.user, ctx.ip), "settings.offsite", describeLocation({ bucket: offsite.bucket, prefix: offsite.prefix }), {
     enabled: offsite.enabled,
     endpoint: offsite.endpoint,
   });
@@ -188,7 +188,7 @@ export const adoptOffsite = adminAction(z.object({}), async (_v, ctx) => {
   const repo = configuredRepository(ctx.inst);
   try {
     await adoptRepository(repo, ctx.inst);
-    audit(ctx.inst.db, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, "offsite.adopt", describeLocation(repo.loc));
+    audit(ctx.inst.db, userActor(ctx.user, ctx.ip), "offsite.adopt", describeLocation(repo.loc));
   } finally {
     closeRepository(repo);
   }

@@ -12,8 +12,8 @@ import { currentSettings } from "@/lib/settings/store";
 import { scheduleStatus } from "@/lib/backup/jobs/scheduler";
 import { lastSuccess } from "@/lib/backup/runs";
 import { proofSummary } from "@/lib/backup/proof/proof";
-import { verificationRows, type VerificationRow } from "@/lib/backup/proof/verify";
-import { recentDrills, type Drill } from "@/lib/backup/proof/drill";
+import { verificationRows, type VerificationRow } from "@/lib/backup/proof/verifications-table";
+import { recentDrills, type Drill } from "@/lib/backup/proof/drills-table";
 
 export const metadata: Metadata = { title: "Health" };
 

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { revalidatePath } from "next/cache";
 import { adminAction } from "@/app/_server/actions";
 import { createToken, revokeToken, TOKEN_SCOPES, type TokenScope } from "@/lib/auth/tokens";
+import { userActor } from "@/lib/audit/log";
 
 const scopeKeys = Object.keys(TOKEN_SCOPES) as TokenScope[];
 
@@ -17,7 +18,7 @@ const createForm = z.object({
 export const createTokenAction = adminAction(createForm, async (v, ctx) => {
   const form = v as Record<string, string | undefined>;
   const scopes = scopeKeys.filter((k) => form[`scope_${k}`] === "on");
-  const { token, row } = createToken(ctx.inst, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, {
+  const { token, row } = createToken(ctx.inst, userActor(ctx.user, ctx.ip), {
     name: v.name,
     scopes,
     expires_in_days: v.expires === "never" ? null : Number(v.expires),
@@ -27,7 +28,7 @@ export const createTokenAction = adminAction(createForm, async (v, ctx) => {
 });
 
 export const revokeTokenAction = adminAction(z.object({ id: z.coerce.number().int().positive() }), async (v, ctx) => {
-  revokeToken(ctx.inst, { id: ctx.user.id, name: ctx.user.username, ip: ctx.ip }, v.id);
+  revokeToken(ctx.inst, userActor(ctx.user, ctx.ip), v.id);
   revalidatePath("/settings/tokens");
   return { ok: true, message: "Revoked: the token stops working now." };
 });

@@ -3,13 +3,10 @@
 import { z } from "zod";
 import { revalidatePath } from "next/cache";
 import { adminAction } from "@/app/_server/actions";
+import { userActor } from "@/lib/audit/log";
 import { createUser, passwordSchema, removeUser, resetPassword, usernameSchema } from "@/lib/auth/users";
 
-const actorOf = (ctx: { user: { id: number; username: string }; ip: string | null }) => ({
-  id: ctx.user.id,
-  name: ctx.user.username,
-  ip: ctx.ip,
-});
+const actorOf = (ctx: { user: { id: number; username: string }; ip: string | null }) => userActor(ctx.user, ctx.ip);
 
 export const addMember = adminAction(
   z.object({ username: usernameSchema, password: passwordSchema, role: z.enum(["member", "admin"]).default("member") }),

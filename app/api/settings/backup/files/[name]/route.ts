@@ -3,6 +3,7 @@ import { route, clientIp, toWebStream, attachmentDisposition } from "@/app/_serv
 import { deleteStoredBackup, openStoredBackup } from "@/lib/backup/local/repository";
 import { isEncryptedArchiveName } from "@/lib/backup/format/tables";
 import { openBackupForToken } from "@/lib/auth/token-download";
+import { userActor } from "@/lib/audit/log";
 
 type Ctx = { params: Promise<{ name: string }> };
 
@@ -23,6 +24,6 @@ export const GET = route<Ctx>(async (req, ctx) => {
 export const DELETE = route<Ctx>(async (req, ctx) => {
   const { inst, user } = await requireAdmin();
   const { name } = await ctx.params;
-  await deleteStoredBackup(inst, { id: user.id, name: user.username, ip: clientIp(req.headers) }, name);
+  await deleteStoredBackup(inst, userActor(user, clientIp(req.headers)), name);
   return new Response(null, { status: 204 });
 });
