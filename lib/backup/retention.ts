@@ -1,5 +1,6 @@
 import { isArchiveName, archiveNameDate, archiveNameScope } from "./format/tables";
 import type { BackupJob } from "../settings/schema";
+import { DAY_MS } from "../util/time";
 
 export type RetentionPolicy = BackupJob["retention"];
 
@@ -13,7 +14,7 @@ export interface RetentionPlan {
   prune: string[];
 }
 
-export const PRERESTORE_MIN_AGE_MS = 7 * 24 * 3600 * 1000;
+export const PRERESTORE_MIN_AGE_MS = 7 * DAY_MS;
 
 type Dated = RetentionFile & { at: number };
 
@@ -60,7 +61,7 @@ export function planRetention(files: RetentionFile[], policy: RetentionPolicy, n
   if (policy.mode === "count") {
     for (const f of dated.slice(0, policy.count)) keep.add(f.name);
   } else if (policy.mode === "days") {
-    const cutoff = now.getTime() - policy.days * 24 * 3600 * 1000;
+    const cutoff = now.getTime() - policy.days * DAY_MS;
     for (const f of dated) if (f.at >= cutoff) keep.add(f.name);
   } else {
     for (const f of dated.slice(0, policy.gfs.latest)) keep.add(f.name);

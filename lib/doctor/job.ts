@@ -2,8 +2,9 @@ import type { Instance } from "../instance";
 import { Ticker } from "../util/ticker";
 import { lastDoctorReport, runDoctor, type DoctorReport } from "./index";
 import { readMs, writeMs } from "../db/job-state";
+import { DAY_MS } from "../util/time";
 
-export const DEEP_CHECK_EVERY_MS = 7 * 24 * 3600 * 1000;
+export const DEEP_CHECK_EVERY_MS = 7 * DAY_MS;
 
 const runningKey = Symbol.for("coffer.deepCheckRunning");
 

@@ -5,6 +5,7 @@ import type { User } from "../auth/users";
 import { currentSettings } from "../settings/store";
 import { Ticker } from "../util/ticker";
 import { DOCUMENT_SELECT, eraseDocuments, type DocumentRow } from "./documents";
+import { DAY_MS } from "../util/time";
 
 /**
  * The trash (docs/architecture.md#trash): a deleted document keeps its row and blob,
@@ -13,7 +14,6 @@ import { DOCUMENT_SELECT, eraseDocuments, type DocumentRow } from "./documents";
  * count against their owner's usage until erased.
  */
 
-export const DAY_MS = 24 * 3600 * 1000;
 
 export interface TrashedDocument extends DocumentRow {
   deleted_at: string;

@@ -3,9 +3,10 @@ import { planRetention, type RetentionPolicy } from "../retention";
 import type { TargetObject } from "../local/target";
 import { readIndex, type OffsiteRepo, type SnapshotIndex } from "./repository";
 import { eachLimit } from "../../util/concurrency";
+import { DAY_MS } from "../../util/time";
 
 /** How long an unreferenced blob or a snapshot-less index is kept: a run in progress elsewhere may be about to name it. */
-export const DEFAULT_GRACE_MS = 24 * 3600 * 1000;
+export const DEFAULT_GRACE_MS = DAY_MS;
 
 /** What remote retention looks at: the repository's listings and the indexes it read. */
 export interface OffsiteListing {

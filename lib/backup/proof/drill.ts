@@ -19,6 +19,7 @@ import { verificationRows } from "./verifications-table";
 import { alert, type SendOptions } from "../alerts";
 import { removeWorkDir } from "../workdir";
 import { systemActor } from "../../audit/log";
+import { DAY_MS } from "../../util/time";
 
 
 
@@ -184,6 +185,6 @@ export function drillDue(inst: Instance, now: number): boolean {
   const every = currentSettings(inst.paths.settings).backup.proof.drill_every_days;
   if (!every) return false;
   const last = lastDrill(inst.db);
-  return !last || now - Date.parse(last.started_at) >= every * 24 * 3600 * 1000;
+  return !last || now - Date.parse(last.started_at) >= every * DAY_MS;
 }
 

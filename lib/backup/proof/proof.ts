@@ -8,6 +8,7 @@ import { lastDrill, type Drill } from "./drills-table";
 import { firstSuccess, lastSuccess } from "../runs";
 import { alert, type SendOptions } from "../alerts";
 import { readText, writeText } from "../../db/job-state";
+import { DAY_MS } from "../../util/time";
 
 const runningKey = Symbol.for("coffer.proofRunning");
 
@@ -109,6 +110,6 @@ export function proofSummary(inst: Instance, now = Date.now()): ProofSummary {
     drills_every_days: every,
     last_drill: lastDrill(inst.db),
     last_proven_restore: ok ? { at: ok.finished_at!, archive: ok.archive!, source: ok.source!, seconds: ok.seconds! } : null,
-    drill_overdue: every > 0 && since !== null && now - Date.parse(since) > 2 * every * 24 * 3600 * 1000,
+    drill_overdue: every > 0 && since !== null && now - Date.parse(since) > 2 * every * DAY_MS,
   };
 }

@@ -13,6 +13,7 @@ import { startRun, finishRun, writtenHashes } from "../runs";
 import type { ObjectCheck } from "../offsite/checks";
 import { proveStoredArchive } from "../local/prove";
 import { readText, writeText } from "../../db/job-state";
+import { DAY_MS } from "../../util/time";
 
 // ------------------------------------------------------ rolling verification --
 
@@ -40,7 +41,6 @@ function record(db: DB, o: ProofObject, at: string, check: ObjectCheck): Verific
 }
 
 
-const DAY_MS = 24 * 3600 * 1000;
 
 function verifyPeriodDays(inst: Instance): number {
   return currentSettings(inst.paths.settings).backup.proof.verify_period_days;
