@@ -1,6 +1,11 @@
 import zlib from "node:zlib";
 import crypto from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import Database from "better-sqlite3";
 import { tarHeader, tarPadding, TAR_END } from "@/lib/backup/format/tar";
+import { unpackToMemory } from "./archive";
+import { tempDir } from "./instance";
 
 export interface Entry {
   name: string;
@@ -47,4 +52,20 @@ export function withMeta(entries: Entry[], change: (m: Record<string, any>) => v
 export function replaceMember(entries: Entry[], name: string, data: Buffer): Entry[] {
   const out = entries.map((e) => (e.name === name ? { ...e, data } : e));
   return withMeta(out, (m) => (m.members[name] = { size: data.length, sha256: sha256(data) }));
+}
+
+/** A backup or snapshot archive with its database changed by `sql` (what an attacker with write access to a bucket does). */
+export async function withDatabase(cleanups: (() => void)[], archive: Buffer, sql: string): Promise<Buffer> {
+  const dir = tempDir("coffer-hostile-db-");
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, "s.tar.gz");
+  fs.writeFileSync(file, archive);
+  const entries: Entry[] = [...(await unpackToMemory(file))].map(([name, data]) => ({ name, data }));
+  const dbFile = path.join(dir, "coffer.db");
+  fs.writeFileSync(dbFile, entries.find((e) => e.name === "coffer.db")!.data!);
+  const db = new Database(dbFile);
+  db.exec(sql);
+  db.pragma("journal_mode = DELETE");
+  db.close();
+  return gz(tarOf(replaceMember(entries, "coffer.db", fs.readFileSync(dbFile))));
 }

@@ -9,7 +9,6 @@ import http from "node:http";
 import { spawn } from "node:child_process";
 import { Readable } from "node:stream";
 import type { AddressInfo } from "node:net";
-import Database from "better-sqlite3";
 import { PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDocument } from "@/lib/vault/documents";
@@ -25,8 +24,7 @@ import { verifySlice } from "@/lib/backup/proof/verify";
 import { makeSetUpInstance, tempDir } from "../../support/instance";
 import { startS3, configureOffsite, S3RVER_KEY, type TestS3 } from "../../support/s3";
 import { startFaultProxy, type FaultProxy } from "../../support/fault-proxy";
-import { unpackToMemory } from "../../support/archive";
-import { tarOf, gz, replaceMember, type Entry } from "../../support/hostile";
+import { withDatabase } from "../../support/hostile";
 
 const ROOT = path.resolve(__dirname, "..", "..", "..");
 const STALL_MS = 1000;
@@ -61,21 +59,6 @@ async function honestBucket(prefix: string) {
   return { loc, name: pushed.snapshot, get, put };
 }
 
-/** A snapshot archive with its database changed by `sql`. */
-async function withDatabase(snapshot: Buffer, sql: string): Promise<Buffer> {
-  const dir = tempDir("coffer-hostile-db-");
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, "s.tar.gz");
-  fs.writeFileSync(file, snapshot);
-  const entries: Entry[] = [...(await unpackToMemory(file))].map(([name, data]) => ({ name, data }));
-  const dbFile = path.join(dir, "coffer.db");
-  fs.writeFileSync(dbFile, entries.find((e) => e.name === "coffer.db")!.data!);
-  const db = new Database(dbFile);
-  db.exec(sql);
-  db.pragma("journal_mode = DELETE");
-  db.close();
-  return gz(tarOf(replaceMember(entries, "coffer.db", fs.readFileSync(dbFile))));
-}
 
 /** Put a crafted snapshot as the newest in the bucket, with an index that makes it look complete. */
 async function plantNewest(b: Awaited<ReturnType<typeof honestBucket>>, name: string, archive: Buffer, index: Record<string, unknown> = {}) {
@@ -132,7 +115,7 @@ const CASES: Case[] = [
     bucket: async () => {
       const b = await honestBucket("c-hash");
       const evil = `../../../../../../../../${canary.replace(/^\//, "")}/x`;
-      await plantNewest(b, "coffer_full_20271231_235959Z.tar.gz", await withDatabase(await b.get(`snapshots/${b.name}`), `UPDATE documents SET sha256 = '${evil}' WHERE id = (SELECT min(id) FROM documents)`));
+      await plantNewest(b, "coffer_full_20271231_235959Z.tar.gz", await withDatabase(cleanups, await b.get(`snapshots/${b.name}`), `UPDATE documents SET sha256 = '${evil}' WHERE id = (SELECT min(id) FROM documents)`));
       return b.loc;
     },
   },

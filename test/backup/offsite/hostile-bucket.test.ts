@@ -7,7 +7,6 @@ import path from "node:path";
 import http from "node:http";
 import { Readable, Writable } from "node:stream";
 import type { AddressInfo } from "node:net";
-import Database from "better-sqlite3";
 import { PutObjectCommand, GetObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createDocument } from "@/lib/vault/documents";
@@ -20,8 +19,7 @@ import { s3Client } from "@/lib/backup/offsite/s3";
 import { type S3Location } from "@/lib/backup/offsite/location";
 import { makeSetUpInstance, tempDir } from "../../support/instance";
 import { startS3, S3RVER_KEY, type TestS3 } from "../../support/s3";
-import { unpackToMemory } from "../../support/archive";
-import { tarOf, gz, replaceMember, type Entry } from "../../support/hostile";
+import { withDatabase } from "../../support/hostile";
 import { startFaultProxy } from "../../support/fault-proxy";
 
 let s3: TestS3;
@@ -69,21 +67,6 @@ async function target() {
   };
 }
 
-/** The snapshot's archive with its database changed by `sql`. */
-async function withDatabase(snapshot: Buffer, sql: string): Promise<Buffer> {
-  const dir = tempDir("coffer-hostile-db-");
-  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, "s.tar.gz");
-  fs.writeFileSync(file, snapshot);
-  const entries: Entry[] = [...(await unpackToMemory(file))].map(([name, data]) => ({ name, data }));
-  const dbFile = path.join(dir, "coffer.db");
-  fs.writeFileSync(dbFile, entries.find((e) => e.name === "coffer.db")!.data!);
-  const db = new Database(dbFile);
-  db.exec(sql);
-  db.pragma("journal_mode = DELETE");
-  db.close();
-  return gz(tarOf(replaceMember(entries, "coffer.db", fs.readFileSync(dbFile))));
-}
 
 const drain = () => new Writable({ write: (_c, _e, cb) => cb() }).on("error", () => {});
 
@@ -93,7 +76,7 @@ describe("a hostile bucket", () => {
     const canary = path.join(os.tmpdir(), `coffer-canary-${process.pid}-${Date.now()}`);
     cleanups.push(() => fs.rmSync(canary, { recursive: true, force: true }));
     const evil = `../../../../../../../../${canary.replace(/^\//, "")}/x`;
-    const crafted = await withDatabase(await b.get(`snapshots/${b.name}`), `UPDATE documents SET sha256 = '${evil}' WHERE id = (SELECT min(id) FROM documents)`);
+    const crafted = await withDatabase(cleanups, await b.get(`snapshots/${b.name}`), `UPDATE documents SET sha256 = '${evil}' WHERE id = (SELECT min(id) FROM documents)`);
     const name = "coffer_full_20271231_235959Z.tar.gz";
     await b.put(`snapshots/${name}`, crafted);
     const index = JSON.parse((await b.get(`indexes/${b.name}.json`)).toString());
@@ -126,6 +109,15 @@ describe("a hostile bucket", () => {
     const index = JSON.parse((await b.get(`indexes/${b.name}.json`)).toString());
     index.blobs = index.blobs.map(([obj]: [string, number]) => [obj, 14]);
     await b.put(`indexes/${b.name}.json`, Buffer.from(JSON.stringify(index)));
+    const t = await target();
+    await expect(stageOffsiteSnapshot(t.inst, b.repo, b.name)).rejects.toMatchObject({ code: "OFFSITE_OVERSIZE", status: 422 });
+    t.unchanged();
+  });
+
+  it("a snapshot archive longer than its index recorded is cut off there (OFFSITE_OVERSIZE), before a byte past it is staged", async () => {
+    const b = await bucketWithSnapshot();
+    const index = JSON.parse((await b.get(`indexes/${b.name}.json`)).toString());
+    await b.put(`indexes/${b.name}.json`, Buffer.from(JSON.stringify({ ...index, snapshot_bytes: 200 })));
     const t = await target();
     await expect(stageOffsiteSnapshot(t.inst, b.repo, b.name)).rejects.toMatchObject({ code: "OFFSITE_OVERSIZE", status: 422 });
     t.unchanged();
