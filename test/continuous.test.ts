@@ -8,6 +8,8 @@ import { createDocument } from "@/lib/vault/documents";
 import { continuousPlan, litestreamBinary, replicaWindow } from "@/lib/continuous/litestream";
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
 import type { Instance } from "@/lib/instance";
+import { healthReport } from "@/lib/health";
+import { renderMetrics } from "@/lib/metrics";
 
 /**
  * Continuous protection against the real Litestream 0.3.13 (the npm package
@@ -80,9 +82,28 @@ describe.skipIf(!binary)("the Litestream supervisor", () => {
     expect(last.getTime()).toBeGreaterThanOrEqual(Math.floor(wrote / 1000) * 1000);
     expect(lines.some((l) => l.startsWith("litestream: "))).toBe(true); // its log is in Coffer's
 
+    const health = healthReport(t.inst);
+    const start = replicaWindow(plan.replica).first!;
+    expect(start.getTime() - first.getTime()).toBeLessThanOrEqual(1000); // the snapshot's second, rounded up: restorable from there
+    expect(health.continuous).toEqual([{ location: "local", enabled: true, lag_seconds: 0, first_restorable_at: start.toISOString(), last_restorable_at: expect.any(String) }]);
+    expect(Date.parse(health.continuous[0].last_restorable_at!)).toBeGreaterThanOrEqual(last.getTime());
+    expect(health.reasons.map((r) => r.code)).not.toContain("CONTINUOUS_LAG");
+    const metrics = renderMetrics(t.inst);
+    expect(metrics).toContain('coffer_continuous_lag_seconds{location="local"} 0');
+    expect(metrics).toContain(`coffer_continuous_window_start_timestamp_seconds{location="local"} ${start.getTime() / 1000}`);
+
     enableContinuous(t.inst, false);
     await until("Litestream to stop when turned off", () => !sup.status().running);
     expect(t.inst.db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);
+
+    // Protection back on but Litestream not running: a change the replica lacks, seen ten minutes on.
+    enableContinuous(t.inst);
+    await new Promise((r) => setTimeout(r, 2100));
+    await createDocument(t.inst, t.admin, null, { name: "unprotected.pdf", body: body("not replicated"), maxBytes: 1e6 });
+    const later = healthReport(t.inst, Date.now() + 10 * 60_000);
+    expect(later.continuous[0].lag_seconds).toBeGreaterThan(600);
+    expect(later.status).toBe("degraded");
+    expect(later.reasons.find((r) => r.code === "CONTINUOUS_LAG")?.message).toMatch(/Continuous protection \(local\) is 1\d minutes behind/);
   }, 40_000);
 
   it("restarts Litestream after kill -9, and stop() ends it", async () => {
