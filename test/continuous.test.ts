@@ -1,13 +1,18 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
+import { execFileSync, spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeSetUpInstance } from "./support/instance";
 import { currentSettings, parseSettings, saveSettings } from "@/lib/settings/store";
-import { createDocument } from "@/lib/vault/documents";
+import { createDocument, deleteDocument, listDocuments } from "@/lib/vault/documents";
+import { blobPath } from "@/lib/vault/blobs";
+import { parsePointInTime, stagePointInTime } from "@/lib/continuous/pitr";
+import { applyRestore } from "@/lib/backup/restore/apply";
+import type { User } from "@/lib/auth/users";
 import { continuousPlan, litestreamBinary, replicaWindow } from "@/lib/continuous/litestream";
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
-import type { Instance } from "@/lib/instance";
+import { closeInstance, openInstance, type Instance } from "@/lib/instance";
 import { healthReport } from "@/lib/health";
 import { renderMetrics } from "@/lib/metrics";
 
@@ -123,4 +128,107 @@ describe.skipIf(!binary)("the Litestream supervisor", () => {
     expect(sup.status().running).toBe(false);
     expect(() => process.kill(again!, 0)).toThrow(); // gone
   }, 30_000);
+});
+
+describe.skipIf(!binary)("restore to a point in time", () => {
+  it("brings back a batch of deleted documents from the continuous replica, through the staged pipeline, and Litestream goes on in a new generation", async () => {
+    const t = await makeSetUpInstance();
+    cleanups.push(t.cleanup);
+    let serving: Instance = t.inst;
+    const sup = new ContinuousSupervisor(() => serving, { log: () => {} });
+    cleanups.push(() => sup.stop());
+    sup.start(200);
+    const plan = continuousPlan(t.inst);
+    await until("the first snapshot", () => replicaWindow(plan.replica).last);
+    const docs = [];
+    for (const n of ["a.pdf", "b.pdf", "c.pdf", "d.pdf"]) docs.push(await createDocument(t.inst, t.admin, null, { name: n, body: body(`content of ${n}`), maxBytes: 1e6 }));
+    await new Promise((r) => setTimeout(r, 2500)); // shipped (1 s sync) and a later second
+    const before = new Date(Math.floor(Date.now() / 1000) * 1000);
+    await new Promise((r) => setTimeout(r, 1100));
+    for (const d of docs.slice(0, 3)) deleteDocument(t.inst, t.admin, null, d.id);
+    expect(listDocuments(t.inst, t.admin).map((d) => d.name)).toEqual(["d.pdf"]);
+    await until("the deletions to reach the replica", () => (replicaWindow(plan.replica).last!.getTime() > before.getTime() ? true : null), 5000);
+    await sup.pause(); // as a restore does
+
+    const preview = await stagePointInTime(t.inst, before);
+    expect(preview).toMatchObject({ created_at: before.toISOString(), scope: "full", encrypted: false, vault: { objects: 4 } });
+    expect(preview.tables.documents).toBe(4);
+    const { instance: restored, restored_from, prerestore } = await applyRestore(t.inst, preview.id, { id: null, name: "test" });
+    cleanups.push(() => closeInstance(restored));
+    expect(restored_from).toBe(before.toISOString());
+    expect(prerestore).toMatch(/^coffer_prerestore_/);
+    const admin = restored.db.prepare("SELECT * FROM users WHERE username = 'admin'").get() as User;
+    const back = listDocuments(restored, admin);
+    expect(back.map((d) => d.name).sort()).toEqual(["a.pdf", "b.pdf", "c.pdf", "d.pdf"]);
+    for (const d of back) expect(fs.readFileSync(blobPath(restored.paths, d.sha256), "utf8")).toBe(`content of ${d.name}`);
+    expect(restored.db.pragma("integrity_check", { simple: true })).toBe("ok");
+
+    serving = restored;
+    const gens = replicaWindow(plan.replica).generations;
+    sup.resume();
+    await until("a new generation after the restore", () => replicaWindow(plan.replica).generations > gens);
+    // Litestream's shadow WAL of the database that was replaced is gone (litestream.io/tips, "Deleting SQLite databases").
+    expect(fs.readdirSync(path.join(plan.meta, "generations"))).toHaveLength(1);
+    // The time before the restore is still restorable from the old generation.
+    expect(replicaWindow(plan.replica).first!.getTime()).toBeLessThanOrEqual(before.getTime());
+  }, 60_000);
+
+  it("refuses a time outside the window, naming the window, and a time that is not one", async () => {
+    const t = await makeSetUpInstance();
+    cleanups.push(t.cleanup);
+    await expect(stagePointInTime(t.inst, new Date())).rejects.toMatchObject({ code: "CONTINUOUS_EMPTY" });
+    const sup = new ContinuousSupervisor(() => t.inst, { log: () => {} });
+    cleanups.push(() => sup.stop());
+    sup.start(200);
+    const plan = continuousPlan(t.inst);
+    const last = await until("the first snapshot", () => replicaWindow(plan.replica).last);
+    const w = replicaWindow(plan.replica);
+    const iso = (d: Date) => d.toISOString().replace(".000Z", "Z");
+    const early = new Date(w.first!.getTime() - 3600_000);
+    const err = await stagePointInTime(t.inst, early).catch((e) => e);
+    expect(err).toMatchObject({ status: 422, code: "OUTSIDE_WINDOW" });
+    expect(err.message).toBe(`${iso(early)} is outside the window continuous protection covers: from ${iso(w.first!)} to ${iso(last)} (UTC). Choose a time in it.`);
+    await expect(stagePointInTime(t.inst, new Date(Date.now() + 3600_000))).rejects.toMatchObject({ code: "OUTSIDE_WINDOW" });
+    expect(fs.readdirSync(t.inst.paths.staging)).toEqual([]); // nothing staged
+    expect(() => parsePointInTime("yesterday at ten")).toThrow(/not a time Coffer can restore to/);
+    expect(() => parsePointInTime("2026-12-06T10:41:00")).toThrow(/with its zone/); // no zone: refused, not guessed
+    expect(parsePointInTime("2026-12-06T11:41:00+01:00").toISOString()).toBe("2026-12-06T10:41:00.000Z");
+  }, 30_000);
+});
+
+describe.skipIf(!binary)("coffer restore --to-time", () => {
+  it("refuses a time outside the window and restores a time inside it, the server stopped", async () => {
+    const ROOT = path.resolve(__dirname, "..");
+    execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(ROOT, "tsconfig.cli.json")], { cwd: ROOT });
+    const coffer = (args: string[]) => spawnSync(process.execPath, [path.join(ROOT, "bin", "coffer.cjs"), ...args], { encoding: "utf8", env: { ...process.env, COFFER_DATA_DIR: "" } });
+    const t = await makeSetUpInstance();
+    cleanups.push(t.cleanup);
+    const sup = new ContinuousSupervisor(() => t.inst, { log: () => {} });
+    cleanups.push(() => sup.stop());
+    sup.start(200);
+    const plan = continuousPlan(t.inst);
+    await until("the first snapshot", () => replicaWindow(plan.replica).last);
+    const kept = await createDocument(t.inst, t.admin, null, { name: "invoice.pdf", body: body("the invoice"), maxBytes: 1e6 });
+    await new Promise((r) => setTimeout(r, 2500));
+    const before = new Date(Math.floor(Date.now() / 1000) * 1000);
+    await new Promise((r) => setTimeout(r, 1100));
+    deleteDocument(t.inst, t.admin, null, kept.id);
+    await until("the deletion to reach the replica", () => (replicaWindow(plan.replica).last!.getTime() > before.getTime() ? true : null), 5000);
+    await sup.stop(); // the server stops
+    closeInstance(t.inst);
+    const dataDir = t.inst.paths.root;
+
+    const w = replicaWindow(plan.replica);
+    const outside = coffer(["restore", "--data-dir", dataDir, "--to-time", "2020-01-01T00:00:00Z", "--yes"]);
+    expect(outside.status).toBe(1);
+    expect(outside.stderr).toContain(`2020-01-01T00:00:00Z is outside the window continuous protection covers: from ${w.first!.toISOString().replace(".000Z", "Z")} to`);
+    expect(coffer(["restore", "--data-dir", dataDir, "--to-time", "ten past ten", "--yes"]).stderr).toMatch(/not a time Coffer can restore to/);
+
+    const r = coffer(["restore", "--data-dir", dataDir, "--to-time", before.toISOString(), "--yes"]);
+    expect(r.stderr + r.stdout).toContain(`Restored the backup of ${before.toISOString()}.`);
+    expect(r.status).toBe(0);
+    const restored = openInstance(dataDir);
+    cleanups.push(() => closeInstance(restored));
+    expect(restored.db.prepare("SELECT name, deleted_at FROM documents").all()).toEqual([{ name: "invoice.pdf", deleted_at: null }]);
+  }, 120_000);
 });

@@ -79,14 +79,8 @@ export class ContinuousSupervisor {
     await this.stopChild();
   }
 
-  /**
-   * After a restore: the database is another one, so Litestream's shadow WAL
-   * is forgotten (litestream.io/tips, "Deleting SQLite databases") and it
-   * starts a new generation; the old generations stay restorable.
-   */
+  /** After a restore: Litestream starts again, on a new generation (see forgetReplacedDatabase); the old generations stay restorable. */
   resume(): void {
-    const inst = this.instance();
-    if (inst) fs.rmSync(continuousPlan(inst).meta, { recursive: true, force: true });
     this.paused = false;
     this.notBefore = 0;
     this.reconcile();
@@ -124,6 +118,7 @@ export class ContinuousSupervisor {
 
   private spawnChild(inst: Instance, plan: NonNullable<ReturnType<typeof continuousPlan>>, binary: string): void {
     endOrphan(inst);
+    forgetReplacedDatabase(inst, plan.meta);
     const config = writeLitestreamConfig(inst, plan);
     const child = spawn(binary, ["replicate", "-config", config], { stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
@@ -188,6 +183,29 @@ function setAutocheckpoint(inst: Instance, pages: number): void {
   } catch {
     /* closed by a restore meanwhile */
   }
+}
+
+/**
+ * A restore (in the browser, the CLI or start-up recovery) puts another file
+ * at the database's path: Litestream's shadow WAL of the old one must go
+ * (litestream.io/tips, "Deleting SQLite databases"), so it starts a new
+ * generation. The database file's identity says whether it is still the one
+ * Litestream last followed.
+ */
+function forgetReplacedDatabase(inst: Instance, meta: string): void {
+  const marker = path.join(inst.paths.root, CONTINUOUS_STATE_DIR, "database-id");
+  const st = fs.statSync(inst.paths.db);
+  const id = `${st.dev}:${st.ino}`;
+  let followed: string | null = null;
+  try {
+    followed = fs.readFileSync(marker, "utf8").trim();
+  } catch {
+    /* first start */
+  }
+  if (followed === id) return;
+  fs.rmSync(meta, { recursive: true, force: true });
+  fs.mkdirSync(path.dirname(marker), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(marker, `${id}\n`, { mode: 0o600 });
 }
 
 const pidFile = (inst: Instance) => path.join(inst.paths.root, CONTINUOUS_STATE_DIR, "litestream.pid");
