@@ -6,6 +6,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { makeSetUpInstance } from "./support/instance";
 import { currentSettings, parseSettings, saveSettings } from "@/lib/settings/store";
 import { createDocument, deleteDocument, listDocuments } from "@/lib/vault/documents";
+import { emptyTrash } from "@/lib/vault/trash";
+import { sweepKeptBlobs } from "@/lib/continuous/kept";
+import { deepChecks } from "@/lib/doctor";
 import { blobPath } from "@/lib/vault/blobs";
 import { parsePointInTime, stagePointInTime } from "@/lib/continuous/pitr";
 import { applyRestore } from "@/lib/backup/restore/apply";
@@ -146,7 +149,10 @@ describe.skipIf(!binary)("restore to a point in time", () => {
     const before = new Date(Math.floor(Date.now() / 1000) * 1000);
     await new Promise((r) => setTimeout(r, 1100));
     for (const d of docs.slice(0, 3)) deleteDocument(t.inst, t.admin, null, d.id);
-    expect(listDocuments(t.inst, t.admin).map((d) => d.name)).toEqual(["d.pdf"]);
+    expect(emptyTrash(t.inst, t.admin, null)).toBe(3); // erased for good: rows gone, their files kept for the window
+    for (const d of docs) expect(fs.existsSync(blobPath(t.inst.paths, d.sha256))).toBe(true);
+    const late = await createDocument(t.inst, t.admin, null, { name: "e.pdf", body: body("uploaded after the time"), maxBytes: 1e6 });
+    expect(listDocuments(t.inst, t.admin).map((d) => d.name).sort()).toEqual(["d.pdf", "e.pdf"]);
     await until("the deletions to reach the replica", () => (replicaWindow(plan.replica).last!.getTime() > before.getTime() ? true : null), 5000);
     await sup.pause(); // as a restore does
 
@@ -162,6 +168,13 @@ describe.skipIf(!binary)("restore to a point in time", () => {
     expect(back.map((d) => d.name).sort()).toEqual(["a.pdf", "b.pdf", "c.pdf", "d.pdf"]);
     for (const d of back) expect(fs.readFileSync(blobPath(restored.paths, d.sha256), "utf8")).toBe(`content of ${d.name}`);
     expect(restored.db.pragma("integrity_check", { simple: true })).toBe("ok");
+    // e.pdf's file is another second of the window: it stays, kept, not a stray; the window's end lets it go.
+    expect(fs.existsSync(blobPath(restored.paths, late.sha256))).toBe(true);
+    expect((await deepChecks(restored)).find((f) => f.check === "vault.untracked")?.severity).toBe("ok");
+    expect(sweepKeptBlobs(restored)).toBe(0);
+    expect(sweepKeptBlobs(restored, Date.now() + 8 * 24 * 3600_000)).toBe(1);
+    expect(fs.existsSync(blobPath(restored.paths, late.sha256))).toBe(false);
+    for (const d of back) expect(fs.existsSync(blobPath(restored.paths, d.sha256))).toBe(true);
 
     serving = restored;
     const gens = replicaWindow(plan.replica).generations;

@@ -13,6 +13,7 @@ import { sha256File } from "../backup/format/db-snapshot";
 import { blobPathIn, documentHashes } from "../backup/restore/payload";
 import { stageInto, type RestorePreview } from "../backup/restore/staging";
 import { continuousPlan, litestreamBinary, replicaWindow } from "./litestream";
+import { keepingForWindow, markKept, vaultBlobNames } from "./kept";
 
 /** A restore of a week of WAL on a slow disk still finishes; a hung one does not hold the staging slot for ever. */
 const RESTORE_TIMEOUT_MS = 30 * 60 * 1000;
@@ -116,6 +117,16 @@ export async function stagePointInTime(inst: Instance, at: Date, opts: { owner?:
     if (gone.length) {
       throw new AppError(422, "CONTINUOUS_FILES_GONE", `At ${iso(at)} the database names ${gone.length} document file(s) that are no longer in the vault, so this point in time cannot be restored whole. Restore from a backup archive of that time instead.`);
     }
+    // The other files in the vault now (documents uploaded after the time, or erased before it) are
+    // another point of the window: they stay, kept for the window, so a second restore can still reach it.
+    const warnings = [`This is the database as it was at ${iso(at)}, from the continuous replica; settings and keys are the current ones.`];
+    if (keepingForWindow(inst)) {
+      const named = new Set(hashes);
+      const others = vaultBlobNames(inst.paths.vault).filter((sha) => !named.has(sha));
+      for (const sha of others) linkOrCopy(blobPath(inst.paths, sha), blobPathIn(vault, sha));
+      markKept(inst, others);
+      if (others.length) warnings.push(`${others.length} document file(s) that the database of that time does not name stay in the vault for the continuous window.`);
+    }
     const members: BackupMeta["members"] = {};
     for (const m of INSTANCE_MEMBERS) members[m] = await sha256File(path.join(payload, m));
     const meta: BackupMeta = {
@@ -130,10 +141,6 @@ export async function stagePointInTime(inst: Instance, at: Date, opts: { owner?:
       vault: { objects: hashes.length, bytes },
       tables,
     };
-    return {
-      meta,
-      warnings: [`This is the database as it was at ${iso(at)}, from the continuous replica; settings and keys are the current ones.`],
-      encrypted: false,
-    };
+    return { meta, warnings, encrypted: false };
   });
 }
