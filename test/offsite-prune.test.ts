@@ -6,7 +6,7 @@ import { planOffsitePrune, DEFAULT_GRACE_MS, type OffsiteListing } from "@/lib/b
 import { planRetention, type RetentionPolicy } from "@/lib/backup/retention";
 import { archiveBaseName } from "@/lib/backup/format/tables";
 import type { SnapshotIndex } from "@/lib/backup/offsite/repository";
-import type { TargetObject } from "@/lib/backup/target";
+import type { TargetObject } from "@/lib/backup/local/target";
 
 const NOW = new Date("2026-12-06T12:00:00Z");
 const HOUR = 3600 * 1000;
