@@ -1,5 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
+import { execFileSync } from "node:child_process";
+import Database from "better-sqlite3";
 import { expect, test } from "@playwright/test";
 import { setupInstance, signInCookie, startServer, uploadDocument } from "./support/server";
 
@@ -47,4 +49,41 @@ test("the server runs Litestream after setup, through a restore, and ends it whe
   expect(() => process.kill(pid, 0)).not.toThrow();
   await s.stop();
   await expect.poll(() => { try { process.kill(pid, 0); return "running"; } catch { return "gone"; } }, { timeout: 10_000 }).toBe("gone");
+});
+
+test("a server killed with SIGKILL mid-write: the next start ends the Litestream it left, and the replica restores whole", async () => {
+  test.skip(!fs.existsSync(litestream) && !process.env.COFFER_LITESTREAM, "no Litestream binary (npm install @flydotio/litestream-linux-x64)");
+  test.setTimeout(120_000);
+  const s = await startServer({ env: { COFFER_SCHEDULER_TICK_MS: "500" } });
+  await setupInstance(s);
+  const admin = await signInCookie(s, "admin", "admin-password-1");
+  const pidFile = path.join(s.dataDir, ".continuous", "litestream.pid");
+  await expect.poll(() => fs.existsSync(pidFile), { timeout: 20_000 }).toBe(true);
+  const orphan = Number(fs.readFileSync(pidFile, "utf8"));
+  // Uploads in flight when the server dies.
+  const uploads = Array.from({ length: 20 }, (_, i) => uploadDocument(s, admin, `scan-${i}.pdf`, Buffer.alloc(50_000, i)).catch(() => null));
+  await new Promise((r) => setTimeout(r, 150));
+  await s.stop("SIGKILL");
+  await Promise.all(uploads);
+  expect(() => process.kill(orphan, 0)).not.toThrow(); // SIGKILL leaves the child behind
+
+  const again = await startServer({ dataDir: s.dataDir, env: { COFFER_SCHEDULER_TICK_MS: "500" } });
+  await expect.poll(() => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, "utf8")) : 0), { timeout: 20_000 }).not.toBe(0);
+  expect(Number(fs.readFileSync(pidFile, "utf8"))).not.toBe(orphan);
+  await expect.poll(() => { try { process.kill(orphan, 0); return "running"; } catch { return "gone"; } }, { timeout: 5000 }).toBe("gone");
+  const cookie = await signInCookie(again, "admin", "admin-password-1");
+  await uploadDocument(again, cookie, "after.pdf", Buffer.from("after the crash"));
+  await new Promise((r) => setTimeout(r, 2500));
+  await again.stop();
+
+  const out = path.join(path.dirname(s.dataDir), "restored.db");
+  const bin = process.env.COFFER_LITESTREAM ?? litestream;
+  execFileSync(bin, ["restore", "-o", out, `file://${path.join(s.dataDir, "backups", "continuous")}`]);
+  const db = new Database(out, { readonly: true });
+  try {
+    expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
+    expect(db.prepare("SELECT count(*) FROM documents WHERE name = 'after.pdf'").pluck().get()).toBe(1);
+  } finally {
+    db.close();
+  }
 });

@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeSetUpInstance } from "./support/instance";
 import { currentSettings, parseSettings, saveSettings } from "@/lib/settings/store";
@@ -13,7 +13,7 @@ import { blobPath } from "@/lib/vault/blobs";
 import { parsePointInTime, stagePointInTime } from "@/lib/continuous/pitr";
 import { applyRestore } from "@/lib/backup/restore/apply";
 import type { User } from "@/lib/auth/users";
-import { continuousPlan, litestreamBinary, replicaWindow } from "@/lib/continuous/litestream";
+import { continuousPlan, litestreamBinary, replicaWindow, writeLitestreamConfig } from "@/lib/continuous/litestream";
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
 import { closeInstance, openInstance, type Instance } from "@/lib/instance";
 import { healthReport } from "@/lib/health";
@@ -130,6 +130,25 @@ describe.skipIf(!binary)("the Litestream supervisor", () => {
     await sup.stop();
     expect(sup.status().running).toBe(false);
     expect(() => process.kill(again!, 0)).toThrow(); // gone
+  }, 30_000);
+});
+
+describe.skipIf(!binary)("a Litestream left by a killed server", () => {
+  it("is ended before a new one starts on the same database", async () => {
+    const t = await makeSetUpInstance();
+    cleanups.push(t.cleanup);
+    const plan = continuousPlan(t.inst);
+    // As a server killed with SIGKILL leaves it: running, its output going nowhere, its pid recorded.
+    const orphan = spawn(binary!, ["replicate", "-config", writeLitestreamConfig(t.inst, plan)], { stdio: "ignore", detached: true });
+    cleanups.push(() => orphan.kill("SIGKILL"));
+    fs.writeFileSync(path.join(t.inst.paths.root, ".continuous", "litestream.pid"), `${orphan.pid}\n`);
+    const gone = new Promise<string>((resolve) => orphan.once("exit", (_c, sig) => resolve(String(sig))));
+    const sup = new ContinuousSupervisor(() => t.inst, { log: () => {} });
+    cleanups.push(() => sup.stop());
+    sup.start(60_000);
+    expect(await gone).toBe("SIGKILL");
+    expect(sup.status().running).toBe(true);
+    expect(sup.status().pid).not.toBe(orphan.pid);
   }, 30_000);
 });
 
