@@ -54,6 +54,24 @@ describe("continuous protection's settings", () => {
     expect(litestreamBinary({ COFFER_LITESTREAM: "/nonexistent/litestream" })).toBeNull();
     if (binary) expect(litestreamBinary({ COFFER_LITESTREAM: binary })).toBe(binary);
   });
+
+  it("health says when the Litestream binary is missing", async () => {
+    const t = await makeSetUpInstance();
+    cleanups.push(t.cleanup);
+    const was = process.env.COFFER_LITESTREAM;
+    process.env.COFFER_LITESTREAM = "/nonexistent/litestream";
+    try {
+      const r = healthReport(t.inst);
+      expect(r.continuous).toEqual([{ location: "local", enabled: true, lag_seconds: null, first_restorable_at: null, last_restorable_at: null }]);
+      expect(r.reasons.find((x) => x.code === "CONTINUOUS_UNAVAILABLE")?.message).toMatch(/The Litestream binary is missing/);
+      await expect(stagePointInTime(t.inst, new Date())).rejects.toMatchObject({ status: 503, code: "CONTINUOUS_UNAVAILABLE" });
+    } finally {
+      if (was === undefined) delete process.env.COFFER_LITESTREAM;
+      else process.env.COFFER_LITESTREAM = was;
+    }
+    enableContinuous(t.inst, false);
+    expect(healthReport(t.inst).reasons.map((x) => x.code)).not.toContain("CONTINUOUS_UNAVAILABLE");
+  });
 });
 
 describe.skipIf(!binary)("the Litestream supervisor", () => {
