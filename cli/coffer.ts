@@ -44,6 +44,8 @@ Commands:
   drill                                       restore the newest backup into a scratch directory and check it
                                               (the live instance is not touched); prints the recovery time
   restore FILE [KEY] [--yes]                  restore a backup into this data dir (the server must be stopped)
+  restore --to-time 2026-12-06T10:41:00Z [--yes]
+                                              restore to a second of the continuous window (local replica)
   restore --from s3://BUCKET/PREFIX [SNAPSHOT] [KEY] [--yes]
                                               restore from an offsite repository (default: its newest snapshot)
                                               KEY for an encrypted backup (.tar.gz.age):
@@ -222,6 +224,7 @@ export async function main(argv: string[]): Promise<number> {
         all: { type: "boolean", default: false },
         fix: { type: "boolean", default: false },
         from: { type: "string" },
+        "to-time": { type: "string" },
         endpoint: { type: "string" },
         region: { type: "string" },
         "virtual-hosted": { type: "boolean", default: false },
@@ -325,7 +328,12 @@ export async function main(argv: string[]): Promise<number> {
       const server = runningServer(dataDir);
       if (server) throw new AppError(409, "SERVER_RUNNING", `Coffer is running on ${dataDir} (pid ${server}). Stop it first, or restore from Settings → Backup in the browser.`);
       let preview: RestorePreview;
-      if (o.from) {
+      if (o["to-time"]) {
+        const { parsePointInTime, stagePointInTime } = await import("../lib/continuous/pitr");
+        const at = parsePointInTime(o["to-time"]);
+        process.stderr.write(`Rebuilding the instance as it was at ${at.toISOString()} from the continuous replica…\n`);
+        preview = await stagePointInTime(inst, at, { trigger: "cli", signal: interrupted() });
+      } else if (o.from) {
         const loc = s3From(o);
         const { closeRepository, openRepository } = await import("../lib/backup/offsite/repository");
         const { stageOffsiteSnapshot } = await import("../lib/backup/offsite/pull");

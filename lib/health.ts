@@ -7,6 +7,7 @@ import { quickChecks, lastDoctorReport, type Finding } from "./doctor";
 import { currentSettings, settingsProblem } from "./settings/store";
 import { lockHolder } from "./lock";
 import { proofSummary } from "./backup/proof/proof";
+import { continuousStatus, LAG_THRESHOLD_S } from "./continuous/status";
 
 export type HealthStatus = "ok" | "degraded" | "failing";
 
@@ -72,6 +73,12 @@ export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[
       const at = lastOffsite;
       reasons.push({ level: "warn", code: "OFFSITE_FAILED", message: `The last offsite copy failed (${at.finished_at ?? at.started_at}).`, fix: offsiteFix });
     }
+    for (const c of continuousStatus(inst, now).filter((c) => c.enabled)) {
+      if (c.problem) reasons.push({ level: "warn", code: "CONTINUOUS_UNAVAILABLE", message: `Continuous protection (${c.location}) is not running: ${c.problem}`, fix });
+      else if (c.lag_seconds !== null && c.lag_seconds > LAG_THRESHOLD_S) {
+        reasons.push({ level: "warn", code: "CONTINUOUS_LAG", message: `Continuous protection (${c.location}) is ${Math.round(c.lag_seconds / 60)} minutes behind: changes since ${c.last_restorable_at} are not protected yet.`, fix });
+      }
+    }
     const proof = proofSummary(inst, now);
     const v = proof.verification;
     const proofFix = "/settings/health#proof";
@@ -113,6 +120,7 @@ export function healthReport(inst: Instance, now = Date.now()) {
       },
     },
     proof: proofReport(inst, now),
+    continuous: continuousStatus(inst, now).map(({ problem: _problem, ...c }) => c),
     job: holder ? { running: holder.purpose, since: holder.since } : null,
   };
 }

@@ -8,6 +8,7 @@ import { lastDrill } from "./backup/proof/drills-table";
 import { lastSuccess, runOutcomes } from "./backup/runs";
 import { drillOutcomes } from "./backup/proof/drills-table";
 import { readText } from "./db/job-state";
+import { continuousStatus } from "./continuous/status";
 
 /**
  * Prometheus text exposition (version 0.0.4) of what an operator watches:
@@ -58,6 +59,9 @@ export function renderMetrics(inst: Instance, now = Date.now()): string {
       [{ target: t, result: "unverifiable" }, byResult(t, null)],
     ] as [Record<string, string>, number][]),
   );
+  const continuous = continuousStatus(inst, now).filter((c) => c.enabled);
+  metric("coffer_continuous_lag_seconds", "gauge", "Seconds of changes not yet in the continuous replica (0: it holds every change).", continuous.filter((c) => c.lag_seconds !== null).map((c) => [{ location: c.location }, c.lag_seconds!]));
+  metric("coffer_continuous_window_start_timestamp_seconds", "gauge", "The earliest second a restore to a point in time can reach (Unix time).", continuous.filter((c) => c.first_restorable_at).map((c) => [{ location: c.location }, seconds(c.first_restorable_at)]));
   const slice = readText(db, "verify_last_slice_at");
   metric("coffer_verification_last_slice_timestamp_seconds", "gauge", "When the last verification slice ran (Unix time).", slice ? [[{}, seconds(slice)]] : []);
 

@@ -15,6 +15,7 @@ import { TrashPurgeJob } from "./vault/trash";
 import { ProofJob } from "./backup/proof/proof";
 import { recordServerPid } from "./server-pid";
 import { failInterruptedRuns } from "./backup/runs";
+import { ContinuousSupervisor, serverSupervisor } from "./continuous/supervisor";
 import { installInstance, runtimeState } from "./runtime";
 
 export function publicUrl(env: Env = process.env): string {
@@ -98,7 +99,11 @@ export async function startCoffer(env: Env = process.env): Promise<void> {
       proof.start();
       const trash = new TrashPurgeJob(serving);
       trash.start();
-      state.jobs.push(scheduler, deepCheck, proof, trash);
+      // Litestream, once setup is complete and backup.continuous is on (it checks every tick).
+      const continuous = new ContinuousSupervisor(serving);
+      continuous.start(Number(env.COFFER_SCHEDULER_TICK_MS) || 15_000);
+      serverSupervisor().current = continuous;
+      state.jobs.push(scheduler, deepCheck, proof, trash, continuous);
     }
     const code = ensureSetupCode(inst, env);
     if (code) {

@@ -87,6 +87,11 @@ for (const r of files) if (IGNORE.some((re) => re.test("/" + r))) files.delete(r
 walk(path.join(ROOT, "node_modules/better-sqlite3/lib"), (p) => files.add(rel(p)));
 files.add("node_modules/better-sqlite3/package.json");
 files.add("node_modules/better-sqlite3/build/Release/better_sqlite3.node");
+// Litestream (continuous protection), spawned by path (lib/continuous/litestream.ts), when the optional package installed.
+for (const f of ["package.json", "litestream"]) {
+  const r = `node_modules/@flydotio/litestream-linux-x64/${f}`;
+  if (fs.existsSync(path.join(ROOT, r))) files.add(r);
+}
 
 // A file named through a symlinked directory is copied at its real place; the link is copied as a link.
 const real = new Set();

@@ -134,7 +134,7 @@ function applyProtection(inst: Instance, backup: z.infer<typeof setupBackupSchem
   saveSettings(inst.paths.settings, {
     ...s,
     backup: backup.enabled
-      ? { ...s.backup, encryption, offsite, enabled: true, schedule: PROTECTION_SCHEDULE, time_zone: backup.time_zone, retention: { ...PROTECTION_RETENTION, gfs: { ...PROTECTION_RETENTION.gfs } } }
+      ? { ...s.backup, encryption, offsite, enabled: true, continuous: { ...s.backup.continuous, enabled: true }, schedule: PROTECTION_SCHEDULE, time_zone: backup.time_zone, retention: { ...PROTECTION_RETENTION, gfs: { ...PROTECTION_RETENTION.gfs } } }
       : { ...s.backup, encryption, offsite, enabled: false },
   });
 }

@@ -11,6 +11,7 @@ import { SCHEMA_VERSION } from "../db/migrations";
 import { readSettingsFile } from "../settings/store";
 import { SHA256_RE, referencedHashes } from "../vault/blobs";
 import { pinBlobs } from "../vault/pins";
+import { keptBlobs } from "../continuous/kept";
 import { fsyncDir } from "../util/fsatomic";
 import { describeMode, makePrivate, openModes, openModesSync, PRIVATE_DIR_MODE } from "../util/modes";
 import { readText, writeText } from "../db/job-state";
@@ -151,6 +152,8 @@ export async function deepChecks(inst: Instance): Promise<Finding[]> {
   const corrupt: string[] = [];
   const untracked: string[] = [];
   const toHash: string[] = [];
+  // Files of erased documents kept for the continuous window are hashed like the rest (a restore to that time needs them).
+  for (const sha of keptBlobs(inst)) referenced.add(sha);
   for (const rel of await vaultFiles(inst.paths.vault)) {
     const [dir, name] = rel.split("/");
     if (!name || !SHA256_RE.test(name) || dir !== name.slice(0, 2) || !referenced.has(name)) untracked.push(rel);
@@ -210,7 +213,7 @@ async function fixSafe(inst: Instance, findings: Finding[]): Promise<string[]> {
     // A backup reading the vault right now must not lose a file under it; and an upload may have just added one.
     const unpin = pinBlobs();
     try {
-      const referenced = new Set(referencedHashes(inst.db) as string[]);
+      const referenced = new Set([...(referencedHashes(inst.db) as string[]), ...keptBlobs(inst)]);
       const dest = path.join(inst.paths.lostFound, new Date().toISOString().replace(/[:.]/g, "-"));
       let moved = 0;
       for (const rel of await vaultFiles(inst.paths.vault)) {

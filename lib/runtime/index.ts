@@ -3,6 +3,7 @@ import { openInstance, closeInstance, type Instance } from "../instance";
 import { resolveDataDir } from "../paths";
 import { runtimeState, inMaintenance, generation } from "./state";
 import type { RestoreHost } from "../backup/restore/apply";
+import { serverSupervisor } from "../continuous/supervisor";
 
 export { runtimeState, inMaintenance, generation };
 
@@ -29,15 +30,17 @@ export function installInstance(inst: Instance): void {
  * while files are swapped, then the instance to serve. The CLI passes none.
  */
 export const webRestoreHost: RestoreHost = {
-  enterMaintenance(reason) {
+  async enterMaintenance(reason) {
     const s = runtimeState();
     s.maintenance = { since: new Date().toISOString(), reason };
     s.generation++;
+    await serverSupervisor().current?.pause();
   },
   leaveMaintenance(serving) {
     const s = runtimeState();
     if (serving) installInstance(serving);
     else s.generation++;
     s.maintenance = undefined;
+    serverSupervisor().current?.resume();
   },
 };

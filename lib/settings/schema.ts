@@ -81,6 +81,18 @@ export const backupJobSchema = z
       .prefault({}),
     encryption: encryptionSchema,
     offsite: offsiteSchema,
+    /**
+     * Continuous protection (docs/architecture.md#continuous-protection): Litestream ships every database change to
+     * <directory>/continuous/ and any second of the last window_days can be restored. Off in
+     * files that do not say (instances from before it); setup turns it on with "Protect this instance".
+     */
+    continuous: z
+      .object({
+        enabled: z.boolean().default(false),
+        window_days: z.number().int().min(1).max(90).default(7),
+      })
+      .strict()
+      .prefault({}),
     /** Proof that backups restore (docs/architecture.md#locks-and-jobs): rolling verification and restore drills. */
     proof: z
       .object({

@@ -6,7 +6,7 @@ import { AppError, notFound } from "../errors";
 import { userActor, audit } from "../audit/log";
 import type { User } from "../auth/users";
 import { stageBlob, commitBlobSync, discardStagedBlob, blobPath } from "./blobs";
-import { unlinkBlobWhenFree } from "./pins";
+import { releaseBlobs } from "../continuous/kept";
 import { currentSettings } from "../settings/store";
 
 export interface DocumentRow {
@@ -159,5 +159,5 @@ export function eraseDocuments(inst: Instance, docs: Pick<DocumentRow, "id" | "s
     record();
     return [...new Set(docs.map((d) => d.sha256))].filter((sha) => !stillUsed(sha));
   })();
-  for (const sha of orphans) unlinkBlobWhenFree(blobPath(inst.paths, sha), () => !stillUsed(sha));
+  releaseBlobs(inst, orphans, (sha) => !stillUsed(sha));
 }

@@ -4,6 +4,7 @@ import { userActor, systemActor, audit } from "../audit/log";
 import type { User } from "../auth/users";
 import { currentSettings } from "../settings/store";
 import { Ticker } from "../util/ticker";
+import { sweepKeptBlobs } from "../continuous/kept";
 import { DOCUMENT_SELECT, eraseDocuments, type DocumentRow } from "./documents";
 import { DAY_MS } from "../util/time";
 
@@ -110,8 +111,11 @@ export class TrashPurgeJob {
     try {
       const inst = this.instance();
       if (!inst) return 0;
-      const n = purgeTrash(inst, (this.opts.now ?? Date.now)());
+      const now = (this.opts.now ?? Date.now)();
+      const n = purgeTrash(inst, now);
       if (n) log(`trash: erased ${n} document(s) past the retention period`);
+      const files = sweepKeptBlobs(inst, now);
+      if (files) log(`trash: deleted ${files} document file(s) kept for the continuous window, which has passed`);
       return n;
     } catch (err) {
       log(`trash purge failed: ${(err as Error).message}`);

@@ -20,6 +20,9 @@ afterEach(() => cleanups.splice(0).forEach((c) => c()));
 async function setUp() {
   const t = await makeSetUpInstance();
   cleanups.push(t.cleanup);
+  // Erased documents' files here go at once: with continuous protection on they stay for its window (test/continuous.test.ts).
+  const s = currentSettings(t.inst.paths.settings);
+  saveSettings(t.inst.paths.settings, { ...s, backup: { ...s.backup, continuous: { ...s.backup.continuous, enabled: false } } });
   return t;
 }
 const body = (s: string) => Readable.from([Buffer.from(s)]);

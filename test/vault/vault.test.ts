@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createDocument, deleteDocument, openDocumentStream, cleanDocumentName } from "@/lib/vault/documents";
 import { deleteForever } from "@/lib/vault/trash";
 import { blobPath, stageBlob } from "@/lib/vault/blobs";
+import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { makeSetUpInstance } from "../support/instance";
 
 const cleanups: (() => void)[] = [];
@@ -14,6 +15,9 @@ afterEach(() => cleanups.splice(0).forEach((c) => c()));
 async function setUp() {
   const t = await makeSetUpInstance();
   cleanups.push(t.cleanup);
+  // Erased documents' files here go at once: with continuous protection on they stay for its window (test/continuous.test.ts).
+  const s = currentSettings(t.inst.paths.settings);
+  saveSettings(t.inst.paths.settings, { ...s, backup: { ...s.backup, continuous: { ...s.backup.continuous, enabled: false } } });
   return t;
 }
 const body = (s: string | Buffer) => Readable.from([Buffer.from(s)]);

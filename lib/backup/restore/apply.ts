@@ -19,7 +19,8 @@ export interface ApplyResult {
  * The web app passes one (lib/runtime); the CLI serves nobody and passes none.
  */
 export interface RestoreHost {
-  enterMaintenance(reason: string): void;
+  /** Resolves once nothing in this process reads the files about to be swapped (Litestream is stopped). */
+  enterMaintenance(reason: string): void | Promise<void>;
   /** The instance to serve from now on: the restored one, the old one after a roll-back, or null if none could be opened. */
   leaveMaintenance(serving: Instance | null): void;
 }
@@ -51,8 +52,8 @@ export async function applyRestore(inst: Instance, id: string, actor: Actor, hos
       prerestore = pre.name;
     }
     crashPoint("after-prerestore");
-    host.enterMaintenance("restore");
     maintenance = true;
+    await host.enterMaintenance("restore");
     const delay = Number(process.env.COFFER_TEST_APPLY_DELAY_MS ?? 0);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     closeInstance(inst);

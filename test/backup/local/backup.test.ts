@@ -150,6 +150,9 @@ describe("consistency under writes", () => {
 
   it("a document deleted during a backup keeps its blob until the backup is done", async () => {
     const { inst, dir, admin, random } = await richInstance();
+    // Without continuous protection's window, which would keep the file on purpose (test/continuous.test.ts).
+    const s = currentSettings(inst.paths.settings);
+    saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, continuous: { ...s.backup.continuous, enabled: false } } });
     const photo = inst.db.prepare("SELECT id FROM documents WHERE name = 'photo.jpg'").pluck().get() as number;
     const file = path.join(dir, "d.tar.gz");
     let deleted = false;

@@ -80,7 +80,7 @@ describe("restore recovery", () => {
     const preview = await stageArchive(inst, Readable.from([BAD_FK]));
     const calls: string[] = [];
     let served: Instance | null = null;
-    const host: RestoreHost = { enterMaintenance: () => calls.push("enter"), leaveMaintenance: (s) => (calls.push("leave"), (served = s)) };
+    const host: RestoreHost = { enterMaintenance: () => void calls.push("enter"), leaveMaintenance: (s) => (calls.push("leave"), (served = s)) };
     await expect(applyRestore(inst, preview.id, { id: null, name: "test" }, host)).rejects.toMatchObject({ status: 422, code: "RESTORE_CHECK_FAILED", message: expect.stringContaining("foreign") });
     expect(calls).toEqual(["enter", "leave"]);
     expect(served).not.toBeNull();

@@ -79,6 +79,7 @@ export const saveBackupJob = adminAction(jobForm, async (v, ctx) => {
       notify: { webhook_url: webhook },
       encryption: settings.backup.encryption,
       offsite: settings.backup.offsite,
+      continuous: settings.backup.continuous,
       proof: { verify_period_days: v.verify_period_days, drill_every_days: v.drill_every_days },
     },
   });

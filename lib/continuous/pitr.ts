@@ -1,0 +1,146 @@
+import fs from "node:fs";
+import path from "node:path";
+import { spawn } from "node:child_process";
+import type { Instance } from "../instance";
+import { AppError } from "../errors";
+import { openDatabase, type DB } from "../db/connection";
+import { APP_VERSION } from "../version";
+import { LAYOUT } from "../layout";
+import { blobPath } from "../vault/blobs";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../util/modes";
+import { FORMAT_VERSION, INSTANCE_MEMBERS, MAGIC, type BackupMeta, type Trigger } from "../backup/format/tables";
+import { sha256File } from "../backup/format/db-snapshot";
+import { blobPathIn, documentHashes } from "../backup/restore/payload";
+import { stageInto, type RestorePreview } from "../backup/restore/staging";
+import { continuousPlan, litestreamBinary, replicaWindow } from "./litestream";
+import { keepingForWindow, markKept, vaultBlobNames } from "./kept";
+
+/** A restore of a week of WAL on a slow disk still finishes; a hung one does not hold the staging slot for ever. */
+const RESTORE_TIMEOUT_MS = 30 * 60 * 1000;
+
+const iso = (d: Date) => d.toISOString().replace(".000Z", "Z");
+
+/** `coffer restore --to-time`'s and the API's time: an ISO 8601 instant with its zone (Z or ±hh:mm), nothing a guess. */
+export function parsePointInTime(text: string): Date {
+  const at = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/.test(text) ? new Date(text) : new Date(NaN);
+  if (Number.isNaN(at.getTime())) throw new AppError(400, "BAD_TIME", `${JSON.stringify(text.slice(0, 40))} is not a time Coffer can restore to: give an ISO 8601 time with its zone, such as 2026-12-06T10:41:00Z.`);
+  return at;
+}
+
+/** Run `litestream restore -timestamp` from the file replica into `out` (which must not exist). */
+function litestreamRestore(binary: string, replica: string, at: Date, out: string, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, ["restore", "-o", out, "-timestamp", iso(at), `file://${replica}`], { stdio: ["ignore", "pipe", "pipe"], signal, timeout: RESTORE_TIMEOUT_MS });
+    let said = "";
+    const keep = (b: Buffer) => (said = (said + b.toString("utf8")).slice(-4000));
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    child.once("error", (err) => reject(new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not run: ${err.message}`)));
+    child.once("close", (code, sig) => {
+      if (code === 0) return resolve();
+      const last = said.trim().split("\n").pop() ?? "";
+      reject(new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not rebuild the database at ${iso(at)} (${sig ?? `exit code ${code}`}): ${last.slice(0, 300)}`));
+    });
+  });
+}
+
+function tableCounts(db: DB): Record<string, number> {
+  const names = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").pluck().all() as string[];
+  return Object.fromEntries(names.map((n) => [n, db.prepare(`SELECT count(*) FROM "${n.replace(/"/g, '""')}"`).pluck().get() as number]));
+}
+
+/** A hard link into the payload (same filesystem, no bytes copied; a blob never changes), a copy across filesystems. */
+function linkOrCopy(from: string, to: string): void {
+  fs.mkdirSync(path.dirname(to), { recursive: true, mode: PRIVATE_DIR_MODE });
+  try {
+    fs.linkSync(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
+    fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+  }
+}
+
+/**
+ * Stage the instance as it was at `at` from the local continuous replica
+ * (docs/architecture.md#continuous-protection), for the same validate, preview and apply as every
+ * restore: the database rebuilt by `litestream restore -timestamp` into the
+ * staging payload, the current settings and keys (their own versions per
+ * point in time are not kept yet), and the vault files that database names,
+ * linked from the live vault. A time outside the replica's window is refused
+ * with the window; so is a database whose files the vault no longer has.
+ */
+export async function stagePointInTime(inst: Instance, at: Date, opts: { owner?: string; trigger?: Trigger; signal?: AbortSignal } = {}): Promise<RestorePreview> {
+  const binary = litestreamBinary();
+  if (!binary) throw new AppError(503, "CONTINUOUS_UNAVAILABLE", "Restoring to a point in time needs Litestream, which is not installed here (npm install @flydotio/litestream-linux-x64, or set COFFER_LITESTREAM).");
+  const plan = continuousPlan(inst);
+  const w = replicaWindow(plan.replica);
+  if (!w.first || !w.last) throw new AppError(404, "CONTINUOUS_EMPTY", `There is no continuous replica in ${plan.replica} to restore from${plan.enabled ? " yet" : " (continuous protection is off)"}.`);
+  if (at < w.first || at > w.last) {
+    throw new AppError(422, "OUTSIDE_WINDOW", `${iso(at)} is outside the window continuous protection covers: from ${iso(w.first)} to ${iso(w.last)} (UTC). Choose a time in it.`);
+  }
+  return stageInto(inst, opts.owner ?? "local", () => {}, async ({ payload }) => {
+    const dbFile = path.join(payload, LAYOUT.database);
+    await litestreamRestore(binary, plan.replica, at, dbFile, opts.signal);
+    fs.chmodSync(dbFile, PRIVATE_FILE_MODE);
+    const db = openDatabase(dbFile);
+    let hashes: string[];
+    let tables: Record<string, number>;
+    let schemaVersion: number;
+    try {
+      // One self-contained file, as in every archive (the restored copy is in WAL mode like its source).
+      db.pragma("journal_mode = DELETE");
+      hashes = documentHashes(db);
+      tables = tableCounts(db);
+      schemaVersion = db.pragma("user_version", { simple: true }) as number;
+    } finally {
+      db.close();
+    }
+    fs.mkdirSync(path.join(payload, LAYOUT.keysDir), { recursive: true, mode: PRIVATE_DIR_MODE });
+    for (const m of [LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey]) {
+      fs.copyFileSync(path.join(inst.paths.root, m), path.join(payload, m), fs.constants.COPYFILE_EXCL);
+      fs.chmodSync(path.join(payload, m), PRIVATE_FILE_MODE);
+    }
+    const vault = path.join(payload, LAYOUT.vault);
+    fs.mkdirSync(vault, { recursive: true, mode: PRIVATE_DIR_MODE });
+    let bytes = 0;
+    const gone: string[] = [];
+    for (const sha of hashes) {
+      const live = blobPath(inst.paths, sha);
+      const st = fs.statSync(live, { throwIfNoEntry: false });
+      if (!st?.isFile()) {
+        gone.push(sha);
+        continue;
+      }
+      linkOrCopy(live, blobPathIn(vault, sha));
+      bytes += st.size;
+    }
+    if (gone.length) {
+      throw new AppError(422, "CONTINUOUS_FILES_GONE", `At ${iso(at)} the database names ${gone.length} document file(s) that are no longer in the vault, so this point in time cannot be restored whole. Restore from a backup archive of that time instead.`);
+    }
+    // The other files in the vault now (documents uploaded after the time, or erased before it) are
+    // another point of the window: they stay, kept for the window, so a second restore can still reach it.
+    const warnings = [`This is the database as it was at ${iso(at)}, from the continuous replica; settings and keys are the current ones.`];
+    if (keepingForWindow(inst)) {
+      const named = new Set(hashes);
+      const others = vaultBlobNames(inst.paths.vault).filter((sha) => !named.has(sha));
+      for (const sha of others) linkOrCopy(blobPath(inst.paths, sha), blobPathIn(vault, sha));
+      markKept(inst, others);
+      if (others.length) warnings.push(`${others.length} document file(s) that the database of that time does not name stay in the vault for the continuous window.`);
+    }
+    const members: BackupMeta["members"] = {};
+    for (const m of INSTANCE_MEMBERS) members[m] = await sha256File(path.join(payload, m));
+    const meta: BackupMeta = {
+      magic: MAGIC,
+      format_version: FORMAT_VERSION,
+      app_version: APP_VERSION,
+      schema_version: schemaVersion,
+      created_at: at.toISOString(),
+      scope: "full",
+      trigger: opts.trigger ?? "manual",
+      members,
+      vault: { objects: hashes.length, bytes },
+      tables,
+    };
+    return { meta, warnings, encrypted: false };
+  });
+}
