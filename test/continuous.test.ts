@@ -13,7 +13,7 @@ import { blobPath } from "@/lib/vault/blobs";
 import { parsePointInTime, stagePointInTime } from "@/lib/continuous/pitr";
 import { applyRestore } from "@/lib/backup/restore/apply";
 import type { User } from "@/lib/auth/users";
-import { continuousPlan, litestreamBinary, replicaWindow, writeLitestreamConfig } from "@/lib/continuous/litestream";
+import { continuousPlan, litestreamBinary, litestreamConfigPath, replicaWindow, writeLitestreamConfig } from "@/lib/continuous/litestream";
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
 import { closeInstance, openInstance, type Instance } from "@/lib/instance";
 import { healthReport } from "@/lib/health";
@@ -91,7 +91,8 @@ describe.skipIf(!binary)("the Litestream supervisor", () => {
     const plan = continuousPlan(t.inst);
     expect(plan.replica).toBe(path.join(t.inst.paths.backups, "continuous"));
     await until("Litestream to start", () => sup.status().running);
-    const config = path.join(t.inst.paths.tmp, "litestream.yml");
+    const config = litestreamConfigPath(t.inst);
+    expect(config.startsWith(t.inst.paths.tmp)).toBe(false); // start-up empties .tmp
     expect(fs.statSync(config).mode & 0o777).toBe(0o600);
     expect(fs.readFileSync(config, "utf8")).toContain("retention: 192h");
     const first = await until("the first snapshot", () => replicaWindow(plan.replica).last);

@@ -95,9 +95,16 @@ export function litestreamConfig(inst: Instance, plan: ContinuousPlan): string {
   ].join("\n");
 }
 
-/** Write the config 0600 into the data dir's private .tmp; returns its path. */
+/**
+ * Where the config lives: beside Litestream's own state, not in .tmp, which
+ * start-up empties and which must be empty after any crash.
+ */
+export const litestreamConfigPath = (inst: Instance) => path.join(inst.paths.root, CONTINUOUS_STATE_DIR, "litestream.yml");
+
+/** Write the config 0600; returns its path. */
 export function writeLitestreamConfig(inst: Instance, plan: ContinuousPlan): string {
-  const file = path.join(inst.paths.tmp, "litestream.yml");
+  const file = litestreamConfigPath(inst);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
   fs.mkdirSync(plan.meta, { recursive: true, mode: PRIVATE_DIR_MODE });
   fs.mkdirSync(plan.replica, { recursive: true, mode: PRIVATE_DIR_MODE });
   writeFileAtomic(file, litestreamConfig(inst, plan), 0o600);

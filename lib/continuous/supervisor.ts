@@ -5,7 +5,7 @@ import { isSetupComplete, type Instance } from "../instance";
 import type { Env } from "../paths";
 import { Ticker } from "../util/ticker";
 import { processWide } from "../util/process-wide";
-import { CONTINUOUS_STATE_DIR, continuousPlan, litestreamBinary, writeLitestreamConfig } from "./litestream";
+import { CONTINUOUS_STATE_DIR, continuousPlan, litestreamBinary, litestreamConfigPath, writeLitestreamConfig } from "./litestream";
 
 /** SQLite's default, put back whenever Litestream is not there to checkpoint. */
 const SQLITE_AUTOCHECKPOINT = 1000;
@@ -224,7 +224,7 @@ function endOrphan(inst: Instance): void {
   }
   try {
     const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, "utf8");
-    if (Number.isInteger(pid) && pid > 1 && cmd.includes("litestream") && cmd.includes(path.join(inst.paths.tmp, "litestream.yml"))) process.kill(pid, "SIGKILL");
+    if (Number.isInteger(pid) && pid > 1 && cmd.includes("litestream") && cmd.includes(litestreamConfigPath(inst))) process.kill(pid, "SIGKILL");
   } catch {
     /* gone already */
   }
