@@ -13,7 +13,7 @@ import { resolveDataDir } from "../lib/paths";
 import { AppError } from "../lib/errors";
 import { formatBytes } from "../lib/format";
 import { runBackupJob } from "../lib/backup/jobs/runner";
-import { configuredLocation, normalizePrefix } from "../lib/backup/offsite/location";
+import { configuredLocation, connectionSchema, toLocation } from "../lib/backup/offsite/location";
 import type { S3Location } from "../lib/backup/offsite/location";
 import os from "node:os";
 import { PassThrough } from "node:stream";
@@ -127,25 +127,32 @@ async function confirm(question: string): Promise<boolean> {
   return answer.trim().toLowerCase() === "yes";
 }
 
-/** s3://bucket/prefix plus the endpoint and keys from flags and the standard AWS variables. */
+/** Where each connection field comes from on the command line, to name it in an error. */
+const CONNECTION_FLAG: Record<string, string> = { endpoint: "--endpoint", region: "--region", bucket: "the bucket in s3://BUCKET", prefix: "the prefix in s3://BUCKET/PREFIX" };
+
+/** s3://bucket/prefix plus the endpoint and keys from flags and the standard AWS variables, checked by the wizard's own rules. */
 function s3From(o: { from?: string; endpoint?: string; region?: string; "virtual-hosted"?: boolean }): S3Location {
-  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(o.from ?? "");
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(o.from ?? "");
   if (!m) throw new UsageError("--from takes s3://BUCKET/PREFIX.");
   const endpoint = o.endpoint ?? process.env.AWS_ENDPOINT_URL ?? "";
-  if (!/^https?:\/\//.test(endpoint)) throw new UsageError("Give the storage's address with --endpoint URL (or AWS_ENDPOINT_URL).");
+  if (!endpoint) throw new UsageError("Give the storage's address with --endpoint URL (or AWS_ENDPOINT_URL).");
   const accessKeyId = process.env.AWS_ACCESS_KEY_ID ?? "";
   const secretAccessKey = process.env.AWS_SECRET_ACCESS_KEY ?? "";
   if (!accessKeyId || !secretAccessKey) throw new UsageError("Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the storage.");
-  return {
+  const parsed = connectionSchema.safeParse({
     endpoint,
     region: o.region ?? process.env.AWS_REGION ?? "us-east-1",
     bucket: m[1],
-    prefix: normalizePrefix(m[2] ?? ""),
-    pathStyle: !o["virtual-hosted"],
-    accessKeyId,
-    secretAccessKey,
-    checksumCompat: true,
-  };
+    prefix: m[2] ?? "",
+    access_key_id: accessKeyId,
+    secret_access_key: secretAccessKey,
+    path_style: !o["virtual-hosted"],
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`${CONNECTION_FLAG[String(issue.path[0])] ?? String(issue.path[0])}: ${issue.message}`);
+  }
+  return toLocation(parsed.data);
 }
 
 function openFile(file: string | undefined): fs.ReadStream {

@@ -4,9 +4,10 @@ import Link from "next/link";
 import { usePathname } from "next/navigation";
 import { cx } from "@/components/ui";
 
-export function NavLink({ href, children }: { href: string; children: React.ReactNode }) {
+/** A link that shows it is the current page; `exact` for a section's first page, whose sub-pages have links of their own. */
+export function NavLink({ href, exact = false, children }: { href: string; exact?: boolean; children: React.ReactNode }) {
   const path = usePathname();
-  const active = path === href || path.startsWith(href + "/");
+  const active = path === href || (!exact && path.startsWith(href + "/"));
   return (
     <Link
       href={href}

@@ -51,7 +51,9 @@ test("backup routes: 401 anonymous, 403 member, 404 for bad names", async ({ bro
     expect((await api(p, { method })).status, `anon ${method} ${p}`).toBe(401);
     expect((await api(p, { method, cookie: member })).status, `member ${method} ${p}`).toBe(403);
   }
-  expect((await api("/settings/backup", { cookie: member, redirect: "manual" })).status).toBe(403);
+  for (const p of ["/settings/backup", "/settings/backup/schedule", "/settings/backup/encryption", "/settings/backup/offsite", "/settings/backup/proof", "/settings/backup/history"]) {
+    expect((await api(p, { cookie: member, redirect: "manual" })).status, `member GET ${p}`).toBe(403);
+  }
 
   fs.writeFileSync(path.join(server.dataDir, "backups", "notes.txt"), "not an archive");
   for (const bad of ["..%2Fcoffer.db", "coffer_full_x.tar.gz%2F..%2F..%2Fetc%2Fpasswd", "notes.txt", "coffer_full_20260101_000000Z.tar.gz"]) {
@@ -88,7 +90,9 @@ test("Download backup, Back up now, download a stored one, delete it", async ({ 
   await expect(page.getByText(/Saved coffer_full_.*verified/)).toBeVisible();
   await expect(page.getByTestId("backup-row")).toHaveCount(1);
   await expect(page.getByTestId("backup-row")).toContainText("verified");
+  await page.getByRole("navigation", { name: "Backup" }).getByRole("link", { name: "History" }).click();
   await expect(page.getByTestId("run-row").first()).toContainText("Succeeded");
+  await page.getByRole("navigation", { name: "Backup" }).getByRole("link", { name: "Backups" }).click();
 
   const listed = await (await api("/api/settings/backup/files", { cookie: admin })).json();
   expect(listed.backups).toHaveLength(1);

@@ -27,7 +27,7 @@ test("encrypt backups from Settings, then restore a fresh server from the encryp
   const ctx = await browser.newContext({ acceptDownloads: true });
   await ctx.addCookies(cookiesFor(a, cookie));
   const admin = await ctx.newPage();
-  await admin.goto(`${a.url}/settings/backup`);
+  await admin.goto(`${a.url}/settings/backup/encryption`);
   const card = admin.getByTestId("encryption");
   await expect(card).toContainText("Backups are not encrypted");
   await card.getByRole("button", { name: "Generate a key and encrypt backups" }).click();
@@ -45,6 +45,7 @@ test("encrypt backups from Settings, then restore a fresh server from the encryp
   await expect(card.getByTestId("encryption-status")).toContainText("encrypted for");
   await expect(card.getByTestId("identity")).toHaveCount(0); // shown once
 
+  await admin.getByRole("navigation", { name: "Backup" }).getByRole("link", { name: "Backups" }).click();
   await admin.getByRole("button", { name: "Back up now" }).click();
   const row = admin.getByTestId("backup-row").first();
   await expect(row).toContainText(".tar.gz.age");

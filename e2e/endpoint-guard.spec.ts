@@ -30,7 +30,7 @@ test("Settings → Backup → Offsite: Test connection and Save refuse a metadat
   try {
     await setupInstance(server);
     await signInViaUi(page, server, "admin", "admin-password-1");
-    await page.goto(`${server.url}/settings/backup`);
+    await page.goto(`${server.url}/settings/backup/offsite`);
     await page.getByLabel("Endpoint", { exact: true }).fill("http://2852039166");
     await page.getByLabel("Bucket", { exact: true }).fill("coffer");
     await page.getByLabel("Access key ID").fill("AKIA");

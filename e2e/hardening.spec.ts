@@ -232,7 +232,7 @@ test("pages and API answers carry security headers; another site cannot frame a 
       if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text());
     });
     // The app works under its own policy.
-    for (const p of ["/", "/settings/backup", "/settings/users", "/settings/health"]) {
+    for (const p of ["/", "/settings/backup", "/settings/backup/schedule", "/settings/backup/encryption", "/settings/backup/offsite", "/settings/backup/proof", "/settings/users", "/settings/health"]) {
       await page.goto(`${server.url}${p}`);
       await page.waitForLoadState("networkidle");
     }
@@ -272,7 +272,7 @@ test("a webhook URL with credentials and a token is never shown or logged", asyn
     const page = await ctx.newPage();
     const bodies: string[] = [];
     page.on("response", async (r) => bodies.push(await r.text().catch(() => "")));
-    await page.goto(`${server.url}/settings/backup`);
+    await page.goto(`${server.url}/settings/backup/proof`);
     await page.getByRole("button", { name: "Send test alert" }).click();
     await expect(page.getByText(/The test alert was not delivered/)).toBeVisible({ timeout: 20_000 });
     bodies.push(await page.content());

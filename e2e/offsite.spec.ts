@@ -25,7 +25,7 @@ test("offsite: configure a bucket in Settings, back up, and bring a fresh server
     for (const [name, body] of Object.entries(docs)) await uploadDocument(a, cookie, name, body);
 
     await signInViaUi(page, a, "admin", "admin-password-1");
-    await page.goto(`${a.url}/settings/backup`);
+    await page.goto(`${a.url}/settings/backup/offsite`);
     await page.getByLabel("Endpoint", { exact: true }).fill(s3.endpoint);
     await page.getByLabel("Bucket", { exact: true }).fill("no-such-bucket");
     await page.getByLabel("Folder in the bucket (prefix)").fill("home");
@@ -43,11 +43,14 @@ test("offsite: configure a bucket in Settings, back up, and bring a fresh server
     await page.getByRole("button", { name: "Save offsite settings" }).click();
     await expect(page.getByRole("status").filter({ hasText: "Every backup now also goes to this bucket" })).toBeVisible();
 
+    await page.goto(`${a.url}/settings/backup`);
     await page.getByRole("button", { name: "Back up now", exact: true }).click();
     await expect(page.getByText(/Offsite: 2 new document file\(s\)/)).toBeVisible({ timeout: 60_000 });
     await page.reload();
     await expect(page.getByTestId("offsite-row")).toHaveCount(1);
+    await page.goto(`${a.url}/settings/backup/offsite`);
     await expect(page.getByTestId("offsite-last")).toContainText("succeeded");
+    await page.goto(`${a.url}/settings/backup/history`);
     await expect(page.getByTestId("run-row").first()).toContainText("offsite copy");
     await a.stop();
 
@@ -84,9 +87,10 @@ test("offsite: configure a bucket in Settings, back up, and bring a fresh server
     await page.goto(`${b.url}/settings/backup`);
     await page.getByRole("button", { name: "Back up now", exact: true }).click();
     await expect(page.getByText(/The offsite copy failed: .*belongs to another Coffer instance/)).toBeVisible({ timeout: 60_000 });
-    await page.reload();
+    await page.goto(`${b.url}/settings/backup/offsite`);
     await page.getByRole("button", { name: "Adopt the repository" }).click();
     await expect(page.getByText("This instance now owns the repository.")).toBeVisible();
+    await page.goto(`${b.url}/settings/backup`);
     await page.getByRole("button", { name: "Back up now", exact: true }).click();
     await expect(page.getByText(/Offsite: 0 new document file\(s\)/)).toBeVisible({ timeout: 60_000 });
   } finally {

@@ -24,8 +24,8 @@ test("Health shows how the instance is protected; Run restore drill proves the n
   const protection = page.getByTestId("protection");
   await expect(protection).toContainText("On (0 3 * * *, UTC)");
   await expect(protection).toContainText("Never: no restore drill has passed yet");
-  await expect(protection.getByRole("link", { name: "Encrypt backups" })).toHaveAttribute("href", "/settings/backup#encryption");
-  await expect(protection.getByRole("link", { name: "Add a bucket" })).toHaveAttribute("href", "/settings/backup#offsite");
+  await expect(protection.getByRole("link", { name: "Encrypt backups" })).toHaveAttribute("href", "/settings/backup/encryption");
+  await expect(protection.getByRole("link", { name: "Add a bucket" })).toHaveAttribute("href", "/settings/backup/offsite");
 
   const run = await fetch(`${server.url}/api/settings/backup/run`, { method: "POST", headers: { cookie } });
   expect(run.status).toBe(201);

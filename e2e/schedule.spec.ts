@@ -11,9 +11,10 @@ test("an admin sets a one-minute cron with count retention 2; scheduled runs app
   const ctx = await browser.newContext();
   await ctx.addCookies(cookiesFor(s, admin));
   const page = await ctx.newPage();
-  await page.goto(`${s.url}/settings/backup`);
+  await page.goto(`${s.url}/settings/backup/history`);
   // New setup turned protection on: daily at 03:00 (UTC for an unattended setup).
   await expect(page.getByTestId("next-run")).toHaveText(/^Next scheduled run: \d{4}-\d{2}-\d{2} 03:00:00 UTC\.$/);
+  await page.goto(`${s.url}/settings/backup/schedule`);
 
   // Invalid input shows a field error and changes nothing.
   const settingsFile = path.join(s.dataDir, "settings.yaml");
@@ -28,11 +29,14 @@ test("an admin sets a one-minute cron with count retention 2; scheduled runs app
   await page.getByLabel("Cron expression").fill("* * * * *");
   await page.getByLabel("Time zone").fill("UTC");
   await expect(page.getByTestId("next-runs")).toContainText("UTC ·");
-  await page.getByLabel("Retention").selectOption("count");
-  await page.getByLabel("Backups to keep").fill("2");
   await page.getByLabel("Enabled").check();
   await page.getByRole("button", { name: "Save schedule" }).click();
   await expect(page.getByText("Saved. The schedule is in effect now.")).toBeVisible();
+  // Retention is its own form: saving it leaves the schedule just saved as it is.
+  await page.getByLabel("Retention").selectOption("count");
+  await page.getByLabel("Backups to keep").fill("2");
+  await page.getByRole("button", { name: "Save retention" }).click();
+  await expect(page.getByText("Saved. Retention applies after the next verified backup.")).toBeVisible();
   const saved = fs.readFileSync(settingsFile, "utf8");
   expect(saved).toContain('schedule: "* * * * *"');
   expect(saved).toContain("count: 2");
@@ -42,15 +46,16 @@ test("an admin sets a one-minute cron with count retention 2; scheduled runs app
   await expect
     .poll(
       async () => {
-        await page.reload();
+        await page.goto(`${s.url}/settings/backup/history`);
         return page.getByTestId("run-row").filter({ hasText: "schedule" }).filter({ hasText: "Succeeded" }).count();
       },
       { timeout: 240_000, intervals: [5_000] },
     )
     .toBeGreaterThanOrEqual(3);
+  await expect(page.getByTestId("next-run")).toContainText("Next scheduled run:");
+  await page.goto(`${s.url}/settings/backup`);
   await expect(page.getByTestId("backup-row")).toHaveCount(2);
   expect(fs.readdirSync(path.join(s.dataDir, "backups")).filter((n) => n.startsWith("coffer_"))).toHaveLength(2);
-  await expect(page.getByTestId("next-run")).toContainText("Next scheduled run:");
   const health = await (await fetch(`${s.url}/api/health`, { headers: { cookie: admin } })).json();
   expect(health.backup).toMatchObject({ scheduled: true, last_status: "success", stale: false });
   expect(Date.parse(health.backup.next_run_at)).toBeGreaterThan(Date.now() - 5_000);

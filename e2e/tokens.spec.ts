@@ -60,7 +60,7 @@ test("an admin makes API tokens in Settings; a script pulls last night's backup 
   expect((await fetch(`${server.url}/api/settings/backup/files/${plain.name}`, { headers: { cookie } })).status).toBe(200);
 
   // Encryption on (as an admin does it in Settings), then a new backup.
-  await page.goto(`${server.url}/settings/backup`);
+  await page.goto(`${server.url}/settings/backup/encryption`);
   const card = page.getByTestId("encryption");
   await card.getByRole("button", { name: "Generate a key and encrypt backups" }).click();
   const identity = (await card.getByTestId("identity").textContent())!.trim();

@@ -65,7 +65,7 @@ export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[
     if (job.encryption.mode === "off") {
       reasons.push({ level: "warn", code: "BACKUPS_UNENCRYPTED", message: "Backups hold every document and key in clear.", fix });
     }
-    const offsiteFix = "/settings/backup#offsite";
+    const offsiteFix = "/settings/backup/offsite";
     const lastOffsite = job.offsite.enabled ? lastRun(inst.db, "offsite") : null;
     if (!job.offsite.enabled) {
       reasons.push({ level: "warn", code: "OFFSITE_OFF", message: "Backups are not copied offsite: a failure of this server's disk takes the data and its backups together.", fix: offsiteFix });

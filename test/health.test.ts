@@ -82,7 +82,7 @@ describe("health", () => {
     finishRun(inst.db, startRun(inst.db, "schedule", "full"), { status: "success", file: "x", verified: true });
     const s = currentSettings(inst.paths.settings);
     saveSettings(inst.paths.settings, { ...s, backup: { ...s.backup, offsite: { ...OFFSITE, enabled: false } } });
-    expect(healthReport(inst, later()).reasons).toMatchObject([{ code: "OFFSITE_OFF", fix: "/settings/backup#offsite" }]);
+    expect(healthReport(inst, later()).reasons).toMatchObject([{ code: "OFFSITE_OFF", fix: "/settings/backup/offsite" }]);
     saveSettings(inst.paths.settings, s);
     finishRun(inst.db, startRun(inst.db, "schedule", "full", "offsite"), { status: "failed", error: "Offsite: the bucket was gone" });
     const r = healthReport(inst, later());

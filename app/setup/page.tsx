@@ -3,7 +3,7 @@ import { redirect } from "next/navigation";
 import { connection } from "next/server";
 import { isSetupComplete } from "@/lib/instance";
 import { getInstance } from "@/lib/runtime";
-import { SetupWizard } from "@/components/setup/SetupWizard";
+import { SetupWizard } from "./_components/SetupWizard";
 
 export const metadata: Metadata = { title: "Set up" };
 

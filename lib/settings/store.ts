@@ -114,3 +114,15 @@ export function saveSettings(file: string, settings: Settings): void {
 }
 
 export type { Settings };
+
+/**
+ * Changes one part of the backup settings and keeps the rest as the file
+ * holds it now: each Settings → Backup form owns its part, so saving the
+ * schedule cannot undo an encryption change made a moment earlier.
+ */
+export function updateBackupSettings(file: string, change: (backup: Settings["backup"]) => Partial<Settings["backup"]>): Settings["backup"] {
+  const settings = currentSettings(file);
+  const backup = { ...settings.backup, ...change(settings.backup) };
+  saveSettings(file, { ...settings, backup });
+  return backup;
+}

@@ -113,6 +113,13 @@ describe("coffer CLI and the offsite repository", () => {
     const noEndpoint = await coffer(["snapshots", "--from", `s3://${loc.bucket}/cli`], { env: { ...env, AWS_ENDPOINT_URL: "" } });
     expect(noEndpoint.code).toBe(2);
     expect(noEndpoint.stderr).toMatch(/--endpoint/);
+    // The wizard's and Settings' own rules, in the CLI's words: a bucket name S3 would refuse, a metadata address.
+    const badBucket = await coffer(["snapshots", "--from", "s3://Not_A_Bucket/cli"], { env });
+    expect(badBucket.code).toBe(2);
+    expect(badBucket.stderr).toContain("the bucket in s3://BUCKET: Bucket names are 3-63 lowercase letters, digits, dots and hyphens.");
+    const metadata = await coffer(["snapshots", "--from", `s3://${loc.bucket}/cli`], { env: { ...env, AWS_ENDPOINT_URL: "http://169.254.169.254" } });
+    expect(metadata.code).toBe(2);
+    expect(metadata.stderr).toMatch(/^coffer: --endpoint: 169.254.169.254 is a link-local address.*Coffer does not connect there/m);
     const badKey = await coffer(["snapshots", "--from", `s3://${loc.bucket}/cli`], { env: { ...env, AWS_ACCESS_KEY_ID: "NOBODY" } });
     expect(badKey.code).toBe(1);
     expect(badKey.stderr).toMatch(/does not know this access key ID\. \(OFFSITE_CREDENTIALS\)/);

@@ -2,13 +2,30 @@ import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { afterEach, describe, expect, it } from "vitest";
-import { currentSettings, settingsProblem, readSettingsFile, SettingsError, saveSettings, defaultSettings } from "@/lib/settings/store";
+import { currentSettings, settingsProblem, readSettingsFile, SettingsError, saveSettings, defaultSettings, updateBackupSettings } from "@/lib/settings/store";
 import { encryptSecret, decryptSecret, SecretDecryptError } from "@/lib/settings/secrets";
 import { openInstance, InstanceError } from "@/lib/instance";
 import { tempDir, makeInstance } from "../support/instance";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
+
+describe("one part of the backup settings at a time", () => {
+  it("saving one part keeps what another form (or a hand edit) saved a moment earlier", () => {
+    const dir = tempDir("coffer-parts-");
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = path.join(dir, "settings.yaml");
+    saveSettings(file, defaultSettings());
+    const recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+    // Another admin turns encryption on, by hand, after this page was loaded.
+    const edited = readSettingsFile(file);
+    fs.writeFileSync(file, YAML.stringify({ ...edited, backup: { ...edited.backup, encryption: { mode: "recipients", recipients: [recipient], passphrase: null } } }));
+    updateBackupSettings(file, () => ({ schedule: "hourly", time_zone: "Europe/Berlin" }));
+    const after = readSettingsFile(file).backup;
+    expect(after).toMatchObject({ schedule: "hourly", time_zone: "Europe/Berlin", encryption: { mode: "recipients", recipients: [recipient] } });
+    expect(currentSettings(file).backup.schedule).toBe("hourly"); // and the cache does not serve the old file
+  });
+});
 
 describe("settings.yaml and YAML 1.1 tools", () => {
   it("a file Coffer writes survives a YAML 1.1 tool's read and rewrite (off stays the string off)", () => {

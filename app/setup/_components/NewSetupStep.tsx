@@ -1,48 +1,22 @@
 "use client";
 
-import { useEffect, useState, type FormEvent } from "react";
+import { useState, type FormEvent } from "react";
 import { useRouter } from "next/navigation";
 import { signIn } from "next-auth/react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
-import { RestoreFlow } from "@/components/restore/RestoreFlow";
-import { OffsiteRestore } from "./OffsiteRestore";
+import { browserTimeZone, postJson } from "./setupApi";
 import { keyProven, type NewKey } from "@/components/backup/recoveryKit";
 import { KeyShownOnce } from "@/components/backup/KeyShownOnce";
 import { S3ConnectionFields, readConnection } from "@/components/backup/S3ConnectionFields";
 
-type Step = "code" | "choose" | "new" | "restore";
 type Errors = Record<string, string>;
 
-async function postJson(url: string, body: unknown): Promise<{ ok: boolean; data: any }> {
-  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-  let data: any = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = { error: { message: `The server answered ${res.status}.` } };
-  }
-  return { ok: res.ok, data };
-}
-
-function browserTimeZone(): string {
-  try {
-    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  } catch {
-    return "UTC";
-  }
-}
-
-export function SetupWizard() {
+/** New setup: the first admin, and how this instance protects itself (schedule, encryption, a bucket). */
+export function NewSetupStep({ token, onBack }: { token: string; onBack: () => void }) {
   const router = useRouter();
-  const [step, setStep] = useState<Step>("code");
-  const [token, setToken] = useState("");
   const [busy, setBusy] = useState(false);
-  // Until React has hydrated, a press would be the browser's own GET submit: the setup code in the URL.
-  const [ready, setReady] = useState(false);
-  useEffect(() => setReady(true), []);
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Errors>({});
-  const [restoreFrom, setRestoreFrom] = useState<"file" | "s3">("file");
   const [protect, setProtect] = useState(true);
   const [encrypt, setEncrypt] = useState(false);
   const [newKey, setNewKey] = useState<NewKey | null>(null);
@@ -60,17 +34,6 @@ export function SetupWizard() {
       return;
     }
     setNewKey(data as NewKey);
-  }
-
-  async function submitCode(e: FormEvent<HTMLFormElement>) {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    setFields({});
-    const { ok, data } = await postJson("/api/setup/verify", { token });
-    setBusy(false);
-    if (ok) setStep("choose");
-    else setFields({ token: data?.error?.message ?? "That setup code is not right." });
   }
 
   async function submitNew(e: FormEvent<HTMLFormElement>) {
@@ -116,123 +79,6 @@ export function SetupWizard() {
     }
     router.push("/documents");
     router.refresh();
-  }
-
-  if (step === "code") {
-    return (
-      <Card>
-        <form onSubmit={submitCode} method="post" className="space-y-4" noValidate>
-          <p className="text-sm text-zinc-600 dark:text-zinc-400">
-            Step 1 of 2. Only the person who started the server should set it up, so Coffer asks for the one-time setup
-            code it printed in the server log.
-          </p>
-          <Field
-            label="Setup code"
-            htmlFor="token"
-            error={fields.token}
-            hint={
-              <>
-                Look for the line <q>Coffer is not set up yet</q> in the server log, or read it from{" "}
-                <code>data/setup-token</code>.
-              </>
-            }
-          >
-            <Input
-              id="token"
-              name="token"
-              autoComplete="off"
-              autoFocus
-              placeholder="XXXX-XXXX-XXXX"
-              value={token}
-              onChange={(e) => setToken(e.target.value)}
-              invalid={!!fields.token}
-              aria-describedby={fields.token ? "token-error" : undefined}
-              className="font-mono tracking-wider"
-            />
-          </Field>
-          <Button type="submit" busy={busy} busyLabel="Checking…" disabled={!ready} className="w-full">
-            Continue
-          </Button>
-        </form>
-      </Card>
-    );
-  }
-
-  if (step === "choose") {
-    return (
-      <div className="space-y-3">
-        <p className="text-sm text-zinc-600 dark:text-zinc-400">Step 2 of 2. How do you want to start?</p>
-        <button
-          type="button"
-          onClick={() => setStep("new")}
-          className="block w-full rounded-lg border border-zinc-200 bg-white p-5 text-left shadow-sm hover:border-emerald-600 focus-visible:outline-2 focus-visible:outline-emerald-600 dark:border-zinc-800 dark:bg-zinc-900"
-        >
-          <span className="block font-semibold">New setup</span>
-          <span className="mt-1 block text-sm text-zinc-600 dark:text-zinc-400">
-            Start with an empty vault and create the first admin account.
-          </span>
-        </button>
-        <button
-          type="button"
-          onClick={() => setStep("restore")}
-          className="block w-full rounded-lg border border-zinc-200 bg-white p-5 text-left shadow-sm hover:border-emerald-600 focus-visible:outline-2 focus-visible:outline-emerald-600 dark:border-zinc-800 dark:bg-zinc-900"
-        >
-          <span className="block font-semibold">Restore from backup</span>
-          <span className="mt-1 block text-sm text-zinc-600 dark:text-zinc-400">
-            Moving to a new server? Bring back documents, accounts and settings from a backup file (.tar.gz) or straight from S3-compatible storage.
-          </span>
-        </button>
-      </div>
-    );
-  }
-
-  if (step === "restore") {
-    return (
-      <Card className="space-y-4">
-        <div className="flex items-center justify-between gap-2">
-          <h2 className="font-semibold">Restore from backup</h2>
-          <Button variant="ghost" onClick={() => setStep("choose")}>
-            Back
-          </Button>
-        </div>
-        <div role="tablist" aria-label="Where the backup is" className="grid grid-cols-2 gap-1 rounded-lg bg-zinc-100 p-1 text-sm dark:bg-zinc-800">
-          {(
-            [
-              ["file", "From a backup file"],
-              ["s3", "From S3-compatible storage"],
-            ] as const
-          ).map(([k, label]) => (
-            <button
-              key={k}
-              type="button"
-              role="tab"
-              aria-selected={restoreFrom === k}
-              onClick={() => setRestoreFrom(k)}
-              className={
-                restoreFrom === k
-                  ? "rounded-md bg-white px-3 py-1.5 font-medium shadow-sm dark:bg-zinc-900"
-                  : "rounded-md px-3 py-1.5 text-zinc-600 hover:text-zinc-900 dark:text-zinc-400 dark:hover:text-zinc-100"
-              }
-            >
-              {label}
-            </button>
-          ))}
-        </div>
-        {restoreFrom === "file" ? (
-          <>
-            <p className="text-sm text-zinc-600 dark:text-zinc-400">Upload a backup of your old instance. Coffer checks every file in it before anything changes.</p>
-            <RestoreFlow mode={{ kind: "setup", token }} />
-          </>
-        ) : (
-          <>
-            <p className="text-sm text-zinc-600 dark:text-zinc-400">
-              Your old server sent its backups to a bucket. Enter the bucket&apos;s address and keys: they are used only to read it now. After the restore, this server has the old one&apos;s offsite settings.
-            </p>
-            <OffsiteRestore token={token} />
-          </>
-        )}
-      </Card>
-    );
   }
 
   return (
@@ -291,7 +137,7 @@ export function SetupWizard() {
           <p className="text-xs text-zinc-600 dark:text-zinc-400">Change any of this later in Settings → Backup; Settings → Health lists what is still missing.</p>
         </fieldset>
         <div className="flex gap-2">
-          <Button type="button" variant="secondary" onClick={() => setStep("choose")} disabled={busy}>
+          <Button type="button" variant="secondary" onClick={onBack} disabled={busy}>
             Back
           </Button>
           <Button type="submit" busy={busy} busyLabel="Creating…" className="flex-1">

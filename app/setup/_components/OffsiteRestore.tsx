@@ -6,16 +6,10 @@ import { S3ConnectionFields, readConnection, type S3Connection } from "@/compone
 import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
 import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
 import { formatBytes, formatDateTime } from "@/lib/format";
+import { postJson } from "./setupApi";
 import type { OffsiteSnapshot } from "@/lib/backup/offsite/repository";
 
 type Connection = S3Connection;
-
-async function post(url: string, token: string, body: unknown): Promise<{ ok: boolean; data: any }> {
-  const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "x-setup-token": token }, body: JSON.stringify(body) }).catch(() => null);
-  if (!res) return { ok: false, data: { error: { message: "This server did not answer. Try again." } } };
-  const data = await res.json().catch(() => ({ error: { message: `The server answered ${res.status}.` } }));
-  return { ok: res.ok, data };
-}
 
 /**
  * Wizard → Restore from backup → From S3-compatible storage: the bucket's
@@ -40,7 +34,7 @@ export function OffsiteRestore({ token }: { token: string }) {
     setBusy("connect");
     setError(null);
     setFields({});
-    const { ok, data } = await post("/api/setup/offsite/snapshots", token, { connection: c });
+    const { ok, data } = await postJson("/api/setup/offsite/snapshots", { connection: c }, token);
     setBusy(null);
     if (!ok) {
       setError(data?.error?.message ?? "The bucket could not be read.");
@@ -62,7 +56,7 @@ export function OffsiteRestore({ token }: { token: string }) {
     }
     setBusy(s.name);
     setError(null);
-    const { ok, data } = await post("/api/setup/offsite/restore", token, { connection: conn, snapshot: s.name, ...k });
+    const { ok, data } = await postJson("/api/setup/offsite/restore", { connection: conn, snapshot: s.name, ...k }, token);
     setBusy(null);
     if (ok) {
       setPreview(data as Preview);

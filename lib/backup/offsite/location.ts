@@ -98,23 +98,49 @@ export function offsiteSettingsFrom(a: RepositoryAddress, enabled: boolean, stor
   };
 }
 
-/** A repository's address and keys as the wizard sends them (for one request in a restore; saved, secret encrypted, by New setup). */
-export const connectionSchema = z.object({
+/**
+ * One set of rules for a repository's connection, whoever gives it: the
+ * wizard (JSON), Settings → Backup → Offsite (a form: checkboxes are "on",
+ * an empty secret keeps the saved one) and `coffer … --from s3://…` (flags
+ * and the standard AWS variables).
+ */
+const connectionFields = {
   endpoint: z
     .string()
     .trim()
-    .regex(/^https?:\/\/[^\s/]+/i, "Use an http:// or https:// address, e.g. https://s3.example.com.")
+    .max(500)
+    .regex(/^https?:\/\/[^\s/]+/i, "Use an http:// or https:// address, e.g. https://s3.eu-central-1.amazonaws.com.")
     .superRefine((e, ctx) => {
       const problem = endpointProblem(e);
       if (problem) ctx.addIssue({ code: "custom", message: problem.message });
     }),
   region: z.string().trim().max(64).default("us-east-1"),
-  bucket: z.string().trim().min(3, "Enter the bucket name.").max(63),
-  prefix: z.string().trim().max(512).default(""),
-  path_style: z.boolean().default(true),
+  bucket: z
+    .string()
+    .trim()
+    .min(1, "Enter the bucket name.")
+    .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "Bucket names are 3-63 lowercase letters, digits, dots and hyphens."),
+  prefix: z.string().trim().max(512).regex(/^[A-Za-z0-9._/-]*$/, "Use letters, digits, . _ - and / only.").default(""),
   access_key_id: z.string().trim().min(1, "Enter the access key ID.").max(256),
   secret_access_key: z.string().min(1, "Enter the secret access key.").max(1024),
+};
+
+/** A repository's address and keys as the wizard and the CLI give them (for one request in a restore; saved, secret encrypted, by New setup). */
+export const connectionSchema = z.object({
+  ...connectionFields,
+  path_style: z.boolean().default(true),
   checksum_compat: z.boolean().default(true),
+});
+
+const checkbox = z.literal("on").optional().transform((v) => v === "on");
+
+/** The same connection as Settings → Backup → Offsite posts it: the secret may be left empty to keep the saved one. */
+export const connectionFormSchema = z.object({
+  ...connectionFields,
+  secret_access_key: z.string().max(1024).optional().default(""),
+  enabled: checkbox,
+  path_style: checkbox,
+  checksum_compat: checkbox,
 });
 
 export function toLocation(c: z.infer<typeof connectionSchema>): S3Location {

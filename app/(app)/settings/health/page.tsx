@@ -115,20 +115,20 @@ function Protection({ inst }: { inst: Instance }) {
           label="Scheduled backups"
           ok={schedule.enabled && !schedule.error}
           value={schedule.enabled ? `On (${job.schedule}, ${job.time_zone})${schedule.next[0] ? `, next ${formatDateTime(new Date(schedule.next[0]).toISOString())}` : ""}` : "Off"}
-          fix={{ href: "/settings/backup#schedule", text: "Turn them on" }}
+          fix={{ href: "/settings/backup/schedule", text: "Turn them on" }}
         />
         <ProtectionItem label="Last successful backup" ok={!!last && !schedule.stale} value={last?.finished_at ? formatDateTime(last.finished_at) : "Never"} fix={{ href: "/settings/backup", text: "Back up now" }} />
         <ProtectionItem
           label="Encrypted"
           ok={job.encryption.mode !== "off"}
           value={job.encryption.mode === "recipients" ? "Yes, to age recipients" : job.encryption.mode === "passphrase" ? "Yes, with a passphrase" : "No: backups hold every document and key in clear"}
-          fix={{ href: "/settings/backup#encryption", text: "Encrypt backups" }}
+          fix={{ href: "/settings/backup/encryption", text: "Encrypt backups" }}
         />
         <ProtectionItem
           label="Offsite"
           ok={job.offsite.enabled && !!offsiteLast}
           value={job.offsite.enabled ? (offsiteLast?.finished_at ? `Yes, last copy ${formatDateTime(offsiteLast.finished_at)}` : "On, no copy yet") : "No: a failed disk takes the data and its backups together"}
-          fix={{ href: "/settings/backup#offsite", text: job.offsite.enabled ? "Check offsite" : "Add a bucket" }}
+          fix={{ href: "/settings/backup/offsite", text: job.offsite.enabled ? "Check offsite" : "Add a bucket" }}
         />
         <ProtectionItem
           label="Last proven restore"

@@ -21,7 +21,7 @@ export default async function TokensPage() {
         {!tokenMayDownload(inst) && (
           <div data-testid="token-encryption-notice">
             <Alert tone="warn">
-              {TOKEN_DOWNLOAD_NEEDS_ENCRYPTION} <a className="underline" href="/settings/backup#encryption">Turn on encryption</a>
+              {TOKEN_DOWNLOAD_NEEDS_ENCRYPTION} <a className="underline" href="/settings/backup/encryption">Turn on encryption</a>
             </Alert>
           </div>
         )}

@@ -2,10 +2,10 @@
 
 import { useActionState, useEffect, useState } from "react";
 import { Alert, Button, Card, Field, Input, LockIcon } from "@/components/ui";
-import { saveEncryption } from "@/app/(app)/settings/backup/actions";
+import { saveEncryption } from "../actions";
 import type { ActionState } from "@/app/_server/actions";
-import { keyProven, type NewKey } from "./recoveryKit";
-import { KeyShownOnce } from "./KeyShownOnce";
+import { keyProven, type NewKey } from "@/components/backup/recoveryKit";
+import { KeyShownOnce } from "@/components/backup/KeyShownOnce";
 
 export interface EncryptionView {
   mode: "off" | "recipients" | "passphrase";

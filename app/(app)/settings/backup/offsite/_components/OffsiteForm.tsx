@@ -2,7 +2,7 @@
 
 import { useActionState, useState } from "react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
-import { adoptOffsite, saveOffsite, testOffsiteConnection } from "@/app/(app)/settings/backup/actions";
+import { adoptOffsite, saveOffsite, testOffsiteConnection } from "../actions";
 import type { ActionState } from "@/app/_server/actions";
 import { formatDateTime } from "@/lib/format";
 import type { RepositoryAddress } from "@/lib/backup/offsite/location";

@@ -3,20 +3,17 @@
 import { useActionState, useMemo, useState } from "react";
 import { Cron } from "croner";
 import { Alert, Button, Card, Field, Input, Select } from "@/components/ui";
-import { saveBackupJob, sendTestAlert } from "@/app/(app)/settings/backup/actions";
+import { saveSchedule } from "../actions";
 import type { ActionState } from "@/app/_server/actions";
 import { formatDateTime } from "@/lib/format";
 import { SCOPE_TABLE, SELECTABLE_SCOPES } from "@/lib/backup/format/tables";
 
-export interface JobView {
+export interface ScheduleView {
   enabled: boolean;
   directory: string;
   scope: string;
   schedule: string;
   time_zone: string;
-  retention: { mode: string; count: number; days: number; gfs: Record<"latest" | "hourly" | "daily" | "weekly" | "monthly", number> };
-  webhookMasked: string | null;
-  proof: { verify_period_days: number; drill_every_days: number };
 }
 
 const INTERVAL_MS: Record<string, number> = { hourly: 3600e3, daily: 86400e3, weekly: 7 * 86400e3 };
@@ -36,14 +33,12 @@ function previewRuns(kind: string, cron: string, tz: string, lastSuccessAt: stri
   }
 }
 
-export function ScheduleForm({ job, directories, lastSuccessAt }: { job: JobView; directories: string[]; lastSuccessAt: string | null }) {
-  const [state, action, pending] = useActionState<ActionState, FormData>(saveBackupJob, {});
-  const [testState, testAction, testing] = useActionState<ActionState, FormData>(sendTestAlert, {});
+export function ScheduleForm({ job, directories, lastSuccessAt }: { job: ScheduleView; directories: string[]; lastSuccessAt: string | null }) {
+  const [state, action, pending] = useActionState<ActionState, FormData>(saveSchedule, {});
   const isInterval = ["hourly", "daily", "weekly"].includes(job.schedule);
   const [kind, setKind] = useState(isInterval ? job.schedule : "cron");
   const [cron, setCron] = useState(isInterval ? "30 2 * * *" : job.schedule);
   const [tz, setTz] = useState(job.time_zone);
-  const [mode, setMode] = useState(job.retention.mode);
   const preview = useMemo(() => previewRuns(kind, cron, tz, lastSuccessAt), [kind, cron, tz, lastSuccessAt]);
   const zones = useMemo(() => (typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : []), []);
   const f = state.fields ?? {};
@@ -114,78 +109,10 @@ export function ScheduleForm({ job, directories, lastSuccessAt }: { job: JobView
           {kind !== "cron" && <span className="text-zinc-600 dark:text-zinc-400"> (counted from the last successful backup)</span>}
         </div>
 
-        <fieldset className="space-y-3">
-          <legend className="text-sm font-semibold">Keep</legend>
-          <div className="grid gap-4 sm:grid-cols-3">
-            <Field label="Retention" htmlFor="retention_mode">
-              <Select id="retention_mode" name="retention_mode" value={mode} onChange={(e) => setMode(e.target.value)}>
-                <option value="count">The last N backups</option>
-                <option value="days">Backups newer than N days</option>
-                <option value="gfs">Grandfather-father-son</option>
-              </Select>
-            </Field>
-            <div className={mode === "count" ? "" : "hidden"}>
-              <Field label="Backups to keep" htmlFor="count" error={f.count}>
-                <Input id="count" name="count" type="number" min={1} defaultValue={job.retention.count} invalid={!!f.count} />
-              </Field>
-            </div>
-            <div className={mode === "days" ? "" : "hidden"}>
-              <Field label="Days to keep" htmlFor="days" error={f.days}>
-                <Input id="days" name="days" type="number" min={1} defaultValue={job.retention.days} invalid={!!f.days} />
-              </Field>
-            </div>
-          </div>
-          <div className={mode === "gfs" ? "grid grid-cols-2 gap-3 sm:grid-cols-5" : "hidden"}>
-            {(["latest", "hourly", "daily", "weekly", "monthly"] as const).map((k) => (
-              <Field key={k} label={k[0].toUpperCase() + k.slice(1)} htmlFor={`gfs_${k}`} error={f[`gfs_${k}`]}>
-                <Input id={`gfs_${k}`} name={`gfs_${k}`} type="number" min={0} defaultValue={job.retention.gfs[k]} />
-              </Field>
-            ))}
-          </div>
-          <p className="text-xs text-zinc-600 dark:text-zinc-400">
-            Retention runs only after a successful, verified backup. It never deletes the newest verified backup, keeps prerestore backups at least 7 days, and
-            never touches files that are not Coffer backups.
-          </p>
-        </fieldset>
-
-        <fieldset className="space-y-3">
-          <legend className="text-sm font-semibold">Prove</legend>
-          <div className="grid gap-4 sm:grid-cols-2">
-            <Field label="Re-check every stored byte within (days)" htmlFor="verify_period_days" error={f.verify_period_days} hint="Stored backups, and offsite objects, are re-read a slice an hour.">
-              <Input id="verify_period_days" name="verify_period_days" type="number" min={1} max={365} defaultValue={job.proof.verify_period_days} invalid={!!f.verify_period_days} />
-            </Field>
-            <Field label="Restore drill every (days)" htmlFor="drill_every_days" error={f.drill_every_days} hint="The newest backup is restored into a scratch directory and checked. 0 turns drills off.">
-              <Input id="drill_every_days" name="drill_every_days" type="number" min={0} max={90} defaultValue={job.proof.drill_every_days} invalid={!!f.drill_every_days} />
-            </Field>
-          </div>
-        </fieldset>
-
-        <Field
-          label="Alert webhook"
-          htmlFor="webhook_url"
-          error={f.webhook_url}
-          hint={job.webhookMasked ? `Set (${job.webhookMasked}). Leave empty to keep it.` : "Coffer POSTs JSON here when a backup fails or backups go stale. Stored encrypted."}
-        >
-          <Input id="webhook_url" name="webhook_url" type="url" placeholder="https://…" autoComplete="off" invalid={!!f.webhook_url} />
-        </Field>
-        {job.webhookMasked && (
-          <label className="flex items-center gap-2 text-sm">
-            <input type="checkbox" name="clear_webhook" className="h-4 w-4" /> Remove the webhook
-          </label>
-        )}
         <Button type="submit" busy={pending} busyLabel="Saving…">
           Save schedule
         </Button>
       </form>
-      {job.webhookMasked && (
-        <form action={testAction} className="flex flex-wrap items-center gap-3 border-t border-zinc-200 pt-4 dark:border-zinc-800">
-          <Button type="submit" variant="secondary" busy={testing} busyLabel="Sending…">
-            Send test alert
-          </Button>
-          {testState.ok && <Alert tone="success">{testState.message}</Alert>}
-          {testState.error && <Alert>{testState.error}</Alert>}
-        </form>
-      )}
     </Card>
   );
 }
