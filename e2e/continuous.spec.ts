@@ -3,7 +3,7 @@ import path from "node:path";
 import { execFileSync } from "node:child_process";
 import Database from "better-sqlite3";
 import { expect, test } from "@playwright/test";
-import { setupInstance, signInCookie, startServer, uploadDocument } from "./support/server";
+import { cookiesFor, setupInstance, signInCookie, startServer, uploadDocument } from "./support/server";
 
 /**
  * Continuous protection in the production server: Litestream (the real
@@ -85,5 +85,70 @@ test("a server killed with SIGKILL mid-write: the next start ends the Litestream
     expect(db.prepare("SELECT count(*) FROM documents WHERE name = 'after.pdf'").pluck().get()).toBe(1);
   } finally {
     db.close();
+  }
+});
+
+/** A time as a datetime-local input in Berlin shows it (the browser below runs in that zone). */
+const inBerlin = (ms: number) =>
+  new Intl.DateTimeFormat("sv-SE", { timeZone: "Europe/Berlin", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    .format(new Date(ms))
+    .replace(" ", "T");
+
+test("a batch deleted by mistake: the admin restores the instance to the second before, in Settings, and the batch is back", async ({ browser }) => {
+  test.skip(!fs.existsSync(litestream) && !process.env.COFFER_LITESTREAM, "no Litestream binary (npm install @flydotio/litestream-linux-x64)");
+  test.setTimeout(120_000);
+  const s = await startServer();
+  try {
+    await setupInstance(s);
+    const admin = await signInCookie(s, "admin", "admin-password-1");
+    const health = async () => (await (await fetch(`${s.url}/api/health`, { headers: { cookie: admin } })).json()).continuous[0];
+    await expect.poll(async () => (await health()).last_restorable_at, { timeout: 20_000 }).not.toBeNull();
+    const batch = [];
+    for (let i = 0; i < 3; i++) batch.push(await uploadDocument(s, admin, `invoice-${i}.pdf`, Buffer.from(`invoice ${i}`)));
+    await uploadDocument(s, admin, "keep.pdf", Buffer.from("kept"));
+    await expect.poll(async () => (await health()).lag_seconds, { timeout: 10_000 }).toBe(0);
+    await new Promise((r) => setTimeout(r, 1500));
+    const before = Math.floor(Date.now() / 1000) * 1000; // the input takes whole seconds
+    await new Promise((r) => setTimeout(r, 1200));
+    for (const d of batch) expect((await fetch(`${s.url}/api/documents/${d.id}`, { method: "DELETE", headers: { cookie: admin, origin: s.url } })).status).toBe(204);
+    await expect.poll(async () => Date.parse((await health()).last_restorable_at), { timeout: 15_000 }).toBeGreaterThan(before + 1200);
+
+    // The API: a time it cannot read, a time outside the window, and nobody but an admin.
+    const post = (body: unknown, cookie = admin) =>
+      fetch(`${s.url}/api/settings/backup/continuous/restore`, { method: "POST", headers: { cookie, origin: s.url, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const vague = await post({ at: "yesterday at ten" });
+    expect(vague.status).toBe(400);
+    expect((await vague.json()).error.code).toBe("BAD_TIME");
+    const early = await post({ at: "2020-01-01T00:00:00Z" });
+    expect(early.status).toBe(422);
+    expect((await early.json()).error).toMatchObject({ code: "OUTSIDE_WINDOW", message: expect.stringMatching(/is outside the window continuous protection covers: from \S+ to \S+/) });
+    expect((await fetch(`${s.url}/api/settings/backup/continuous/restore`, { method: "POST", body: "{}" })).status).toBe(401);
+    expect(fs.readdirSync(path.join(s.dataDir, ".staging"))).toEqual([]);
+
+    // The browser, in Berlin: Settings → Backup → Restore to a point in time.
+    const ctx = await browser.newContext({ timezoneId: "Europe/Berlin" });
+    await ctx.addCookies(cookiesFor(s, admin));
+    const page = await ctx.newPage();
+    await page.goto(`${s.url}/settings/backup`);
+    const card = page.getByTestId("pitr");
+    await expect(card).toContainText("Every change is kept from");
+    await card.getByLabel("Restore to").fill(inBerlin(Date.now() + 3_600_000));
+    await expect(card.getByText("That time is outside the window above.")).toBeVisible();
+    await expect(card.getByRole("button", { name: "Check this point in time" })).toBeDisabled();
+    await card.getByLabel("Restore to").fill(inBerlin(before));
+    await card.getByRole("button", { name: "Check this point in time" }).click();
+    const preview = page.getByTestId("restore-preview");
+    await expect(preview).toBeVisible({ timeout: 30_000 });
+    await expect(preview).toContainText(`${new Date(before).toISOString().slice(0, 19).replace("T", " ")} UTC`); // the moment chosen in Berlin, as UTC
+    await page.getByLabel("Your password").fill("admin-password-1");
+    await page.getByRole("button", { name: "Restore this backup" }).click();
+    await expect(page).toHaveURL(/\/login\?restored=/, { timeout: 30_000 });
+    await ctx.close();
+
+    const again = await signInCookie(s, "admin", "admin-password-1");
+    const docs = (await (await fetch(`${s.url}/api/documents`, { headers: { cookie: again } })).json()).documents as { name: string }[];
+    expect(docs.map((d) => d.name).sort()).toEqual(["invoice-0.pdf", "invoice-1.pdf", "invoice-2.pdf", "keep.pdf"]);
+  } finally {
+    await s.stop();
   }
 });

@@ -8,6 +8,7 @@ import { currentSettings } from "@/lib/settings/store";
 import { describeLocation } from "@/lib/backup/offsite/location";
 import { formatDateTime } from "@/lib/format";
 import { Alert } from "@/components/ui";
+import { continuousStatus } from "@/lib/continuous/status";
 import { BackupActions } from "./_components/BackupActions";
 import { BackupManager } from "./_components/BackupManager";
 
@@ -26,6 +27,7 @@ export default async function BackupsPage() {
   const backups = dir ? await listStoredBackups(inst, new LocalDirTarget(dir)) : [];
   const job = currentSettings(inst.paths.settings).backup;
   const status = scheduleStatus(inst, Date.now());
+  const [local] = continuousStatus(inst);
   return (
     <>
       {status.stale && (
@@ -36,7 +38,11 @@ export default async function BackupsPage() {
       {dirError && <Alert>{dirError}</Alert>}
       <BackupActions defaultScope={job.scope} directory={dir} offsite={job.offsite.enabled ? describeLocation(job.offsite) : null} />
       <h2 className="mb-3 mt-8 text-lg font-semibold">Stored backups</h2>
-      <BackupManager backups={backups} offsite={!!(job.offsite.bucket && job.offsite.endpoint)} />
+      <BackupManager
+        backups={backups}
+        offsite={!!(job.offsite.bucket && job.offsite.endpoint)}
+        continuous={{ enabled: local.enabled, first: local.first_restorable_at, last: local.last_restorable_at, problem: local.problem }}
+      />
     </>
   );
 }

@@ -6,9 +6,10 @@ import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput
 import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
 import { StoredBackupsTable, type StoredRow } from "./StoredBackupsTable";
 import { OffsiteSnapshots } from "./OffsiteSnapshots";
+import { PointInTimeRestore, type ContinuousWindow } from "./PointInTimeRestore";
 
 /** Stored backups, offsite snapshots and the restore panel share one piece of state: the staged restore. */
-export function BackupManager({ backups, offsite }: { backups: StoredRow[]; offsite: boolean }) {
+export function BackupManager({ backups, offsite, continuous }: { backups: StoredRow[]; offsite: boolean; continuous: ContinuousWindow }) {
   const [staged, setStaged] = useState<Preview | null>(null);
   const [staging, setStaging] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -73,6 +74,16 @@ export function BackupManager({ backups, offsite }: { backups: StoredRow[]; offs
           </div>
         </div>
       )}
+      <h2 id="point-in-time" className="mb-3 mt-8 text-lg font-semibold">
+        Restore to a point in time
+      </h2>
+      <PointInTimeRestore
+        window={continuous}
+        onStaged={(p) => {
+          setStaged(p);
+          document.getElementById("restore")?.scrollIntoView({ behavior: "smooth" });
+        }}
+      />
       <h2 id="restore" className="mb-3 mt-8 text-lg font-semibold">
         Restore
       </h2>
