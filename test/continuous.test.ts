@@ -18,6 +18,8 @@ import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
 import { closeInstance, openInstance, type Instance } from "@/lib/instance";
 import { healthReport } from "@/lib/health";
 import { renderMetrics } from "@/lib/metrics";
+import { runDrill } from "@/lib/backup/proof/drill";
+import { writeStoredBackup } from "@/lib/backup/local/stored";
 
 /**
  * Continuous protection against the real Litestream 0.3.13 (the npm package
@@ -282,4 +284,48 @@ describe.skipIf(!binary)("coffer restore --to-time", () => {
     cleanups.push(() => closeInstance(restored));
     expect(restored.db.prepare("SELECT name, deleted_at FROM documents").all()).toEqual([{ name: "invoice.pdf", deleted_at: null }]);
   }, 120_000);
+});
+
+describe.skipIf(!binary)("the restore drill and the continuous replica", () => {
+  it("restores a moment ago from the replica into scratch and checks it; a replica that does not restore fails the drill", async () => {
+    const t = await makeSetUpInstance();
+    cleanups.push(t.cleanup);
+    enableContinuous(t.inst);
+    const sup = new ContinuousSupervisor(() => t.inst, { log: () => {} });
+    cleanups.push(() => sup.stop());
+    sup.start(200);
+    const plan = continuousPlan(t.inst);
+    await until("the first snapshot", () => replicaWindow(plan.replica).last);
+    await new Promise((r) => setTimeout(r, 1100)); // a later second than the snapshot's
+    for (const name of ["a.pdf", "b.pdf"]) await createDocument(t.inst, t.admin, null, { name, body: body(name), maxBytes: 1e6 });
+    await writeStoredBackup(t.inst, { scope: "full", trigger: "manual" });
+    await new Promise((r) => setTimeout(r, 1500));
+    // The replica's newest second is whole: a later write puts the two documents' WAL safely before it.
+    await createDocument(t.inst, t.admin, null, { name: "c.pdf", body: body("c.pdf"), maxBytes: 1e6 });
+    await new Promise((r) => setTimeout(r, 2500));
+    await until("the writes to reach the replica", () => healthReport(t.inst).continuous[0].lag_seconds === 0);
+
+    const drill = await runDrill(t.inst, { trigger: "manual", continuousAgoMs: 1000 });
+    expect(drill.status, drill.error ?? "").toBe("success");
+    const detail = JSON.parse(drill.detail!);
+    expect(detail.continuous, JSON.stringify(detail.continuous)).toMatchObject({ documents: expect.any(Number), seconds: expect.any(Number) });
+    expect(detail.continuous.documents).toBeGreaterThanOrEqual(2);
+    expect(fs.readdirSync(t.inst.paths.tmp)).toEqual([]); // both scratch instances gone
+    expect(fs.readdirSync(t.inst.paths.staging)).toEqual([]);
+
+    // A replica damaged on disk: the archive still restores, the drill fails and says it was the replica.
+    await sup.stop();
+    const generation = fs.readdirSync(path.join(plan.replica, "generations"))[0];
+    const snapshots = path.join(plan.replica, "generations", generation, "snapshots");
+    for (const f of fs.readdirSync(snapshots)) {
+      const file = path.join(snapshots, f);
+      const st = fs.statSync(file);
+      fs.writeFileSync(file, Buffer.alloc(st.size, 7));
+      fs.utimesSync(file, st.atime, st.mtime); // the same window; only the bytes went bad
+    }
+    const broken = await runDrill(t.inst, { trigger: "manual", continuousAgoMs: 1000 });
+    expect(broken.status, broken.detail ?? "").toBe("failed");
+    expect(broken.error).toMatch(/^the continuous replica did not restore \S+: /);
+    expect(fs.readdirSync(t.inst.paths.tmp)).toEqual([]);
+  }, 60_000);
 });

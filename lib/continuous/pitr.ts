@@ -69,7 +69,12 @@ function linkOrCopy(from: string, to: string): void {
  * linked from the live vault. A time outside the replica's window is refused
  * with the window; so is a database whose files the vault no longer has.
  */
-export async function stagePointInTime(inst: Instance, at: Date, opts: { owner?: string; trigger?: Trigger; signal?: AbortSignal } = {}): Promise<RestorePreview> {
+export async function stagePointInTime(
+  inst: Instance,
+  at: Date,
+  opts: { owner?: string; trigger?: Trigger; signal?: AbortSignal; /** Stage into another instance (a drill's scratch) instead of this one. */ into?: Instance } = {},
+): Promise<RestorePreview> {
+  const target = opts.into ?? inst;
   const binary = litestreamBinary();
   if (!binary) throw new AppError(503, "CONTINUOUS_UNAVAILABLE", "Restoring to a point in time needs Litestream, which is not installed here (npm install @flydotio/litestream-linux-x64, or set COFFER_LITESTREAM).");
   const plan = continuousPlan(inst);
@@ -78,7 +83,7 @@ export async function stagePointInTime(inst: Instance, at: Date, opts: { owner?:
   if (at < w.first || at > w.last) {
     throw new AppError(422, "OUTSIDE_WINDOW", `${iso(at)} is outside the window continuous protection covers: from ${iso(w.first)} to ${iso(w.last)} (UTC). Choose a time in it.`);
   }
-  return stageInto(inst, opts.owner ?? "local", () => {}, async ({ payload }) => {
+  return stageInto(target, opts.owner ?? "local", () => {}, async ({ payload }) => {
     const dbFile = path.join(payload, LAYOUT.database);
     await litestreamRestore(binary, plan.replica, at, dbFile, opts.signal);
     fs.chmodSync(dbFile, PRIVATE_FILE_MODE);
@@ -120,7 +125,8 @@ export async function stagePointInTime(inst: Instance, at: Date, opts: { owner?:
     // The other files in the vault now (documents uploaded after the time, or erased before it) are
     // another point of the window: they stay, kept for the window, so a second restore can still reach it.
     const warnings = [`This is the database as it was at ${iso(at)}, from the continuous replica; settings and keys are the current ones.`];
-    if (keepingForWindow(inst)) {
+    // A drill's scratch restore changes nothing here, so it keeps nothing for the window either.
+    if (target === inst && keepingForWindow(inst)) {
       const named = new Set(hashes);
       const others = vaultBlobNames(inst.paths.vault).filter((sha) => !named.has(sha));
       for (const sha of others) linkOrCopy(blobPath(inst.paths, sha), blobPathIn(vault, sha));

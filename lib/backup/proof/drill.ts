@@ -100,7 +100,10 @@ const secondsSince = (t: number) => Math.round((performance.now() - t) / 10) / 1
  * timings; a failure alerts. A drill that cannot run (no backup it can open,
  * not enough disk for the staging) is recorded as skipped, with the reason.
  */
-export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]; log?: (line: string) => void; alertOptions?: SendOptions }): Promise<Drill> {
+export async function runDrill(
+  inst: Instance,
+  opts: { trigger: Drill["trigger"]; log?: (line: string) => void; alertOptions?: SendOptions; /** How far back the replica's restore goes (a minute; tests pass less). */ continuousAgoMs?: number },
+): Promise<Drill> {
   const db = inst.db;
   const id = startDrill(db, opts.trigger);
   const finish = (r: DrillOutcome): Drill => finishDrill(db, id, r);
@@ -125,42 +128,28 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
         closeRepository(repo);
       }
     }
-    const staged = performance.now();
     const stage_s = secondsSince(t0);
-    let restored: Instance;
-    try {
-      restored = (await applyRestore(scratch, preview.id, systemActor("drill"))).instance;
-    } catch (err) {
-      discardStaged(scratch, preview.id);
-      throw err;
-    }
-    scratch = restored;
-    const apply_s = secondsSince(staged);
-    const applied = performance.now();
-
-    const report = await runDoctor(restored, { deep: true });
-    const bad = report.findings.filter((f) => f.severity === "fail");
-    if (bad.length) throw new Error(`the restored instance fails the doctor's deep check: ${bad.map((f) => f.message).join(" ")}`);
-    // The restore itself adds to the audit log and the meta table; every other table must hold what the backup counted.
-    const counts = tableCounts(restored.db, Object.keys(preview.tables).filter((t) => t !== "audit_log" && t !== "meta"));
-    const differ = Object.entries(preview.tables).filter(([t, n]) => t in counts && counts[t] !== n);
-    if (differ.length) throw new Error(`the restored database's row counts differ from the backup's meta: ${differ.map(([t, n]) => `${t} ${counts[t]} (meta ${n})`).join(", ")}`);
-    const files = countVaultFiles(restored.paths.vault);
-    if (preview.vault.objects && files !== preview.vault.objects) throw new Error(`the restored vault holds ${files} document files; the backup's meta says ${preview.vault.objects}`);
+    const checked = await applyAndCheck(scratch, preview);
+    scratch = checked.restored;
+    const { restored, counts, files, apply_s } = checked;
+    const continuous = await drillContinuous(inst, scratchRoot, opts.continuousAgoMs ?? CONTINUOUS_DRILL_AGO_MS);
     const detail: DrillDetail = {
       stage_s,
       apply_s,
-      check_s: secondsSince(applied),
+      check_s: checked.check_s,
       total_s: secondsSince(t0),
       documents: counts.documents ?? 0,
       accounts: counts.users ?? 0,
       document_files: files,
       schema_version: restored.db.pragma("user_version", { simple: true }) as number,
+      ...(continuous ? { continuous } : {}),
     };
     const seconds = Math.round((stage_s + apply_s) * 100) / 100;
     opts.log?.(`restore drill passed: ${chosen.name} (${chosen.source}) restored in ${seconds} s`);
     return finish({ status: "success", source: chosen.source, archive: chosen.name, seconds, detail: JSON.stringify(detail) });
   } catch (err) {
+    // A restore that was applied but failed its checks: its instance is the one to close.
+    if ((err as { restored?: Instance }).restored) scratch = (err as { restored: Instance }).restored;
     // Staging refuses what would not fit with the disk margin kept (507) or past COFFER_RESTORE_MAX_BYTES (413).
     // A passphrase changed since the backup was made: nothing is wrong with the backup, Coffer just cannot open it.
     const otherKey = err instanceof AppError && err.code === "KEY_MISMATCH";
@@ -177,6 +166,71 @@ export async function runDrill(inst: Instance, opts: { trigger: Drill["trigger"]
   } finally {
     if (scratch) closeInstance(scratch);
     await removeWorkDir(scratchRoot);
+  }
+}
+
+
+/**
+ * Apply a staged restore to the scratch instance and check it as its users
+ * would find it: the doctor's deep check, and every table's rows and the
+ * vault's files as the backup counted them.
+ */
+async function applyAndCheck(scratch: Instance, preview: RestorePreview): Promise<{ restored: Instance; apply_s: number; check_s: number; counts: Record<string, number>; files: number }> {
+  const t0 = performance.now();
+  let restored: Instance;
+  try {
+    restored = (await applyRestore(scratch, preview.id, systemActor("drill"))).instance;
+  } catch (err) {
+    discardStaged(scratch, preview.id);
+    throw err;
+  }
+  const apply_s = secondsSince(t0);
+  const t1 = performance.now();
+  const report = await runDoctor(restored, { deep: true });
+  const bad = report.findings.filter((f) => f.severity === "fail");
+  if (bad.length) throw Object.assign(new Error(`the restored instance fails the doctor's deep check: ${bad.map((f) => f.message).join(" ")}`), { restored });
+  // The restore itself adds to the audit log and the meta table; every other table must hold what the backup counted.
+  const counts = tableCounts(restored.db, Object.keys(preview.tables).filter((t) => t !== "audit_log" && t !== "meta"));
+  const differ = Object.entries(preview.tables).filter(([t, n]) => t in counts && counts[t] !== n);
+  if (differ.length) throw Object.assign(new Error(`the restored database's row counts differ from the backup's meta: ${differ.map(([t, n]) => `${t} ${counts[t]} (meta ${n})`).join(", ")}`), { restored });
+  const files = countVaultFiles(restored.paths.vault);
+  if (preview.vault.objects && files !== preview.vault.objects) throw Object.assign(new Error(`the restored vault holds ${files} document files; the backup's meta says ${preview.vault.objects}`), { restored });
+  return { restored, apply_s, check_s: secondsSince(t1), counts, files };
+}
+
+/** How far back the drill restores from the continuous replica: a recent second the replica has surely written. */
+const CONTINUOUS_DRILL_AGO_MS = 60_000;
+
+/**
+ * With continuous protection on, the drill also restores the instance as it
+ * was a minute ago from the replica into a scratch directory of its own and
+ * checks it like the archive. A replica too young for that is said, not
+ * failed; one that does not restore fails the drill.
+ */
+async function drillContinuous(inst: Instance, scratchRoot: string, agoMs: number): Promise<DrillDetail["continuous"] | null> {
+  if (!currentSettings(inst.paths.settings).backup.continuous.enabled) return null;
+  const { continuousStatus } = await import("../../continuous/status");
+  const { stagePointInTime } = await import("../../continuous/pitr");
+  const [local] = continuousStatus(inst);
+  // Nothing changed since the replica's newest second: that second is the instance as it was a minute ago.
+  const last = local.last_restorable_at ? Date.parse(local.last_restorable_at) : Infinity;
+  const at = new Date(Math.min(Math.floor((Date.now() - agoMs) / 1000) * 1000, last));
+  if (local.problem) return { at: at.toISOString(), skipped: local.problem };
+  if (!local.first_restorable_at || Date.parse(local.first_restorable_at) > at.getTime()) return { at: at.toISOString(), skipped: "the replica does not reach back a minute yet" };
+  const root = path.join(scratchRoot, "continuous");
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  let scratch: Instance | null = openInstance(path.join(root, "data"));
+  const t0 = performance.now();
+  try {
+    const preview = await stagePointInTime(inst, at, { into: scratch, owner: "drill" });
+    const checked = await applyAndCheck(scratch, preview);
+    scratch = checked.restored;
+    return { at: at.toISOString(), seconds: secondsSince(t0), documents: checked.counts.documents ?? 0 };
+  } catch (err) {
+    if ((err as { restored?: Instance }).restored) scratch = (err as { restored: Instance }).restored;
+    throw new Error(`the continuous replica did not restore ${at.toISOString()}: ${(err as Error).message}`);
+  } finally {
+    closeInstance(scratch);
   }
 }
 

@@ -28,6 +28,8 @@ export interface DrillDetail {
   accounts: number;
   document_files: number;
   schema_version: number;
+  /** The drill's restore of a minute ago from the continuous replica, when continuous protection is on. */
+  continuous?: { at: string; seconds?: number; documents?: number; skipped?: string };
 }
 
 export type DrillOutcome = Partial<Drill> & { status: DrillStatus };
