@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { writeArchive } from "@/lib/backup/format/writer";
+import { writeArchive, packArchive } from "@/lib/backup/format/writer";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
 import { browseBackup, clearBrowseCache, lastRead, type BackupSource } from "@/lib/backup/restore/browse";
 import { restoreDocuments } from "@/lib/backup/restore/documents";
@@ -90,6 +90,21 @@ describe("browsing a stored backup", () => {
     fs.writeFileSync(file, gz(tarOf(evil)));
     await expect(browseBackup(t.inst, t.admin, fileSource(file))).rejects.toMatchObject({ code: "DB_BAD_HASH", status: 422 });
     expect(fs.readdirSync(t.inst.paths.staging)).toEqual([]);
+  });
+});
+
+describe("an encrypted backup", () => {
+  it("needs its key to be browsed and restored; the right passphrase opens it, a wrong one does not reuse the cache", async () => {
+    const t = await setUp();
+    const file = path.join(t.dir, "coffer_full_20261206_160000Z.tar.gz.age");
+    await packArchive(t.inst, fs.createWriteStream(file), { scope: "full", trigger: "manual", encryptTo: { passphrase: "correct horse", logN: 10 } });
+    const src = fileSource(file);
+    await expect(browseBackup(t.inst, t.admin, src)).rejects.toMatchObject({ code: "KEY_REQUIRED" });
+    const r = await browseBackup(t.inst, t.admin, src, { keys: { passphrase: "correct horse" } });
+    expect(r.encrypted).toBe(true);
+    expect(r.documents).toHaveLength(3);
+    await expect(browseBackup(t.inst, t.admin, src, { keys: { passphrase: "wrong" } })).rejects.toMatchObject({ code: "KEY_MISMATCH" });
+    await expect(restoreDocuments(t.inst, t.admin, null, src, { ids: [t.a.id] })).rejects.toMatchObject({ code: "KEY_REQUIRED" });
   });
 });
 
