@@ -3,6 +3,7 @@ import path from "node:path";
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import Database from "better-sqlite3";
+import { spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeArchive, packArchive } from "@/lib/backup/format/writer";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
@@ -170,5 +171,24 @@ describe("restoring chosen documents", () => {
     await expect(restoreDocuments(t.inst, t.admin, null, fileSource(file), { ids: [t.c.id] })).rejects.toMatchObject({ code: "DOCUMENT_HASH_MISMATCH", status: 422 });
     expect(live(t)).toEqual(before);
     expect(fs.existsSync(path.join(t.inst.paths.vault, t.c.sha256.slice(0, 2), t.c.sha256))).toBe(false);
+  });
+});
+
+describe("coffer restore FILE --documents / --deleted-since", () => {
+  it("brings chosen documents back while the instance is open elsewhere (through the lock), and refuses an id the backup lacks", async () => {
+    const t = await setUp();
+    t.inst.db.prepare("DELETE FROM documents WHERE id = ?").run(t.a.id);
+    const bin = path.join(process.cwd(), "bin", "coffer.cjs");
+    const run = (...args: string[]) => spawnSync(process.execPath, [bin, "--data-dir", t.inst.paths.root, "--json", ...args], { encoding: "utf8", env: { ...process.env, COFFER_DATA_DIR: "" } });
+    const bad = run("restore", t.file, "--documents", "999");
+    expect(bad.status).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toContain("DOCUMENT_NOT_IN_BACKUP");
+    const ok = run("restore", t.file, "--documents", String(t.a.id));
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).restored[0]).toMatchObject({ id: t.a.id, name: "contract.pdf" });
+    expect(t.inst.db.prepare("SELECT name FROM documents WHERE id = ?").pluck().get(t.a.id)).toBe("contract.pdf");
+    const again = run("restore", t.file, "--deleted-since");
+    expect(again.status, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).restored).toEqual([]);
   });
 });
