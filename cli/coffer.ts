@@ -44,6 +44,8 @@ Commands:
   drill                                       restore the newest backup into a scratch directory and check it
                                               (the live instance is not touched); prints the recovery time
   restore FILE [KEY] [--yes]                  restore a backup into this data dir (the server must be stopped)
+  restore FILE --documents 12,15 [KEY]       bring chosen documents of a backup back into this instance
+  restore FILE --deleted-since [KEY]          … or every document deleted since it (the server may keep running)
   restore --to-time 2026-12-06T10:41:00Z [--yes]
                                               restore to a second of the continuous window (local replica)
   restore --from s3://BUCKET/PREFIX [SNAPSHOT] [KEY] [--yes]
@@ -232,6 +234,8 @@ export async function main(argv: string[]): Promise<number> {
         fix: { type: "boolean", default: false },
         from: { type: "string" },
         "to-time": { type: "string" },
+        documents: { type: "string" },
+        "deleted-since": { type: "boolean", default: false },
         endpoint: { type: "string" },
         region: { type: "string" },
         "virtual-hosted": { type: "boolean", default: false },
@@ -331,6 +335,38 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (command === "snapshots" || command === "export") return await offsiteCommand(command, arg, o, configuredLocation(inst));
+    if (command === "restore" && (o.documents !== undefined || o["deleted-since"])) {
+      // Single documents go into the running instance through the lock: no need to stop the server.
+      const { restoreDocuments } = await import("../lib/backup/restore/documents");
+      let choice: { ids: number[] } | { deleted_since: true };
+      if (o["deleted-since"]) {
+        if (o.documents !== undefined) throw new UsageError("Give --documents or --deleted-since, not both.");
+        choice = { deleted_since: true };
+      } else {
+        const ids = o.documents!.split(",").map((x) => x.trim());
+        if (!ids.length || ids.some((x) => !/^[1-9][0-9]{0,15}$/.test(x))) throw new UsageError("--documents takes document ids separated by commas, e.g. --documents 12,15.");
+        choice = { ids: ids.map(Number) };
+      }
+      const file = arg;
+      openFile(file).destroy(); // exists and is a file
+      const admin = inst.db.prepare("SELECT id, username, role, session_version, used_bytes, created_at FROM users WHERE role = 'admin' ORDER BY id LIMIT 1").get() as import("../lib/auth/users").User | undefined;
+      if (!admin) throw new AppError(409, "NO_INSTANCE", "This instance has no admin yet: finish setup first.");
+      const source = {
+        name: path.basename(file!),
+        kind: "stored" as const,
+        version: async () => { const st = fs.statSync(file!); return `${path.resolve(file!)}:${st.size}:${st.mtimeMs}`; },
+        open: async () => openFile(file),
+      };
+      const { clearBrowseCache } = await import("../lib/backup/restore/browse");
+      let restored;
+      try {
+        restored = await restoreDocuments(inst, admin, null, source, choice, { keys: cliKeys(o), signal: interrupted() });
+      } finally {
+        clearBrowseCache(inst); // this process's cache index dies with it: leave no cached database behind
+      }
+      out(o.json, { restored }, restored.length ? restored.map((d) => `Restored ${d.name} (id ${d.id}${d.id === d.original_id ? "" : `, was ${d.original_id}`}), owner ${d.owner}.`).join("\n") : "Nothing to restore.");
+      return 0;
+    }
     if (command === "restore") {
       const server = runningServer(dataDir);
       if (server) throw new AppError(409, "SERVER_RUNNING", `Coffer is running on ${dataDir} (pid ${server}). Stop it first, or restore from Settings → Backup in the browser.`);

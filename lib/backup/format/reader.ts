@@ -44,6 +44,12 @@ export interface ReadArchiveOptions {
   onMeta?: (meta: BackupMeta) => void;
   /** Keys for an encrypted (age) archive, held in memory for this read only. */
   keys?: AgeKeys;
+  /**
+   * Called after each member was read and checked: true stops reading there
+   * (the rest of the archive is never read, so its end-of-archive checks are
+   * not made; the summary says `stopped`). Browsing a backup stops after coffer.db.
+   */
+  stopAfter?: (name: string) => boolean;
 }
 
 export interface ArchiveSummary {
@@ -55,6 +61,8 @@ export interface ArchiveSummary {
   unpackedBytes: number;
   /** How the archive was encrypted, or null for a plain .tar.gz. */
   encryption: "age" | null;
+  /** Reading stopped early at the caller's request (stopAfter): only the members up to there were checked. */
+  stopped: boolean;
 }
 
 const MAX_META_BYTES = 1024 * 1024;
@@ -381,6 +389,7 @@ export async function readArchive(original: Readable, opts: ReadArchiveOptions =
   let blobs = 0;
   let blobBytes = 0;
   const seen = new Set<string>();
+  let stopped = false;
 
   const consume = (async () => {
     for await (const entry of extract) {
@@ -441,12 +450,22 @@ export async function readArchive(original: Readable, opts: ReadArchiveOptions =
           throw new ArchiveError("CHECKSUM_MISMATCH", `The archive's ${name} does not match the size or checksum recorded in backup_meta.json: the archive is damaged.`);
         }
       }
+      if (opts.stopAfter?.(name)) {
+        // Leaving the loop destroys the parser; the rest of the file is never read.
+        stopped = true;
+        original.destroy();
+        source.destroy();
+        return;
+      }
     }
   })();
 
   try {
-    await Promise.all([pipeline([source, ...stages.flatMap((st) => st.streams), extract] as never), consume]);
-    for (const st of stages) st.finish();
+    const piped = pipeline([source, ...stages.flatMap((st) => st.streams), extract] as never).catch((err: unknown) => {
+      if (!stopped) throw err;
+    });
+    await Promise.all([piped, consume]);
+    if (!stopped) for (const st of stages) st.finish();
   } catch (err) {
     source.destroy();
     original.destroy();
@@ -456,13 +475,14 @@ export async function readArchive(original: Readable, opts: ReadArchiveOptions =
   }
   if (!meta) throw new ArchiveError("META_MISSING", "The archive is empty or does not contain backup_meta.json.");
   const m = meta as BackupMeta;
+  if (stopped) return { meta: m, warnings, compressedBytes: stages[0].bytesIn(), unpackedBytes: unpacked, encryption: encrypted ? "age" : null, stopped: true };
   for (const name of Object.keys(m.members)) {
     if (!seen.has(name)) throw new ArchiveError("ARCHIVE_MISSING_MEMBER", `The archive is missing ${name}, which backup_meta.json lists.`);
   }
   if (blobs !== m.vault.objects || blobBytes !== m.vault.bytes) {
     throw new ArchiveError("VAULT_INCOMPLETE", `The archive holds ${blobs} document blobs (${blobBytes} bytes) but backup_meta.json says ${m.vault.objects} (${m.vault.bytes} bytes).`);
   }
-  return { meta: m, warnings, compressedBytes: stages[0].bytesIn(), unpackedBytes: unpacked, encryption: encrypted ? "age" : null };
+  return { meta: m, warnings, compressedBytes: stages[0].bytesIn(), unpackedBytes: unpacked, encryption: encrypted ? "age" : null, stopped: false };
 }
 
 /**

@@ -69,6 +69,12 @@ function reservations(): Map<string, number> {
   return processWide("stagingReserved", () => new Map<string, number>());
 }
 
+/** Reserve `bytes` of disk for staging `id` (0 to keep the slot, delete to release): what restoreCapBytes leaves to others. */
+export function reserveStaging(id: string, bytes: number | null): void {
+  if (bytes === null) reservations().delete(id);
+  else reservations().set(id, bytes);
+}
+
 function reservedByOthers(id: string): number {
   let sum = 0;
   for (const [other, bytes] of reservations()) if (other !== id) sum += bytes;
@@ -103,8 +109,16 @@ export function sweepStaging(inst: Instance, now = Date.now()): void {
   }
 }
 
-/** When a staging directory expires: its record's expiry, else an hour after it was claimed (or last touched). */
+/** The record of a browsed backup's cached database (lib/backup/restore/browse.ts): no staged.json, so it can never be applied. */
+export const BROWSE_RECORD = "browse.json";
+
+/** When a staging directory expires: its record's expiry (a staged restore's or a browse cache's), else an hour after it was claimed (or last touched). */
 function stagingExpiry(dir: string): number {
+  try {
+    return Date.parse((JSON.parse(fs.readFileSync(path.join(dir, BROWSE_RECORD), "utf8")) as { expires_at: string }).expires_at);
+  } catch {
+    // not a browse cache
+  }
   try {
     return Date.parse((JSON.parse(fs.readFileSync(path.join(dir, "staged.json"), "utf8")) as StagedRecord).preview.expires_at);
   } catch {
@@ -132,16 +146,17 @@ function stagingOwner(dir: string): string | null {
  * the oldest to expire. Synchronous from count to mkdir, so two uploads in
  * this process cannot both take the last slot.
  */
-function claimStagingDir(inst: Instance, owner: string, now = Date.now()): { id: string; dir: string } {
+export function claimStagingDir(inst: Instance, owner: string, now = Date.now()): { id: string; dir: string } {
   sweepStaging(inst, now);
   const dirs = fs
     .readdirSync(inst.paths.staging)
     .filter((n) => ID_RE.test(n))
     .map((n) => ({ id: n, dir: path.join(inst.paths.staging, n) }))
-    .map((d) => ({ ...d, expires: stagingExpiry(d.dir), finished: fs.existsSync(path.join(d.dir, "staged.json")), owner: stagingOwner(d.dir) }))
+    .map((d) => ({ ...d, expires: stagingExpiry(d.dir), finished: fs.existsSync(path.join(d.dir, "staged.json")), browse: fs.existsSync(path.join(d.dir, BROWSE_RECORD)), owner: stagingOwner(d.dir) }))
     .sort((a, b) => a.expires - b.expires);
   if (dirs.length >= MAX_STAGED) {
-    const mine = dirs.find((d) => d.finished && d.owner === owner);
+    // A browse cache is only a cache: it makes way for anyone before a staged restore does.
+    const mine = dirs.find((d) => d.browse) ?? dirs.find((d) => d.finished && d.owner === owner);
     if (!mine) {
       const oldest = dirs[0];
       const minutes = Math.max(1, Math.ceil((oldest.expires - now) / 60_000));
@@ -161,7 +176,12 @@ function claimStagingDir(inst: Instance, owner: string, now = Date.now()): { id:
   return { id, dir };
 }
 
-function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string | null, liveVault: string): string[] {
+/**
+ * A backup's database file, checked as untrusted input: SQLite, Coffer's
+ * application id, integrity, a schema this build reads, a documents table,
+ * and every document hash 64 hex digits. Returns the warnings and the hashes.
+ */
+export function checkBackupDatabase(file: string, meta: BackupMeta): { warnings: string[]; hashes: string[] } {
   const warnings: string[] = [];
   const head = Buffer.alloc(16);
   const fd = fs.openSync(file, "r");
@@ -183,19 +203,23 @@ function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string
     if (version > SCHEMA_VERSION) throw new ArchiveError("FORMAT_TOO_NEW", `The database in this backup has schema ${version}; this is Coffer ${APP_VERSION} (schema ${SCHEMA_VERSION}). Upgrade Coffer first, then restore.`);
     const hasDocs = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'documents'").get();
     if (!hasDocs) throw new ArchiveError("DB_CORRUPT", "The database in this backup has no documents table.");
-    const referenced = documentHashes(db);
-    const missing = referenced.filter((sha) => !fs.existsSync(blobPathIn(stagedVault ?? liveVault, sha)));
-    if (missing.length && stagedVault) {
-      throw new ArchiveError("VAULT_INCOMPLETE", `The database in this backup names ${missing.length} document file(s) the archive does not contain.`);
-    }
-    if (missing.length) warnings.push(`${missing.length} document(s) in this database-only backup have no content in this instance's vault; they will show as missing.`);
-    return warnings;
+    return { warnings, hashes: documentHashes(db) };
   } catch (err) {
     if (err instanceof AppError) throw err;
     throw new ArchiveError("DB_CORRUPT", `The database in this backup cannot be opened: ${(err as Error).message}.`, 422, { cause: err });
   } finally {
     db?.close();
   }
+}
+
+function checkStagedDatabase(file: string, meta: BackupMeta, stagedVault: string | null, liveVault: string): string[] {
+  const { warnings, hashes: referenced } = checkBackupDatabase(file, meta);
+  const missing = referenced.filter((sha) => !fs.existsSync(blobPathIn(stagedVault ?? liveVault, sha)));
+  if (missing.length && stagedVault) {
+    throw new ArchiveError("VAULT_INCOMPLETE", `The database in this backup names ${missing.length} document file(s) the archive does not contain.`);
+  }
+  if (missing.length) warnings.push(`${missing.length} document(s) in this database-only backup have no content in this instance's vault; they will show as missing.`);
+  return warnings;
 }
 
 /**

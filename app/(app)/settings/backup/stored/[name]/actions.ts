@@ -1,0 +1,46 @@
+"use server";
+
+import { z } from "zod";
+import { requireUser, requestIp } from "@/app/_server/auth";
+import { restoreKeys } from "@/app/_server/restore";
+import { AppError } from "@/lib/errors";
+import { browseBackup, storedSource, type BrowseResult } from "@/lib/backup/restore/browse";
+import { restoreDocuments, MAX_CHOSEN, type RestoredDocument } from "@/lib/backup/restore/documents";
+
+type Result<T> = { ok: true; value: T } | { ok: false; code: string; error: string };
+
+const keySchema = z.object({ identity: z.string().max(64 * 1024).optional(), passphrase: z.string().max(1024).optional() });
+
+async function guarded<T>(fn: () => Promise<T>): Promise<Result<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (err) {
+    if (err instanceof AppError) return { ok: false, code: err.code, error: err.message };
+    if (err instanceof z.ZodError) return { ok: false, code: "BAD_JSON", error: err.issues[0]?.message ?? "Invalid input." };
+    console.error("Coffer: browsing a backup failed", err);
+    return { ok: false, code: "INTERNAL", error: "Something went wrong on the server. The details are in the server log." };
+  }
+}
+
+/** The documents of a stored backup the signed-in user may see (each action authorizes itself). */
+export async function listBackupDocuments(name: string, key: { identity?: string; passphrase?: string }, q: string): Promise<Result<BrowseResult>> {
+  return guarded(async () => {
+    const { inst, user } = await requireUser();
+    const source = await storedSource(inst, z.string().max(255).parse(name));
+    return browseBackup(inst, user, source, { keys: restoreKeys(keySchema.parse(key)), q: z.string().max(255).parse(q) });
+  });
+}
+
+/** Restore chosen documents (or everything deleted since) of a stored backup into this instance. */
+export async function restoreBackupDocuments(
+  name: string,
+  choice: { ids: number[] } | { deleted_since: true },
+  key: { identity?: string; passphrase?: string },
+): Promise<Result<RestoredDocument[]>> {
+  return guarded(async () => {
+    const { inst, user } = await requireUser();
+    const parsed = z.union([z.object({ ids: z.array(z.number().int().positive()).min(1).max(MAX_CHOSEN) }), z.object({ deleted_since: z.literal(true) })]).parse(choice);
+    const source = await storedSource(inst, z.string().max(255).parse(name));
+    return restoreDocuments(inst, user, await requestIp(), source, parsed, { keys: restoreKeys(keySchema.parse(key)) });
+  });
+}

@@ -1,0 +1,168 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { Transform } from "node:stream";
+import type { Instance } from "../../instance";
+import { AppError, forbidden } from "../../errors";
+import { audit, userActor } from "../../audit/log";
+import { getUser, type User } from "../../auth/users";
+import type { AgeKeys } from "../../crypto/age";
+import { acquireLock } from "../../lock";
+import { SHA256_RE, blobPath, commitBlobSync } from "../../vault/blobs";
+import { contentTypeFor } from "../../vault/documents";
+import { PRIVATE_DIR_MODE } from "../../util/modes";
+import { readArchive } from "../format/reader";
+import { BLOB_MEMBER_RE } from "../format/tables";
+import { browseBackup, mayTouch, type BackupDocument, type BackupSource } from "./browse";
+import { writeNewFileUnder } from "./payload";
+
+/**
+ * Restore chosen documents from a backup into the running instance
+ * (docs/architecture.md#restoring-single-documents). Everything is checked
+ * before anything changes: the documents exist in the backup and the viewer
+ * may have them, every file the vault lacks is read from the archive in one
+ * pass into .tmp and checked against its hash; then the blobs move into the
+ * vault and the rows are inserted in one synchronous step.
+ */
+
+export type DocumentChoice = { ids: number[] } | { deleted_since: true };
+
+export interface RestoredDocument {
+  id: number;
+  original_id: number;
+  name: string;
+  owner: string;
+}
+
+export const MAX_CHOSEN = 10_000;
+
+function suffixed(name: string, day: string, n: number): string {
+  const ext = path.extname(name);
+  const stem = ext && ext !== name ? name.slice(0, -ext.length) : name;
+  return `${stem} (restored ${day}${n > 1 ? ` ${n}` : ""})${ext && ext !== name ? ext : ""}`;
+}
+
+export async function restoreDocuments(
+  inst: Instance,
+  viewer: User,
+  ip: string | null,
+  source: BackupSource,
+  choice: DocumentChoice,
+  opts: { keys?: AgeKeys; signal?: AbortSignal; now?: Date } = {},
+): Promise<RestoredDocument[]> {
+  const listed = await browseBackup(inst, viewer, source, { keys: opts.keys });
+  const byId = new Map(listed.documents.map((d) => [d.id, d]));
+  let chosen: BackupDocument[];
+  if ("ids" in choice) {
+    const ids = [...new Set(choice.ids)];
+    if (ids.length > MAX_CHOSEN) throw new AppError(400, "TOO_LARGE", `Choose at most ${MAX_CHOSEN} documents at once.`);
+    chosen = [];
+    for (const id of ids) {
+      const d = byId.get(id);
+      if (!d) {
+        // Another's document in the backup is refused as such (the member asked for it by id).
+        if (viewer.role !== "admin" && (await browseBackup(inst, { ...viewer, role: "admin" }, source, { keys: opts.keys })).documents.some((x) => x.id === id)) {
+          throw forbidden(`Document ${id} in ${source.name} belongs to another user; you can restore only your own documents.`);
+        }
+        throw new AppError(422, "DOCUMENT_NOT_IN_BACKUP", `${source.name} holds no document with id ${id}. Nothing was restored.`);
+      }
+      if (!mayTouch(viewer, d)) throw forbidden(`Document ${id} in ${source.name} belongs to another user; you can restore only your own documents.`);
+      chosen.push(d);
+    }
+  } else {
+    chosen = listed.documents.filter((d) => d.state === "deleted_since");
+  }
+  if (!chosen.length) return [];
+
+  const lock = await acquireLock(inst.paths.root, `restore documents from ${source.name}`);
+  const work = path.join(inst.paths.tmp, `granular-${crypto.randomBytes(8).toString("hex")}`);
+  try {
+    // Files the vault lacks (hashes were checked as 64 hex when the backup was browsed; checked again before any path).
+    const need = new Map<string, number>();
+    for (const d of chosen) {
+      if (!SHA256_RE.test(d.sha256)) throw new AppError(422, "DB_BAD_HASH", "A document's content hash in this backup is not a SHA-256. Nothing was restored.");
+      if (!fs.existsSync(blobPath(inst.paths, d.sha256))) need.set(d.sha256, d.size);
+    }
+    const fetched = new Set<string>();
+    if (need.size) {
+      if (!listed.has_vault) {
+        throw new AppError(422, "DOCUMENT_FILE_NOT_IN_BACKUP", `${source.name} is a ${listed.scope} backup without document files, and ${need.size} of the chosen documents' files are no longer in this instance's vault. Choose a full backup. Nothing was restored.`);
+      }
+      fs.mkdirSync(work, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const stream = await source.open();
+      const onAbort = () => stream.destroy(new AppError(400, "CLIENT_GONE", "Stopped: nothing was restored."));
+      opts.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        // One pass through the archive (no seek index yet), stopping once the last needed file has been read.
+        await readArchive(stream, {
+          keys: opts.keys,
+          onMember: async (name, content) => {
+            const m = BLOB_MEMBER_RE.exec(name);
+            const sha = m?.[2];
+            if (!sha || !need.has(sha) || fetched.has(sha)) {
+              content.resume();
+              return;
+            }
+            const hash = crypto.createHash("sha256");
+            let size = 0;
+            const tap = new Transform({
+              transform(chunk: Buffer, _e, cb) {
+                hash.update(chunk);
+                size += chunk.length;
+                cb(null, chunk);
+              },
+            });
+            await writeNewFileUnder(work, sha, content, {
+              through: [tap],
+              maxBytes: need.get(sha)!,
+              tooLarge: () => new AppError(422, "DOCUMENT_HASH_MISMATCH", `A document file in ${source.name} is larger than its database says: the backup is damaged. Nothing was restored.`),
+            });
+            if (hash.digest("hex") !== sha || size !== need.get(sha)) {
+              throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `A document file in ${source.name} does not match its SHA-256 (or size): the backup is damaged. Nothing was restored.`);
+            }
+            fetched.add(sha);
+          },
+          stopAfter: () => fetched.size === need.size,
+        });
+      } catch (err) {
+        if (err instanceof AppError && err.code === "CHECKSUM_MISMATCH") {
+          throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `${err.message} Nothing was restored.`);
+        }
+        throw err;
+      } finally {
+        opts.signal?.removeEventListener("abort", onAbort);
+      }
+      const missing = [...need.keys()].filter((s) => !fetched.has(s));
+      if (missing.length) throw new AppError(422, "DOCUMENT_FILE_NOT_IN_BACKUP", `${source.name} does not contain the files of ${missing.length} chosen document(s). Nothing was restored.`);
+    }
+
+    // From here on synchronous: blobs into the vault and rows in, with nothing in between.
+    const day = (opts.now ?? new Date()).toISOString().slice(0, 10);
+    const actor = userActor(viewer, ip);
+    for (const sha of fetched) {
+      commitBlobSync(inst.paths, { tmpPath: path.join(work, sha), sha256: sha, size: need.get(sha)! });
+    }
+    return inst.db.transaction(() => {
+      const out: RestoredDocument[] = [];
+      for (const d of chosen) {
+        const live = d.owner !== null ? getUser(inst, d.owner_id) : null;
+        const owner = live && live.username === d.owner ? live : viewer;
+        let name = d.name;
+        const clash = inst.db.prepare("SELECT 1 FROM documents WHERE owner_id = ? AND name = ? AND deleted_at IS NULL LIMIT 1");
+        for (let n = 1; clash.get(owner.id, name); n++) name = suffixed(d.name, day, n);
+        const idFree = !inst.db.prepare("SELECT 1 FROM documents WHERE id = ?").get(d.id);
+        const info = inst.db
+          .prepare("INSERT INTO documents (id, owner_id, name, content_type, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+          .run(idFree ? d.id : null, owner.id, name, contentTypeFor(name, d.content_type), d.size, d.sha256, d.created_at);
+        const id = Number(info.lastInsertRowid);
+        inst.db.prepare("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?").run(d.size, owner.id);
+        audit(inst.db, actor, "document.restore_from_backup", name, { id, original_id: d.id, backup: source.name, owner: owner.username });
+        out.push({ id, original_id: d.id, name, owner: owner.username });
+      }
+      return out;
+    })();
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+    lock.release();
+  }
+}

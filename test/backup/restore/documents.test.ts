@@ -1,0 +1,194 @@
+import fs from "node:fs";
+import path from "node:path";
+import crypto from "node:crypto";
+import { Readable } from "node:stream";
+import Database from "better-sqlite3";
+import { spawnSync } from "node:child_process";
+import { afterEach, describe, expect, it } from "vitest";
+import { writeArchive, packArchive } from "@/lib/backup/format/writer";
+import { createDocument, deleteDocument } from "@/lib/vault/documents";
+import { browseBackup, clearBrowseCache, lastRead, type BackupSource } from "@/lib/backup/restore/browse";
+import { restoreDocuments } from "@/lib/backup/restore/documents";
+import { makeSetUpInstance } from "../../support/instance";
+import { unpackToMemory } from "../../support/archive";
+import { tarOf, gz, replaceMember, sha256 } from "../../support/hostile";
+
+const cleanups: (() => void)[] = [];
+afterEach(() => cleanups.splice(0).forEach((c) => c()));
+
+const fileSource = (file: string, name = path.basename(file)): BackupSource => ({
+  name,
+  kind: "stored",
+  version: async () => `${fs.statSync(file).size}:${fs.statSync(file).mtimeMs}`,
+  open: async () => fs.createReadStream(file),
+});
+
+async function setUp() {
+  const t = await makeSetUpInstance();
+  cleanups.push(() => {
+    clearBrowseCache(t.inst);
+    t.cleanup();
+  });
+  const big = crypto.randomBytes(4 * 1024 * 1024);
+  const a = await createDocument(t.inst, t.admin, null, { name: "contract.pdf", body: Readable.from([Buffer.from("contract v1")]), maxBytes: 1e9 });
+  const b = await createDocument(t.inst, t.member, null, { name: "notes.txt", body: Readable.from([Buffer.from("mia's notes")]), maxBytes: 1e9 });
+  const c = await createDocument(t.inst, t.admin, null, { name: "photo.bin", body: Readable.from([big]), maxBytes: 1e9 });
+  const file = path.join(t.dir, "coffer_full_20261206_120000Z.tar.gz");
+  await writeArchive(t.inst, fs.createWriteStream(file), { scope: "full", trigger: "manual" });
+  return { ...t, a, b, c, big, file, source: fileSource(file) };
+}
+
+const live = (t: Awaited<ReturnType<typeof setUp>>) => t.inst.db.prepare("SELECT id, owner_id, name, sha256, deleted_at FROM documents ORDER BY id").all();
+
+describe("browsing a stored backup", () => {
+  it("lists the documents with their state against now: same, changed, deleted_since (trashed counts)", async () => {
+    const t = await setUp();
+    deleteDocument(t.inst, t.admin, null, t.a.id); // trashed
+    t.inst.db.prepare("UPDATE documents SET name = 'renamed.txt' WHERE id = ?").run(t.b.id);
+    const r = await browseBackup(t.inst, t.admin, t.source);
+    const states = Object.fromEntries(r.documents.map((d) => [d.name, d.state]));
+    expect(states).toEqual({ "contract.pdf": "deleted_since", "notes.txt": "changed", "photo.bin": "same" });
+    expect(r.documents.find((d) => d.name === "notes.txt")!.owner).toBe("mia");
+    expect((await browseBackup(t.inst, t.admin, t.source, { q: "CONTR" })).documents.map((d) => d.name)).toEqual(["contract.pdf"]);
+  });
+
+  it("reads the archive only up to coffer.db: a copy cut off in the middle of the vault still lists, and few bytes were read", async () => {
+    const t = await setUp();
+    const size = fs.statSync(t.file).size;
+    const cut = path.join(t.dir, "coffer_full_20261206_130000Z.tar.gz");
+    fs.writeFileSync(cut, fs.readFileSync(t.file).subarray(0, Math.floor(size / 2)));
+    const r = await browseBackup(t.inst, t.admin, fileSource(cut));
+    expect(r.documents).toHaveLength(3);
+    expect(lastRead().get(path.basename(cut))!).toBeLessThan(size / 4);
+  });
+
+  it("caches the unpacked database in .staging, one directory per browsed backup", async () => {
+    const t = await setUp();
+    await browseBackup(t.inst, t.admin, t.source);
+    await browseBackup(t.inst, t.admin, t.source);
+    const dirs = fs.readdirSync(t.inst.paths.staging);
+    expect(dirs).toHaveLength(1);
+    expect(fs.existsSync(path.join(t.inst.paths.staging, dirs[0], "browse.json"))).toBe(true);
+  });
+
+  it("a member sees only their own documents", async () => {
+    const t = await setUp();
+    const r = await browseBackup(t.inst, t.member, t.source);
+    expect(r.documents.map((d) => d.name)).toEqual(["notes.txt"]);
+  });
+
+  it("refuses a database whose hash names a path (../) before any path is built", async () => {
+    const t = await setUp();
+    const members = [...(await unpackToMemory(t.file))].map(([name, data]) => ({ name, data }));
+    const dbFile = path.join(t.dir, "evil.db");
+    fs.writeFileSync(dbFile, members.find((m) => m.name === "coffer.db")!.data);
+    const db = new Database(dbFile);
+    db.prepare("UPDATE documents SET sha256 = ? WHERE id = ?").run("../../../../etc/passwd", t.a.id);
+    db.close();
+    const data = fs.readFileSync(dbFile);
+    const evil = replaceMember(members, "coffer.db", data);
+    const file = path.join(t.dir, "coffer_full_20261206_140000Z.tar.gz");
+    fs.writeFileSync(file, gz(tarOf(evil)));
+    await expect(browseBackup(t.inst, t.admin, fileSource(file))).rejects.toMatchObject({ code: "DB_BAD_HASH", status: 422 });
+    expect(fs.readdirSync(t.inst.paths.staging)).toEqual([]);
+  });
+});
+
+describe("an encrypted backup", () => {
+  it("needs its key to be browsed and restored; the right passphrase opens it, a wrong one does not reuse the cache", async () => {
+    const t = await setUp();
+    const file = path.join(t.dir, "coffer_full_20261206_160000Z.tar.gz.age");
+    await packArchive(t.inst, fs.createWriteStream(file), { scope: "full", trigger: "manual", encryptTo: { passphrase: "correct horse", logN: 10 } });
+    const src = fileSource(file);
+    await expect(browseBackup(t.inst, t.admin, src)).rejects.toMatchObject({ code: "KEY_REQUIRED" });
+    const r = await browseBackup(t.inst, t.admin, src, { keys: { passphrase: "correct horse" } });
+    expect(r.encrypted).toBe(true);
+    expect(r.documents).toHaveLength(3);
+    await expect(browseBackup(t.inst, t.admin, src, { keys: { passphrase: "wrong" } })).rejects.toMatchObject({ code: "KEY_MISMATCH" });
+    await expect(restoreDocuments(t.inst, t.admin, null, src, { ids: [t.a.id] })).rejects.toMatchObject({ code: "KEY_REQUIRED" });
+  });
+});
+
+describe("restoring chosen documents", () => {
+  it("keeps a free id, gives a taken one a new id, suffixes a name clash, and gives a missing owner's document to the admin", async () => {
+    const t = await setUp();
+    deleteDocument(t.inst, t.admin, null, t.a.id);
+    t.inst.db.prepare("DELETE FROM documents WHERE id = ?").run(t.a.id); // gone for good
+    // notes.txt: id taken by a changed version of the same name
+    t.inst.db.prepare("UPDATE documents SET sha256 = ? WHERE id = ?").run(t.a.sha256, t.b.id);
+    const out = await restoreDocuments(t.inst, t.admin, null, t.source, { ids: [t.a.id, t.b.id] }, { now: new Date("2026-12-07T10:00:00Z") });
+    expect(out[0]).toMatchObject({ id: t.a.id, original_id: t.a.id, name: "contract.pdf", owner: "admin" });
+    expect(out[1].id).not.toBe(t.b.id);
+    expect(out[1]).toMatchObject({ original_id: t.b.id, name: "notes (restored 2026-12-07).txt", owner: "mia" });
+    // the blob came from the archive and is the right one
+    expect(sha256(fs.readFileSync(path.join(t.inst.paths.vault, t.a.sha256.slice(0, 2), t.a.sha256)))).toBe(t.a.sha256);
+    const audit = t.inst.db.prepare("SELECT detail FROM audit_log WHERE action = 'document.restore_from_backup'").pluck().all() as string[];
+    expect(audit).toHaveLength(2);
+    expect(JSON.parse(audit[0]).backup).toBe(path.basename(t.file));
+  });
+
+  it("a document whose owner is gone comes back owned by the restoring admin", async () => {
+    const t = await setUp();
+    t.inst.db.prepare("DELETE FROM documents WHERE id = ?").run(t.b.id);
+    t.inst.db.prepare("DELETE FROM users WHERE id = ?").run(t.member.id);
+    const out = await restoreDocuments(t.inst, t.admin, null, t.source, { ids: [t.b.id] });
+    expect(out[0].owner).toBe("admin");
+  });
+
+  it("everything deleted since: only those, the rest untouched", async () => {
+    const t = await setUp();
+    deleteDocument(t.inst, t.admin, null, t.a.id);
+    const out = await restoreDocuments(t.inst, t.admin, null, t.source, { deleted_since: true });
+    expect(out.map((o) => o.original_id)).toEqual([t.a.id]);
+    expect(out[0].id).not.toBe(t.a.id); // the trashed row still holds the id
+  });
+
+  it("an id the backup lacks is refused and nothing changes", async () => {
+    const t = await setUp();
+    const before = live(t);
+    await expect(restoreDocuments(t.inst, t.admin, null, t.source, { ids: [t.a.id, 999] })).rejects.toMatchObject({ code: "DOCUMENT_NOT_IN_BACKUP", status: 422 });
+    expect(live(t)).toEqual(before);
+  });
+
+  it("a member cannot restore another's document (403), and restores their own", async () => {
+    const t = await setUp();
+    t.inst.db.prepare("DELETE FROM documents WHERE id IN (?, ?)").run(t.a.id, t.b.id);
+    await expect(restoreDocuments(t.inst, t.member, null, t.source, { ids: [t.a.id] })).rejects.toMatchObject({ status: 403 });
+    expect((await restoreDocuments(t.inst, t.member, null, t.source, { ids: [t.b.id] }))[0].owner).toBe("mia");
+  });
+
+  it("a blob that fails its hash is refused (422) and nothing changes", async () => {
+    const t = await setUp();
+    const members = [...(await unpackToMemory(t.file))].map(([name, data]) => ({ name, data }));
+    const blobName = `vault/${t.c.sha256.slice(0, 2)}/${t.c.sha256}`;
+    const bad = Buffer.from(t.big);
+    bad[100] ^= 1;
+    const file = path.join(t.dir, "coffer_full_20261206_150000Z.tar.gz");
+    fs.writeFileSync(file, gz(tarOf(members.map((m) => (m.name === blobName ? { ...m, data: bad } : m)))));
+    t.inst.db.prepare("DELETE FROM documents WHERE id = ?").run(t.c.id);
+    fs.rmSync(path.join(t.inst.paths.vault, t.c.sha256.slice(0, 2), t.c.sha256));
+    const before = live(t);
+    await expect(restoreDocuments(t.inst, t.admin, null, fileSource(file), { ids: [t.c.id] })).rejects.toMatchObject({ code: "DOCUMENT_HASH_MISMATCH", status: 422 });
+    expect(live(t)).toEqual(before);
+    expect(fs.existsSync(path.join(t.inst.paths.vault, t.c.sha256.slice(0, 2), t.c.sha256))).toBe(false);
+  });
+});
+
+describe("coffer restore FILE --documents / --deleted-since", () => {
+  it("brings chosen documents back while the instance is open elsewhere (through the lock), and refuses an id the backup lacks", async () => {
+    const t = await setUp();
+    t.inst.db.prepare("DELETE FROM documents WHERE id = ?").run(t.a.id);
+    const bin = path.join(process.cwd(), "bin", "coffer.cjs");
+    const run = (...args: string[]) => spawnSync(process.execPath, [bin, "--data-dir", t.inst.paths.root, "--json", ...args], { encoding: "utf8", env: { ...process.env, COFFER_DATA_DIR: "" } });
+    const bad = run("restore", t.file, "--documents", "999");
+    expect(bad.status).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toContain("DOCUMENT_NOT_IN_BACKUP");
+    const ok = run("restore", t.file, "--documents", String(t.a.id));
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout).restored[0]).toMatchObject({ id: t.a.id, name: "contract.pdf" });
+    expect(t.inst.db.prepare("SELECT name FROM documents WHERE id = ?").pluck().get(t.a.id)).toBe("contract.pdf");
+    const again = run("restore", t.file, "--deleted-since");
+    expect(again.status, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).restored).toEqual([]);
+  });
+});
