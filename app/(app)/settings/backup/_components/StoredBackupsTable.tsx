@@ -1,5 +1,6 @@
 "use client";
 
+import Link from "next/link";
 import { useConfirmedDelete } from "@/components/useConfirmedDelete";
 import { Alert, Button, LockIcon, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
@@ -61,6 +62,15 @@ export function StoredBackupsTable({ backups, onRestore, staging }: { backups: S
                 <Button variant="ghost" busy={staging === b.name} busyLabel="Checking…" onClick={() => onRestore(b.name)} aria-label={`Restore ${b.name}`}>
                   Restore
                 </Button>
+                {b.scope !== "vault" && (
+                  <Link
+                    href={`/settings/backup/stored/${encodeURIComponent(b.name)}`}
+                    className="inline-block rounded-md px-3 py-2 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
+                    aria-label={`Documents in ${b.name}`}
+                  >
+                    Documents
+                  </Link>
+                )}
                 <a
                   href={`/api/settings/backup/files/${encodeURIComponent(b.name)}`}
                   download={b.name}

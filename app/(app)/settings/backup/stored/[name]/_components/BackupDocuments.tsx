@@ -2,6 +2,8 @@
 
 import { useCallback, useEffect, useState } from "react";
 import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
+import { Alert, Button, Card, Input, Table } from "@/components/ui";
+import { formatBytes } from "@/lib/format";
 import { listBackupDocuments, restoreBackupDocuments } from "../actions";
 import type { BrowseResult } from "@/lib/backup/restore/browse";
 import type { RestoredDocument } from "@/lib/backup/restore/documents";
@@ -63,12 +65,12 @@ export function BackupDocuments({ name }: { name: string }) {
   return (
     <div className="space-y-4" data-testid="backup-documents">
       {needKey && (
-        <div className="space-y-2">
+        <Card className="space-y-3">
           <KeyInput id="browse-key" onChange={setKey} error={null} />
-          <button type="button" className="rounded bg-zinc-900 px-3 py-1.5 text-sm text-white dark:bg-zinc-100 dark:text-zinc-900" disabled={!hasKey(key) || busy} onClick={() => void load()}>
+          <Button type="button" disabled={!hasKey(key)} busy={busy} busyLabel="Opening…" onClick={() => void load()}>
             Open backup
-          </button>
-        </div>
+          </Button>
+        </Card>
       )}
       <form
         className="flex gap-2"
@@ -77,58 +79,71 @@ export function BackupDocuments({ name }: { name: string }) {
           void load();
         }}
       >
-        <input aria-label="Filter by name" placeholder="Filter by name" value={q} onChange={(e) => setQ(e.target.value)} className="rounded border px-2 py-1 text-sm" />
-        <button type="submit" className="rounded border px-3 py-1 text-sm" disabled={busy}>Filter</button>
+        <Input aria-label="Filter by name" placeholder="Filter by name" value={q} onChange={(e) => setQ(e.target.value)} className="max-w-xs" />
+        <Button type="submit" variant="secondary" disabled={busy}>
+          Filter
+        </Button>
       </form>
-      {error && <p role="alert" className="text-sm text-red-700 dark:text-red-400">{error}</p>}
+      {error && <Alert>{error}</Alert>}
       {restored && (
-        <p role="status" className="text-sm text-green-700 dark:text-green-400" data-testid="restored">
-          {restored.length === 0 ? "Nothing to restore." : `Restored ${restored.length} document${restored.length === 1 ? "" : "s"}: ${restored.map((d) => (d.id === d.original_id ? d.name : `${d.name} (new id ${d.id})`)).join(", ")}.`}
-        </p>
+        <div data-testid="restored">
+          <Alert tone="success">
+            {restored.length === 0 ? "Nothing to restore." : `Restored ${restored.length} document${restored.length === 1 ? "" : "s"}: ${restored.map((d) => (d.id === d.original_id ? d.name : `${d.name} (new id ${d.id})`)).join(", ")}.`}
+          </Alert>
+        </div>
       )}
       {list && (
         <>
-          <div className="flex gap-2">
-            <button type="button" className="rounded bg-zinc-900 px-3 py-1.5 text-sm text-white disabled:opacity-50 dark:bg-zinc-100 dark:text-zinc-900" disabled={busy || chosen.size === 0} onClick={() => void restore({ ids: [...chosen] })}>
+          <div className="flex flex-wrap gap-2">
+            <Button type="button" disabled={busy || chosen.size === 0} busy={busy} busyLabel="Restoring…" onClick={() => void restore({ ids: [...chosen] })}>
               Restore selected ({chosen.size})
-            </button>
-            <button type="button" className="rounded border px-3 py-1.5 text-sm disabled:opacity-50" disabled={busy || !list.documents.some((d) => d.state === "deleted_since")} onClick={() => void restore({ deleted_since: true })}>
+            </Button>
+            <Button type="button" variant="secondary" disabled={busy || !list.documents.some((d) => d.state === "deleted_since")} onClick={() => void restore({ deleted_since: true })}>
               Restore everything deleted since
-            </button>
+            </Button>
           </div>
-          <table className="w-full text-left text-sm">
-            <thead>
-              <tr>
-                <th className="w-8" />
-                <th>Name</th>
-                <th>Owner</th>
-                <th>Size</th>
-                <th>Created</th>
-                <th>State</th>
+          <Table
+            head={
+              <>
+                <th className="w-8 px-4 py-2">
+                  <span className="sr-only">Choose</span>
+                </th>
+                <th className="px-4 py-2">Name</th>
+                <th className="hidden px-4 py-2 sm:table-cell">Owner</th>
+                <th className="hidden px-4 py-2 sm:table-cell">Size</th>
+                <th className="hidden px-4 py-2 md:table-cell">Created</th>
+                <th className="px-4 py-2">State</th>
+              </>
+            }
+          >
+            {list.documents.map((d) => (
+              <tr key={d.id} data-testid={`backup-doc-${d.id}`}>
+                <td className="px-4 py-2">
+                  <input type="checkbox" className="h-4 w-4 accent-emerald-700" aria-label={`Choose ${d.name}`} checked={chosen.has(d.id)} onChange={() => toggle(d.id)} />
+                </td>
+                <td className="px-4 py-2">
+                  {d.name}
+                  {d.in_trash ? <span className="text-zinc-600 dark:text-zinc-400"> (in the trash then)</span> : ""}
+                  <span className="block text-xs text-zinc-600 sm:hidden dark:text-zinc-400">
+                    {d.owner ?? "(unknown)"} · {formatBytes(d.size)}
+                  </span>
+                </td>
+                <td className="hidden px-4 py-2 sm:table-cell">{d.owner ?? "(unknown)"}</td>
+                <td className="hidden whitespace-nowrap px-4 py-2 tabular-nums sm:table-cell">{formatBytes(d.size)}</td>
+                <td className="hidden whitespace-nowrap px-4 py-2 md:table-cell">{d.created_at.slice(0, 10)}</td>
+                <td className="px-4 py-2">
+                  <span className={`whitespace-nowrap rounded px-2 py-0.5 text-xs ${BADGE[d.state]}`}>{LABEL[d.state]}</span>
+                </td>
               </tr>
-            </thead>
-            <tbody>
-              {list.documents.map((d) => (
-                <tr key={d.id} data-testid={`backup-doc-${d.id}`}>
-                  <td>
-                    <input type="checkbox" aria-label={`Choose ${d.name}`} checked={chosen.has(d.id)} onChange={() => toggle(d.id)} />
-                  </td>
-                  <td>{d.name}{d.in_trash ? " (in the trash then)" : ""}</td>
-                  <td>{d.owner ?? "(unknown)"}</td>
-                  <td>{d.size.toLocaleString()} B</td>
-                  <td>{d.created_at.slice(0, 10)}</td>
-                  <td>
-                    <span className={`rounded px-2 py-0.5 text-xs ${BADGE[d.state]}`}>{LABEL[d.state]}</span>
-                  </td>
-                </tr>
-              ))}
-              {list.documents.length === 0 && (
-                <tr>
-                  <td colSpan={6} className="py-4 text-zinc-500">No documents{q ? " match that name" : ""}.</td>
-                </tr>
-              )}
-            </tbody>
-          </table>
+            ))}
+            {list.documents.length === 0 && (
+              <tr>
+                <td colSpan={6} className="px-4 py-4 text-zinc-600 dark:text-zinc-400">
+                  No documents{q ? " match that name" : ""}.
+                </td>
+              </tr>
+            )}
+          </Table>
         </>
       )}
     </div>
