@@ -1,7 +1,6 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import { Transform } from "node:stream";
 import type { Instance } from "../../instance";
 import { AppError, forbidden } from "../../errors";
 import { audit, userActor } from "../../audit/log";
@@ -15,6 +14,7 @@ import { readArchive } from "../format/reader";
 import { BLOB_MEMBER_RE } from "../format/tables";
 import { browseBackup, mayTouch, type BackupDocument, type BackupSource } from "./browse";
 import { writeNewFileUnder } from "./payload";
+import { hashingTap } from "../../util/hashing";
 
 /**
  * Restore chosen documents from a backup into the running instance
@@ -103,21 +103,13 @@ export async function restoreDocuments(
               content.resume();
               return;
             }
-            const hash = crypto.createHash("sha256");
-            let size = 0;
-            const tap = new Transform({
-              transform(chunk: Buffer, _e, cb) {
-                hash.update(chunk);
-                size += chunk.length;
-                cb(null, chunk);
-              },
-            });
+            const tap = hashingTap();
             await writeNewFileUnder(work, sha, content, {
               through: [tap],
               maxBytes: need.get(sha)!,
               tooLarge: () => new AppError(422, "DOCUMENT_HASH_MISMATCH", `A document file in ${source.name} is larger than its database says: the backup is damaged. Nothing was restored.`),
             });
-            if (hash.digest("hex") !== sha || size !== need.get(sha)) {
+            if (tap.digest() !== sha || tap.bytes() !== need.get(sha)) {
               throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `A document file in ${source.name} does not match its SHA-256 (or size): the backup is damaged. Nothing was restored.`);
             }
             fetched.add(sha);
