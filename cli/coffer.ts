@@ -344,7 +344,7 @@ export async function main(argv: string[]): Promise<number> {
         choice = { deleted_since: true };
       } else {
         const ids = o.documents!.split(",").map((x) => x.trim());
-        if (!ids.length || ids.some((x) => !/^[1-9][0-9]{0,15}$/.test(x))) throw new UsageError("--documents takes document ids separated by commas, e.g. --documents 12,15.");
+        if (!ids.length || ids.some((x) => !/^[1-9][0-9]{0,15}$/.test(x) || !Number.isSafeInteger(Number(x)))) throw new UsageError("--documents takes document ids separated by commas, e.g. --documents 12,15.");
         choice = { ids: ids.map(Number) };
       }
       const file = arg;

@@ -31,6 +31,9 @@ import { writeNewFileUnder } from "./payload";
 
 export const BROWSE_TTL_MS = 10 * 60 * 1000;
 
+/** More documents than this are not listed (each is checked and compared with now, in memory). */
+export const MAX_BROWSE_DOCUMENTS = 200_000;
+
 /** Where a backup comes from: a stored local archive (an offsite snapshot would be another). */
 export interface BackupSource {
   /** The archive's name (validated by the source). */
@@ -58,6 +61,8 @@ export interface BackupDocument {
   owner_id: number;
   /** The owner's username in the backup (null when the backup's users table lacks the row). */
   owner: string | null;
+  /** When the backup's owner account was made: with the id and username, what says it is the same person now. */
+  owner_created_at: string | null;
   content_type: string;
   size: number;
   sha256: string;
@@ -101,6 +106,7 @@ const rowSchema = z.object({
   id: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
   owner_id: z.number().int(),
   owner: z.string().max(200).nullable(),
+  owner_created_at: z.string().max(64).nullable(),
   name: z.string().max(4096),
   content_type: z.string().max(4096).nullable(),
   size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
@@ -122,9 +128,18 @@ const isoOr = (raw: string | null, fallback: string) => (raw && !Number.isNaN(Da
 function readBackupDocuments(db: DB, createdAt: string): Omit<BackupDocument, "state">[] {
   const cols = new Set((db.prepare("SELECT name FROM pragma_table_info('documents')").pluck().all() as string[]));
   const trashed = cols.has("deleted_at") ? "d.deleted_at" : "NULL";
+  const count = db.prepare("SELECT count(*) FROM documents").pluck().get() as number;
+  if (count > MAX_BROWSE_DOCUMENTS) {
+    throw new AppError(422, "BACKUP_TOO_MANY_DOCUMENTS", `This backup holds ${count} documents, more than Coffer lists (${MAX_BROWSE_DOCUMENTS}). Restore it whole to a scratch instance instead.`);
+  }
+  // Subqueries, not a join: a users table without a unique id (a backup's is untrusted) cannot repeat a document.
   const rows = db
-    .prepare(`SELECT d.id, d.owner_id, u.username AS owner, d.name, d.content_type, d.size, d.sha256, d.created_at, ${trashed} AS deleted_at FROM documents d LEFT JOIN users u ON u.id = d.owner_id ORDER BY d.id`)
+    .prepare(
+      `SELECT d.id, d.owner_id, (SELECT username FROM users WHERE id = d.owner_id LIMIT 1) AS owner, (SELECT created_at FROM users WHERE id = d.owner_id LIMIT 1) AS owner_created_at,
+              d.name, d.content_type, d.size, d.sha256, d.created_at, ${trashed} AS deleted_at FROM documents d ORDER BY d.id`,
+    )
     .all();
+  const seen = new Set<number>();
   return rows.map((raw) => {
     const r = rowSchema.safeParse(raw);
     if (!r.success) {
@@ -133,11 +148,14 @@ function readBackupDocuments(db: DB, createdAt: string): Omit<BackupDocument, "s
       throw new ArchiveError("DB_CORRUPT", `The backup's database has a document row Coffer cannot read (${i.path.join(".")}: ${i.message}).`);
     }
     const d = r.data;
+    if (seen.has(d.id)) throw new ArchiveError("DB_CORRUPT", `The backup's database has two documents with id ${d.id}; it was not made by Coffer, or was changed since.`);
+    seen.add(d.id);
     return {
       id: d.id,
       name: safeName(d.name),
       owner_id: d.owner_id,
       owner: d.owner,
+      owner_created_at: d.owner_created_at,
       content_type: d.content_type ?? "application/octet-stream",
       size: d.size,
       sha256: d.sha256,
@@ -154,9 +172,18 @@ function stateOf(inst: Instance, doc: Omit<BackupDocument, "state">): DocumentSt
   return live.name === doc.name && live.sha256 === doc.sha256 ? "same" : "changed";
 }
 
-/** Whether `viewer` may see a backup's document: an admin any; a member those the backup says are theirs (same id and username). */
-export function mayTouch(viewer: User, doc: Pick<BackupDocument, "owner_id" | "owner">): boolean {
-  return viewer.role === "admin" || (doc.owner_id === viewer.id && doc.owner === viewer.username);
+/**
+ * Whether the backup's owner of `doc` is this live user: the same id, username
+ * (as SQLite compares them, without case) and account creation time, so a new
+ * account that happens to get a removed one's id and name is someone else.
+ */
+export function sameUser(user: Pick<User, "id" | "username" | "created_at">, doc: Pick<BackupDocument, "owner_id" | "owner" | "owner_created_at">): boolean {
+  return doc.owner_id === user.id && doc.owner !== null && doc.owner.toLowerCase() === user.username.toLowerCase() && doc.owner_created_at === user.created_at;
+}
+
+/** Whether `viewer` may see a backup's document: an admin any; a member those the backup says are theirs. */
+export function mayTouch(viewer: User, doc: Pick<BackupDocument, "owner_id" | "owner" | "owner_created_at">): boolean {
+  return viewer.role === "admin" || sameUser(viewer, doc);
 }
 
 /** Unpack the backup's coffer.db (and nothing after it) into a fresh staging directory, or reuse a cached one. */

@@ -8,11 +8,11 @@ import { getUser, type User } from "../../auth/users";
 import type { AgeKeys } from "../../crypto/age";
 import { acquireLock } from "../../lock";
 import { SHA256_RE, blobPath, commitBlobSync } from "../../vault/blobs";
-import { contentTypeFor } from "../../vault/documents";
+import { MAX_NAME_CHARS, contentTypeFor } from "../../vault/documents";
 import { PRIVATE_DIR_MODE } from "../../util/modes";
 import { readArchive } from "../format/reader";
 import { BLOB_MEMBER_RE } from "../format/tables";
-import { browseBackup, mayTouch, type BackupDocument, type BackupSource } from "./browse";
+import { browseBackup, mayTouch, sameUser, type BackupDocument, type BackupSource } from "./browse";
 import { writeNewFileUnder } from "./payload";
 import { hashingTap } from "../../util/hashing";
 
@@ -36,10 +36,15 @@ export interface RestoredDocument {
 
 export const MAX_CHOSEN = 10_000;
 
+/** An id kept from a backup at most this large: a backup's 2^53 would push SQLite's next ids past what JavaScript counts exactly. */
+const MAX_KEPT_ID = 2 ** 31 - 1;
+
+/** "notes (restored 2026-03-14).txt", the stem shortened (by characters) so the whole name stays within MAX_NAME_CHARS. */
 function suffixed(name: string, day: string, n: number): string {
   const ext = path.extname(name);
   const stem = ext && ext !== name ? name.slice(0, -ext.length) : name;
-  return `${stem} (restored ${day}${n > 1 ? ` ${n}` : ""})${ext && ext !== name ? ext : ""}`;
+  const tail = ` (restored ${day}${n > 1 ? ` ${n}` : ""})${ext && ext !== name ? ext : ""}`;
+  return [...stem].slice(0, Math.max(1, MAX_NAME_CHARS - [...tail].length)).join("") + tail;
 }
 
 export async function restoreDocuments(
@@ -81,7 +86,10 @@ export async function restoreDocuments(
     const need = new Map<string, number>();
     for (const d of chosen) {
       if (!SHA256_RE.test(d.sha256)) throw new AppError(422, "DB_BAD_HASH", "A document's content hash in this backup is not a SHA-256. Nothing was restored.");
-      if (!fs.existsSync(blobPath(inst.paths, d.sha256))) need.set(d.sha256, d.size);
+      const have = fs.statSync(blobPath(inst.paths, d.sha256), { throwIfNoEntry: false });
+      if (!have) need.set(d.sha256, d.size);
+      // The live file is the truth about its size: a backup that says otherwise was altered.
+      else if (have.size !== d.size) throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `Document ${d.id} in ${source.name} gives its file a size (${d.size} bytes) other than the file's (${have.size}): the backup was altered. Nothing was restored.`);
     }
     const fetched = new Set<string>();
     if (need.size) {
@@ -129,6 +137,9 @@ export async function restoreDocuments(
     }
 
     // From here on synchronous: blobs into the vault and rows in, with nothing in between.
+    // A file that was already in the vault may have been erased while the archive was read (no lock on erasing).
+    const gone = chosen.filter((d) => !need.has(d.sha256) && !fs.existsSync(blobPath(inst.paths, d.sha256)));
+    if (gone.length) throw new AppError(409, "DOCUMENT_FILE_GONE", `${gone.length} chosen document file(s) were erased from the vault while this restore ran. Nothing was restored; try again.`);
     const day = (opts.now ?? new Date()).toISOString().slice(0, 10);
     const actor = userActor(viewer, ip);
     for (const sha of fetched) {
@@ -138,14 +149,14 @@ export async function restoreDocuments(
       const out: RestoredDocument[] = [];
       for (const d of chosen) {
         const live = d.owner !== null ? getUser(inst, d.owner_id) : null;
-        const owner = live && live.username === d.owner ? live : viewer;
+        const owner = live && sameUser(live, d) ? live : viewer;
         let name = d.name;
         const clash = inst.db.prepare("SELECT 1 FROM documents WHERE owner_id = ? AND name = ? AND deleted_at IS NULL LIMIT 1");
         for (let n = 1; clash.get(owner.id, name); n++) name = suffixed(d.name, day, n);
         const idFree = !inst.db.prepare("SELECT 1 FROM documents WHERE id = ?").get(d.id);
         const info = inst.db
           .prepare("INSERT INTO documents (id, owner_id, name, content_type, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-          .run(idFree ? d.id : null, owner.id, name, contentTypeFor(name, d.content_type), d.size, d.sha256, d.created_at);
+          .run(idFree && d.id <= MAX_KEPT_ID ? d.id : null, owner.id, name, contentTypeFor(name, d.content_type), d.size, d.sha256, d.created_at);
         const id = Number(info.lastInsertRowid);
         inst.db.prepare("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?").run(d.size, owner.id);
         audit(inst.db, actor, "document.restore_from_backup", name, { id, original_id: d.id, backup: source.name, owner: owner.username });

@@ -203,6 +203,12 @@ export function checkBackupDatabase(file: string, meta: BackupMeta): { warnings:
     if (version > SCHEMA_VERSION) throw new ArchiveError("FORMAT_TOO_NEW", `The database in this backup has schema ${version}; this is Coffer ${APP_VERSION} (schema ${SCHEMA_VERSION}). Upgrade Coffer first, then restore.`);
     const hasDocs = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'documents'").get();
     if (!hasDocs) throw new ArchiveError("DB_CORRUPT", "The database in this backup has no documents table.");
+    // Coffer's schema has no views or triggers: one in a backup would run Coffer's own queries through
+    // code the backup chose (a recursive view that never ends, a trigger that lives on after a restore).
+    const foreign = db.prepare("SELECT type, name FROM sqlite_schema WHERE type IN ('view', 'trigger') LIMIT 1").get() as { type: string; name: string } | undefined;
+    if (foreign) throw new ArchiveError("DB_FOREIGN", `The database in this backup has a ${foreign.type} (${foreign.name.slice(0, 60)}) that Coffer never creates; it was not made by Coffer, or was changed since.`);
+    const hasUsers = db.prepare("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'users'").get();
+    if (!hasUsers) throw new ArchiveError("DB_CORRUPT", "The database in this backup has no users table.");
     return { warnings, hashes: documentHashes(db) };
   } catch (err) {
     if (err instanceof AppError) throw err;

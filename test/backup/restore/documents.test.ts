@@ -192,3 +192,61 @@ describe("coffer restore FILE --documents / --deleted-since", () => {
     expect(JSON.parse(again.stdout).restored).toEqual([]);
   });
 });
+
+/** The setup's backup with its coffer.db changed by `alter` (SQL run on a copy), as someone who can write the backup directory would. */
+async function altered(t: Awaited<ReturnType<typeof setUp>>, name: string, alter: (db: InstanceType<typeof Database>) => void) {
+  const members = [...(await unpackToMemory(t.file))].map(([n, data]) => ({ name: n, data }));
+  const dbFile = path.join(t.dir, `${name}.db`);
+  fs.writeFileSync(dbFile, members.find((m) => m.name === "coffer.db")!.data);
+  const db = new Database(dbFile);
+  alter(db);
+  db.close();
+  const file = path.join(t.dir, `coffer_full_20261206_${name}.tar.gz`);
+  fs.writeFileSync(file, gz(tarOf(replaceMember(members, "coffer.db", fs.readFileSync(dbFile)))));
+  return fileSource(file);
+}
+
+describe("an altered backup (an outside review's attacks)", () => {
+  it("a view or trigger Coffer never makes is refused before any query of Coffer's runs through it (a recursive users view hung the server)", async () => {
+    const t = await setUp();
+    const view = await altered(t, "150000Z", (db) => {
+      db.exec("ALTER TABLE users RENAME TO users_old");
+      db.exec("CREATE VIEW users AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x AS id, 'u' || x AS username, '' AS created_at FROM c");
+    });
+    await expect(browseBackup(t.inst, t.member, view)).rejects.toMatchObject({ code: "DB_FOREIGN", status: 422 });
+    const trigger = await altered(t, "151000Z", (db) => db.exec("CREATE TRIGGER stay AFTER INSERT ON documents BEGIN DELETE FROM users; END"));
+    await expect(browseBackup(t.inst, t.admin, trigger)).rejects.toMatchObject({ code: "DB_FOREIGN" });
+    expect(fs.readdirSync(t.inst.paths.staging)).toEqual([]);
+  });
+
+  it("a document id near 2^53 comes back with a new id, so later ids stay ones JavaScript counts exactly", async () => {
+    const t = await setUp();
+    const src = await altered(t, "152000Z", (db) => db.prepare("UPDATE documents SET id = ? WHERE id = ?").run(Number.MAX_SAFE_INTEGER, t.b.id));
+    deleteDocument(t.inst, t.member, null, t.b.id);
+    const [back] = await restoreDocuments(t.inst, t.member, null, src, { ids: [Number.MAX_SAFE_INTEGER] });
+    expect(back.original_id).toBe(Number.MAX_SAFE_INTEGER);
+    expect(back.id).toBeLessThan(2 ** 31);
+    const next = await createDocument(t.inst, t.admin, null, { name: "next.txt", body: Readable.from([Buffer.from("next")]), maxBytes: 1e6 });
+    expect(next.id).toBeLessThan(2 ** 31);
+  });
+
+  it("a new account that got a removed member's id and name is someone else: the old member's documents are not theirs", async () => {
+    const t = await setUp();
+    // The same id and username, made at another time (as when a removed member's id is given again).
+    const src = await altered(t, "153000Z", (db) => db.prepare("UPDATE users SET created_at = '2020-01-01T00:00:00.000Z' WHERE id = ?").run(t.member.id));
+    expect((await browseBackup(t.inst, t.member, src)).documents).toEqual([]);
+    await expect(restoreDocuments(t.inst, t.member, null, src, { ids: [t.b.id] })).rejects.toMatchObject({ status: 403 });
+    // Usernames compare as SQLite does, without case.
+    const upper = await altered(t, "154000Z", (db) => db.prepare("UPDATE users SET username = upper(username) WHERE id = ?").run(t.member.id));
+    expect((await browseBackup(t.inst, t.member, upper)).documents.map((d) => d.name)).toEqual(["notes.txt"]);
+  });
+
+  it("a size that differs from the file already in the vault is refused, and nothing changes", async () => {
+    const t = await setUp();
+    const src = await altered(t, "155000Z", (db) => db.prepare("UPDATE documents SET size = ? WHERE id = ?").run(2 ** 40, t.a.id));
+    deleteDocument(t.inst, t.admin, null, t.a.id);
+    const before = live(t);
+    await expect(restoreDocuments(t.inst, t.admin, null, src, { ids: [t.a.id] })).rejects.toMatchObject({ code: "DOCUMENT_HASH_MISMATCH", status: 422 });
+    expect(live(t)).toEqual(before);
+  });
+});
