@@ -34,11 +34,12 @@ export function keysFromHeaders(h: Headers): AgeKeys | undefined {
   return restoreKeys({ identity: h.get("x-coffer-identity"), passphrase: b64 ? Buffer.from(b64, "base64").toString("utf8") : h.get("x-coffer-passphrase") });
 }
 
-const keysBody = z.object({ identity: z.string().max(64 * 1024).optional(), passphrase: z.string().max(1024).optional() });
+/** An encrypted backup's key as JSON {identity?, passphrase?}, used for one request only. */
+export const restoreKeysSchema = z.object({ identity: z.string().max(64 * 1024).optional(), passphrase: z.string().max(1024).optional() });
 
 /** Keys sent as JSON {identity?, passphrase?}; an empty body means none. */
 export async function keysFromJson(req: Request): Promise<AgeKeys | undefined> {
-  return restoreKeys(keysBody.parse(await readJson(req, 64 * 1024, { empty: {} })));
+  return restoreKeys(restoreKeysSchema.parse(await readJson(req, 64 * 1024, { empty: {} })));
 }
 
 /** Stream a raw request body (the archive) into staging; a declared size over the cap is refused before reading. */

@@ -165,11 +165,14 @@ function readBackupDocuments(db: DB, createdAt: string): Omit<BackupDocument, "s
   });
 }
 
-/** Same, changed or deleted since, against the live rows (a trashed live row is deleted since). */
-function stateOf(inst: Instance, doc: Omit<BackupDocument, "state">): DocumentState {
-  const live = inst.db.prepare("SELECT name, sha256, deleted_at FROM documents WHERE id = ?").get(doc.id) as { name: string; sha256: string; deleted_at: string | null } | undefined;
-  if (!live || live.deleted_at !== null) return "deleted_since";
-  return live.name === doc.name && live.sha256 === doc.sha256 ? "same" : "changed";
+/** Same, changed or deleted since, against the live rows (a trashed live row is deleted since); one statement for a whole list. */
+function stateAgainstNow(inst: Instance): (doc: Omit<BackupDocument, "state">) => DocumentState {
+  const row = inst.db.prepare("SELECT name, sha256, deleted_at FROM documents WHERE id = ?");
+  return (doc) => {
+    const live = row.get(doc.id) as { name: string; sha256: string; deleted_at: string | null } | undefined;
+    if (!live || live.deleted_at !== null) return "deleted_since";
+    return live.name === doc.name && live.sha256 === doc.sha256 ? "same" : "changed";
+  };
 }
 
 /**
@@ -265,9 +268,10 @@ export async function browseBackup(inst: Instance, viewer: User, source: BackupS
     db.close();
   }
   const q = opts.q?.trim().toLowerCase();
+  const stateOf = stateAgainstNow(inst);
   const documents = docs
     .filter((d) => mayTouch(viewer, d))
     .filter((d) => !q || d.name.toLowerCase().includes(q))
-    .map((d) => ({ ...d, state: stateOf(inst, d) }));
+    .map((d) => ({ ...d, state: stateOf(d) }));
   return { backup: source.name, created_at: meta.created_at, scope: meta.scope, encrypted, has_vault: scopeHasVault(meta.scope), documents };
 }

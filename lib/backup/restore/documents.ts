@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
+import { z } from "zod";
 import type { Instance } from "../../instance";
 import { AppError, forbidden } from "../../errors";
 import { audit, userActor } from "../../audit/log";
@@ -25,7 +26,6 @@ import { hashingTap } from "../../util/hashing";
  * vault and the rows are inserted in one synchronous step.
  */
 
-export type DocumentChoice = { ids: number[] } | { deleted_since: true };
 
 export interface RestoredDocument {
   id: number;
@@ -35,6 +35,14 @@ export interface RestoredDocument {
 }
 
 export const MAX_CHOSEN = 10_000;
+
+/** What to bring back, as the API and the page send it: chosen ids, or everything deleted since the backup. */
+export const documentChoiceSchema = z.union([
+  z.object({ ids: z.array(z.number().int().positive()).min(1, "Choose at least one document.").max(MAX_CHOSEN, `Choose at most ${MAX_CHOSEN} documents at once.`) }).strict(),
+  z.object({ deleted_since: z.literal(true) }).strict(),
+], { error: 'Send either {"ids": [...]} or {"deleted_since": true}.' });
+
+export type DocumentChoice = z.infer<typeof documentChoiceSchema>;
 
 /** An id kept from a backup at most this large: a backup's 2^53 would push SQLite's next ids past what JavaScript counts exactly. */
 const MAX_KEPT_ID = 2 ** 31 - 1;

@@ -1,6 +1,6 @@
 "use client";
 
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import type { Preview } from "@/components/restore/RestoreFlow";
 import { formatDateTime } from "@/lib/format";
@@ -29,7 +29,13 @@ const fromLocalInput = (value: string) => {
  * that second like any backup, for the same preview and confirmation.
  */
 export function PointInTimeRestore({ window: w, onStaged }: { window: ContinuousWindow; onStaged: (p: Preview) => void }) {
-  const [value, setValue] = useState(() => (w.last ? toLocalInput(w.last) : ""));
+  // The browser's zone is known only in the browser: the server's render would show (and hydrate) its own.
+  const [zone, setZone] = useState<string | null>(null);
+  const [value, setValue] = useState("");
+  useEffect(() => {
+    setZone(Intl.DateTimeFormat().resolvedOptions().timeZone);
+    if (w.last) setValue(toLocalInput(w.last));
+  }, [w.last]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   if (!w.enabled || !w.first || !w.last) {
@@ -80,9 +86,9 @@ export function PointInTimeRestore({ window: w, onStaged }: { window: Continuous
         label="Restore to"
         htmlFor="pitr-at"
         error={chosen && !inside ? "That time is outside the window above." : undefined}
-        hint={`Your browser's time zone (${Intl.DateTimeFormat().resolvedOptions().timeZone}).`}
+        hint={zone ? `Your browser's time zone (${zone}).` : "Your browser's time zone."}
       >
-        <Input id="pitr-at" type="datetime-local" step={1} value={value} min={toLocalInput(w.first)} max={toLocalInput(w.last)} onChange={(e) => setValue(e.target.value)} invalid={!!chosen && !inside} />
+        <Input id="pitr-at" type="datetime-local" step={1} value={value} min={zone ? toLocalInput(w.first) : undefined} max={zone ? toLocalInput(w.last) : undefined} onChange={(e) => setValue(e.target.value)} invalid={!!chosen && !inside} />
       </Field>
       {error && <Alert>{error}</Alert>}
       <Button type="button" onClick={check} busy={busy} busyLabel="Rebuilding that moment…" disabled={!inside}>

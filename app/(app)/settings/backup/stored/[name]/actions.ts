@@ -2,14 +2,12 @@
 
 import { z } from "zod";
 import { requireUser, requestIp } from "@/app/_server/auth";
-import { restoreKeys } from "@/app/_server/restore";
+import { restoreKeys, restoreKeysSchema } from "@/app/_server/restore";
 import { AppError } from "@/lib/errors";
 import { browseBackup, storedSource, type BrowseResult } from "@/lib/backup/restore/browse";
-import { restoreDocuments, MAX_CHOSEN, type RestoredDocument } from "@/lib/backup/restore/documents";
+import { restoreDocuments, documentChoiceSchema, type RestoredDocument } from "@/lib/backup/restore/documents";
 
 type Result<T> = { ok: true; value: T } | { ok: false; code: string; error: string };
-
-const keySchema = z.object({ identity: z.string().max(64 * 1024).optional(), passphrase: z.string().max(1024).optional() });
 
 async function guarded<T>(fn: () => Promise<T>): Promise<Result<T>> {
   try {
@@ -27,7 +25,7 @@ export async function listBackupDocuments(name: string, key: { identity?: string
   return guarded(async () => {
     const { inst, user } = await requireUser();
     const source = await storedSource(inst, z.string().max(255).parse(name));
-    return browseBackup(inst, user, source, { keys: restoreKeys(keySchema.parse(key)), q: z.string().max(255).parse(q) });
+    return browseBackup(inst, user, source, { keys: restoreKeys(restoreKeysSchema.parse(key)), q: z.string().max(255).parse(q) });
   });
 }
 
@@ -39,8 +37,8 @@ export async function restoreBackupDocuments(
 ): Promise<Result<RestoredDocument[]>> {
   return guarded(async () => {
     const { inst, user } = await requireUser();
-    const parsed = z.union([z.object({ ids: z.array(z.number().int().positive()).min(1).max(MAX_CHOSEN) }), z.object({ deleted_since: z.literal(true) })]).parse(choice);
+    const parsed = documentChoiceSchema.parse(choice);
     const source = await storedSource(inst, z.string().max(255).parse(name));
-    return restoreDocuments(inst, user, await requestIp(), source, parsed, { keys: restoreKeys(keySchema.parse(key)) });
+    return restoreDocuments(inst, user, await requestIp(), source, parsed, { keys: restoreKeys(restoreKeysSchema.parse(key)) });
   });
 }
