@@ -470,7 +470,11 @@ export async function readArchive(original: Readable, opts: ReadArchiveOptions =
     source.destroy();
     original.destroy();
     extract.destroy();
-    consume.catch(() => {});
+    // Rejected only once the caller's onMember has stopped too: a member still being written when the
+    // archive failed would otherwise land in a directory its caller is already removing (ENOTEMPTY,
+    // seen on Node 24), and that error would hide this one. Destroyed streams end it at once; the
+    // bound is for a callback that ignores them.
+    await Promise.race([consume.catch(() => {}), new Promise((r) => setTimeout(r, 5000).unref())]);
     throw explainReadError(err, origin, tarred);
   }
   if (!meta) throw new ArchiveError("META_MISSING", "The archive is empty or does not contain backup_meta.json.");
