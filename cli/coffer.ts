@@ -351,13 +351,11 @@ export async function main(argv: string[]): Promise<number> {
       openFile(file).destroy(); // exists and is a file
       const admin = inst.db.prepare("SELECT id, username, role, session_version, used_bytes, created_at FROM users WHERE role = 'admin' ORDER BY id LIMIT 1").get() as import("../lib/auth/users").User | undefined;
       if (!admin) throw new AppError(409, "NO_INSTANCE", "This instance has no admin yet: finish setup first.");
-      const source = {
-        name: path.basename(file!),
-        kind: "stored" as const,
+      const { archiveSource, clearBrowseCache } = await import("../lib/backup/restore/browse");
+      const source = archiveSource(path.basename(file!), {
         version: async () => { const st = fs.statSync(file!); return `${path.resolve(file!)}:${st.size}:${st.mtimeMs}`; },
         open: async () => openFile(file),
-      };
-      const { clearBrowseCache } = await import("../lib/backup/restore/browse");
+      });
       let restored;
       try {
         restored = await restoreDocuments(inst, admin, null, source, choice, { keys: cliKeys(o), signal: interrupted() });

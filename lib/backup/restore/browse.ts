@@ -15,11 +15,12 @@ import { PRIVATE_FILE_MODE } from "../../util/modes";
 import { formatBytes } from "../../format";
 import { LAYOUT } from "../../layout";
 import { readArchive, ArchiveError } from "../format/reader";
-import { isArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta } from "../format/tables";
+import { BLOB_MEMBER_RE, isArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta } from "../format/tables";
 import { currentTarget } from "../local/repository";
 import type { BackupTarget } from "../local/target";
 import { BROWSE_RECORD, checkBackupDatabase, claimStagingDir, reserveStaging, restoreCapBytes } from "./staging";
 import { writeNewFileUnder } from "./payload";
+import { hashingTap } from "../../util/hashing";
 
 /**
  * Browsing a backup (docs/architecture.md#restoring-single-documents): the
@@ -34,22 +35,125 @@ export const BROWSE_TTL_MS = 10 * 60 * 1000;
 /** More documents than this are not listed (each is checked and compared with now, in memory). */
 export const MAX_BROWSE_DOCUMENTS = 200_000;
 
-/** Where a backup comes from: a stored local archive (an offsite snapshot would be another). */
-export interface BackupSource {
-  /** The archive's name (validated by the source). */
-  readonly name: string;
-  readonly kind: "stored";
-  /** What changes when the object does (size, time): part of the cache key. */
-  version(): Promise<string>;
-  open(): Promise<Readable>;
+/** What a source's database turned out to be, once unpacked. */
+export interface UnpackedDatabase {
+  meta: BackupMeta;
+  encrypted: boolean;
+  /** The source can bring back document files (a full archive, a full snapshot's blobs, the vault a point in time kept). */
+  has_vault: boolean;
 }
+
+/**
+ * Where a backup comes from, in the words of restoring documents (as restic's
+ * backends or Litestream's ReplicaClient): a stored archive, an offsite
+ * snapshot, a point in time of the continuous replica. Browsing and restoring
+ * chosen documents are written once, against this.
+ */
+export interface BackupSource {
+  /** What the backup is called (validated by the source): shown, audited, part of the cache key. */
+  readonly name: string;
+  readonly kind: "stored" | "offsite" | "point_in_time";
+  /** What changes when the backup does (size, time, hash): part of the cache key. */
+  version(): Promise<string>;
+  /**
+   * Write the backup's coffer.db as `payload/coffer.db` (plus whatever the source needs later under
+   * `payload`, such as an offsite snapshot's keys), calling `admit` with the bytes it will write before
+   * it writes them. Nothing more of the backup is read than that needs.
+   */
+  unpackDatabase(payload: string, opts: { keys?: AgeKeys; /** The most bytes it may unpack in all. */ cap: number; admit: (bytes: number) => void; signal?: AbortSignal }): Promise<UnpackedDatabase>;
+  /**
+   * Write each needed document file (sha256 → size, as the checked database says) as `work/<sha256>`,
+   * each checked against its hash and size before it counts; the hashes it wrote. `payload` is what
+   * unpackDatabase left.
+   */
+  fetchFiles(payload: string, need: ReadonlyMap<string, number>, work: string, opts: { keys?: AgeKeys; signal?: AbortSignal }): Promise<Set<string>>;
+}
+
+/** A damaged document file in a backup, in the words of a restore of chosen documents. */
+export const fileMismatch = (backup: string, what = "does not match its SHA-256 (or size)") =>
+  new AppError(422, "DOCUMENT_HASH_MISMATCH", `A document file in ${backup} ${what}: the backup is damaged. Nothing was restored.`);
 
 /** A stored backup by name: only archive names, never a path. */
 export async function storedSource(inst: Instance, name: string, target: BackupTarget = currentTarget(inst)): Promise<BackupSource> {
   if (!isArchiveName(name)) throw notFound("That backup");
   const st = await target.stat(name);
   if (!st) throw notFound("That backup");
-  return { name, kind: "stored", version: async () => `${st.size}:${st.modifiedAt}`, open: () => target.open(name) };
+  return archiveSource(name, { version: async () => `${st.size}:${st.modifiedAt}`, open: () => target.open(name) });
+}
+
+/** Any archive file as a source (a stored one, or the CLI's FILE): the database read up to coffer.db, files in one pass. */
+export function archiveSource(name: string, file: { version(): Promise<string>; open(): Promise<Readable> }): BackupSource {
+  return {
+    name,
+    kind: "stored",
+    version: file.version,
+    async unpackDatabase(payload, { keys, cap, admit, signal }) {
+      const stream = await file.open();
+      const stop = () => stream.destroy(new AppError(400, "CLIENT_GONE", "Stopped: nothing was read."));
+      signal?.addEventListener("abort", stop, { once: true });
+      let wrote = false;
+      try {
+        const summary = await readArchive(stream, {
+          keys,
+          maxBytes: cap,
+          onMeta: (meta) => {
+            if (!scopeHasInstance(meta.scope)) throw new AppError(422, "BACKUP_NO_DATABASE", `${name} is a ${meta.scope} backup: it holds document files but no database, so there is no list of documents to browse.`);
+            admit(meta.members[LAYOUT.database]?.size ?? 0);
+          },
+          onMember: async (member, content) => {
+            if (member !== LAYOUT.database) {
+              content.resume();
+              return;
+            }
+            await writeNewFileUnder(payload, LAYOUT.database, content);
+            wrote = true;
+          },
+          // Format v1 puts coffer.db right after the meta: the rest of the archive is never read.
+          stopAfter: (member) => member === LAYOUT.database,
+        });
+        if (!wrote) throw new ArchiveError("ARCHIVE_MISSING_MEMBER", `${name} has no database (coffer.db).`);
+        lastRead().set(name, summary.compressedBytes);
+        return { meta: summary.meta, encrypted: summary.encryption !== null, has_vault: scopeHasVault(summary.meta.scope) };
+      } finally {
+        signal?.removeEventListener("abort", stop);
+      }
+    },
+    async fetchFiles(_payload, need, work, { keys, signal }) {
+      const fetched = new Set<string>();
+      const stream = await file.open();
+      const stop = () => stream.destroy(new AppError(400, "CLIENT_GONE", "Stopped: nothing was restored."));
+      signal?.addEventListener("abort", stop, { once: true });
+      try {
+        // One pass through the archive, stopping once the last needed file has been read.
+        await readArchive(stream, {
+          keys,
+          onMember: async (member, content) => {
+            const sha = BLOB_MEMBER_RE.exec(member)?.[2];
+            if (!sha || !need.has(sha) || fetched.has(sha)) {
+              content.resume();
+              return;
+            }
+            await writeCheckedFile(work, sha, need.get(sha)!, content, name);
+            fetched.add(sha);
+          },
+          stopAfter: () => fetched.size === need.size,
+        });
+      } catch (err) {
+        if (err instanceof AppError && err.code === "CHECKSUM_MISMATCH") throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `${err.message} Nothing was restored.`);
+        throw err;
+      } finally {
+        signal?.removeEventListener("abort", stop);
+      }
+      return fetched;
+    },
+  };
+}
+
+/** Write one document file from a backup as `work/<sha>`, cut at its size and checked against its hash. */
+export async function writeCheckedFile(work: string, sha: string, size: number, content: Readable, backup: string): Promise<void> {
+  const tap = hashingTap();
+  await writeNewFileUnder(work, sha, content, { through: [tap], maxBytes: size, tooLarge: () => fileMismatch(backup, "is larger than its database says") });
+  if (tap.digest() !== sha || tap.bytes() !== size) throw fileMismatch(backup);
 }
 
 export type DocumentState = "same" | "changed" | "deleted_since";
@@ -75,6 +179,7 @@ export interface BackupDocument {
 
 export interface BrowseResult {
   backup: string;
+  kind: BackupSource["kind"];
   created_at: string;
   scope: string;
   encrypted: boolean;
@@ -83,11 +188,12 @@ export interface BrowseResult {
   documents: BackupDocument[];
 }
 
-interface CacheEntry {
+interface CacheEntry extends UnpackedDatabase {
   id: string;
   expires: number;
-  meta: BackupMeta;
-  encrypted: boolean;
+  /** Restores reading from it now: an expired entry in use is dropped from the index but removed only when they are done. */
+  users: number;
+  removeWhenFree?: boolean;
 }
 
 const cache = () => processWide("browseCache", () => new Map<string, CacheEntry>());
@@ -189,15 +295,47 @@ export function mayTouch(viewer: User, doc: Pick<BackupDocument, "owner_id" | "o
   return viewer.role === "admin" || sameUser(viewer, doc);
 }
 
-/** Unpack the backup's coffer.db (and nothing after it) into a fresh staging directory, or reuse a cached one. */
-async function cachedDatabase(inst: Instance, source: BackupSource, keys: AgeKeys | undefined, now = Date.now()): Promise<CacheEntry & { file: string }> {
+/** The staging directory of a cached entry (payload/ holds what the source unpacked). */
+const entryDir = (inst: Instance, e: CacheEntry) => path.join(inst.paths.staging, e.id);
+
+function dropEntry(inst: Instance, key: string, e: CacheEntry): void {
+  cache().delete(key);
+  if (e.users > 0) e.removeWhenFree = true;
+  else fs.rmSync(entryDir(inst, e), { recursive: true, force: true });
+}
+
+/** A cached database, held until `release`: it is not removed under a restore that is reading it. */
+export interface HeldDatabase {
+  entry: CacheEntry;
+  /** The unpacked payload (coffer.db, and what the source keeps beside it). */
+  payload: string;
+  release(): void;
+}
+
+/** Unpack the backup's coffer.db (and nothing after it) into a fresh staging directory, or reuse a cached one; held until released. */
+export async function holdDatabase(inst: Instance, source: BackupSource, keys: AgeKeys | undefined, opts: { signal?: AbortSignal; now?: number } = {}): Promise<HeldDatabase> {
+  const now = opts.now ?? Date.now();
   const key = cacheKey(inst, source, await source.version(), keys);
+  const hold = (entry: CacheEntry): HeldDatabase => {
+    entry.users++;
+    // The staging sweep goes by this record: a database held now is not swept for another BROWSE_TTL_MS.
+    fs.writeFileSync(path.join(entryDir(inst, entry), BROWSE_RECORD), JSON.stringify({ backup: source.name, expires_at: new Date(Math.max(entry.expires, now + BROWSE_TTL_MS)).toISOString() }), { mode: PRIVATE_FILE_MODE });
+    let released = false;
+    return {
+      entry,
+      payload: path.join(entryDir(inst, entry), "payload"),
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.users--;
+        if (entry.users === 0 && entry.removeWhenFree) fs.rmSync(entryDir(inst, entry), { recursive: true, force: true });
+      },
+    };
+  };
   const hit = cache().get(key);
   if (hit) {
-    const file = path.join(inst.paths.staging, hit.id, "payload", LAYOUT.database);
-    if (hit.expires > now && fs.existsSync(file)) return { ...hit, file };
-    cache().delete(key);
-    fs.rmSync(path.join(inst.paths.staging, hit.id), { recursive: true, force: true });
+    if (hit.expires > now && fs.existsSync(path.join(entryDir(inst, hit), "payload", LAYOUT.database))) return hold(hit);
+    dropEntry(inst, key, hit);
   }
   const { id, dir } = claimStagingDir(inst, `browse:${source.name}`, now);
   const expires = now + BROWSE_TTL_MS;
@@ -205,36 +343,20 @@ async function cachedDatabase(inst: Instance, source: BackupSource, keys: AgeKey
   fs.writeFileSync(path.join(dir, BROWSE_RECORD), JSON.stringify({ backup: source.name, expires_at: new Date(expires).toISOString() }), { mode: PRIVATE_FILE_MODE });
   const payload = path.join(dir, "payload");
   try {
-    const stream = await source.open();
     const cap = restoreCapBytes(inst, process.env, id);
-    let wrote = false;
-    const summary = await readArchive(stream, {
+    const unpacked = await source.unpackDatabase(payload, {
       keys,
-      maxBytes: cap,
-      onMeta: (meta) => {
-        if (!scopeHasInstance(meta.scope)) throw new AppError(422, "BACKUP_NO_DATABASE", `${source.name} is a ${meta.scope} backup: it holds document files but no database, so there is no list of documents to browse.`);
-        const need = meta.members[LAYOUT.database]?.size ?? 0;
-        if (need > cap) throw new ArchiveError("TOO_LARGE", `This backup's database is ${formatBytes(need)}, more than there is room for in staging (${formatBytes(cap)}).`, 413);
-        reserveStaging(id, need);
+      cap,
+      signal: opts.signal,
+      admit: (bytes) => {
+        if (bytes > cap) throw new ArchiveError("TOO_LARGE", `This backup's database is ${formatBytes(bytes)}, more than there is room for in staging (${formatBytes(cap)}).`, 413);
+        reserveStaging(id, bytes);
       },
-      onMember: async (name, content) => {
-        if (name !== LAYOUT.database) {
-          content.resume();
-          return;
-        }
-        await writeNewFileUnder(payload, LAYOUT.database, content);
-        wrote = true;
-      },
-      // Format v1 puts coffer.db right after the meta: the rest of the archive is never read.
-      stopAfter: (name) => name === LAYOUT.database,
     });
-    if (!wrote) throw new ArchiveError("ARCHIVE_MISSING_MEMBER", `${source.name} has no database (coffer.db).`);
-    const file = path.join(payload, LAYOUT.database);
-    checkBackupDatabase(file, summary.meta);
-    const entry: CacheEntry = { id, expires, meta: summary.meta, encrypted: summary.encryption !== null };
+    checkBackupDatabase(path.join(payload, LAYOUT.database), unpacked.meta);
+    const entry: CacheEntry = { ...unpacked, id, expires, users: 0 };
     cache().set(key, entry);
-    lastRead().set(source.name, summary.compressedBytes);
-    return { ...entry, file };
+    return hold(entry);
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
@@ -248,17 +370,24 @@ export const lastRead = () => processWide("browseLastRead", () => new Map<string
 
 /** Drop every cached database of this process (and their staging directories). */
 export function clearBrowseCache(inst: Instance): void {
-  for (const [k, e] of cache()) {
-    fs.rmSync(path.join(inst.paths.staging, e.id), { recursive: true, force: true });
-    cache().delete(k);
-  }
+  for (const [k, e] of cache()) dropEntry(inst, k, e);
 }
 
 /** Every document of the backup `viewer` may see, with its state against now; `q` filters by name (case-insensitive). */
-export async function browseBackup(inst: Instance, viewer: User, source: BackupSource, opts: { keys?: AgeKeys; q?: string } = {}): Promise<BrowseResult> {
-  const { file, meta, encrypted } = await cachedDatabase(inst, source, opts.keys);
+export async function browseBackup(inst: Instance, viewer: User, source: BackupSource, opts: { keys?: AgeKeys; q?: string; signal?: AbortSignal } = {}): Promise<BrowseResult> {
+  const held = await holdDatabase(inst, source, opts.keys, { signal: opts.signal });
+  try {
+    return browseHeld(inst, viewer, source, held, opts.q);
+  } finally {
+    held.release();
+  }
+}
+
+/** The list of a held database (restoreDocuments holds it across the list and the files). */
+export function browseHeld(inst: Instance, viewer: User, source: BackupSource, held: HeldDatabase, q?: string): BrowseResult {
+  const { meta, encrypted, has_vault } = held.entry;
   let docs: Omit<BackupDocument, "state">[];
-  const db = openDatabase(file, { readonly: true });
+  const db = openDatabase(path.join(held.payload, LAYOUT.database), { readonly: true });
   try {
     docs = readBackupDocuments(db, meta.created_at);
   } catch (err) {
@@ -267,11 +396,11 @@ export async function browseBackup(inst: Instance, viewer: User, source: BackupS
   } finally {
     db.close();
   }
-  const q = opts.q?.trim().toLowerCase();
+  const needle = q?.trim().toLowerCase();
   const stateOf = stateAgainstNow(inst);
   const documents = docs
     .filter((d) => mayTouch(viewer, d))
-    .filter((d) => !q || d.name.toLowerCase().includes(q))
+    .filter((d) => !needle || d.name.toLowerCase().includes(needle))
     .map((d) => ({ ...d, state: stateOf(d) }));
-  return { backup: source.name, created_at: meta.created_at, scope: meta.scope, encrypted, has_vault: scopeHasVault(meta.scope), documents };
+  return { backup: source.name, kind: source.kind, created_at: meta.created_at, scope: meta.scope, encrypted, has_vault, documents };
 }

@@ -9,13 +9,10 @@ import { getUser, type User } from "../../auth/users";
 import type { AgeKeys } from "../../crypto/age";
 import { acquireLock } from "../../lock";
 import { SHA256_RE, blobPath, commitBlobSync } from "../../vault/blobs";
+import { unlinkBlobWhenFree } from "../../vault/pins";
 import { MAX_NAME_CHARS, contentTypeFor } from "../../vault/documents";
 import { PRIVATE_DIR_MODE } from "../../util/modes";
-import { readArchive } from "../format/reader";
-import { BLOB_MEMBER_RE } from "../format/tables";
-import { browseBackup, mayTouch, sameUser, type BackupDocument, type BackupSource } from "./browse";
-import { writeNewFileUnder } from "./payload";
-import { hashingTap } from "../../util/hashing";
+import { browseHeld, holdDatabase, mayTouch, sameUser, type BackupDocument, type BackupSource, type HeldDatabase } from "./browse";
 
 /**
  * Restore chosen documents from a backup into the running instance
@@ -63,7 +60,24 @@ export async function restoreDocuments(
   choice: DocumentChoice,
   opts: { keys?: AgeKeys; signal?: AbortSignal; now?: Date } = {},
 ): Promise<RestoredDocument[]> {
-  const listed = await browseBackup(inst, viewer, source, { keys: opts.keys });
+  const held = await holdDatabase(inst, source, opts.keys, { signal: opts.signal });
+  try {
+    return await restoreHeld(inst, viewer, ip, source, held, choice, opts);
+  } finally {
+    held.release();
+  }
+}
+
+async function restoreHeld(
+  inst: Instance,
+  viewer: User,
+  ip: string | null,
+  source: BackupSource,
+  held: HeldDatabase,
+  choice: DocumentChoice,
+  opts: { keys?: AgeKeys; signal?: AbortSignal; now?: Date },
+): Promise<RestoredDocument[]> {
+  const listed = browseHeld(inst, viewer, source, held);
   const byId = new Map(listed.documents.map((d) => [d.id, d]));
   let chosen: BackupDocument[];
   if ("ids" in choice) {
@@ -74,7 +88,7 @@ export async function restoreDocuments(
       const d = byId.get(id);
       if (!d) {
         // Another's document in the backup is refused as such (the member asked for it by id).
-        if (viewer.role !== "admin" && (await browseBackup(inst, { ...viewer, role: "admin" }, source, { keys: opts.keys })).documents.some((x) => x.id === id)) {
+        if (viewer.role !== "admin" && browseHeld(inst, { ...viewer, role: "admin" }, source, held).documents.some((x) => x.id === id)) {
           throw forbidden(`Document ${id} in ${source.name} belongs to another user; you can restore only your own documents.`);
         }
         throw new AppError(422, "DOCUMENT_NOT_IN_BACKUP", `${source.name} holds no document with id ${id}. Nothing was restored.`);
@@ -105,41 +119,8 @@ export async function restoreDocuments(
         throw new AppError(422, "DOCUMENT_FILE_NOT_IN_BACKUP", `${source.name} is a ${listed.scope} backup without document files, and ${need.size} of the chosen documents' files are no longer in this instance's vault. Choose a full backup. Nothing was restored.`);
       }
       fs.mkdirSync(work, { recursive: true, mode: PRIVATE_DIR_MODE });
-      const stream = await source.open();
-      const onAbort = () => stream.destroy(new AppError(400, "CLIENT_GONE", "Stopped: nothing was restored."));
-      opts.signal?.addEventListener("abort", onAbort, { once: true });
-      try {
-        // One pass through the archive (no seek index yet), stopping once the last needed file has been read.
-        await readArchive(stream, {
-          keys: opts.keys,
-          onMember: async (name, content) => {
-            const m = BLOB_MEMBER_RE.exec(name);
-            const sha = m?.[2];
-            if (!sha || !need.has(sha) || fetched.has(sha)) {
-              content.resume();
-              return;
-            }
-            const tap = hashingTap();
-            await writeNewFileUnder(work, sha, content, {
-              through: [tap],
-              maxBytes: need.get(sha)!,
-              tooLarge: () => new AppError(422, "DOCUMENT_HASH_MISMATCH", `A document file in ${source.name} is larger than its database says: the backup is damaged. Nothing was restored.`),
-            });
-            if (tap.digest() !== sha || tap.bytes() !== need.get(sha)) {
-              throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `A document file in ${source.name} does not match its SHA-256 (or size): the backup is damaged. Nothing was restored.`);
-            }
-            fetched.add(sha);
-          },
-          stopAfter: () => fetched.size === need.size,
-        });
-      } catch (err) {
-        if (err instanceof AppError && err.code === "CHECKSUM_MISMATCH") {
-          throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `${err.message} Nothing was restored.`);
-        }
-        throw err;
-      } finally {
-        opts.signal?.removeEventListener("abort", onAbort);
-      }
+      const got = await source.fetchFiles(held.payload, need, work, { keys: opts.keys, signal: opts.signal });
+      for (const sha of got) if (need.has(sha)) fetched.add(sha);
       const missing = [...need.keys()].filter((s) => !fetched.has(s));
       if (missing.length) throw new AppError(422, "DOCUMENT_FILE_NOT_IN_BACKUP", `${source.name} does not contain the files of ${missing.length} chosen document(s). Nothing was restored.`);
     }
@@ -153,7 +134,7 @@ export async function restoreDocuments(
     for (const sha of fetched) {
       commitBlobSync(inst.paths, { tmpPath: path.join(work, sha), sha256: sha, size: need.get(sha)! });
     }
-    return inst.db.transaction(() => {
+    const insert = inst.db.transaction(() => {
       const out: RestoredDocument[] = [];
       for (const d of chosen) {
         const live = d.owner !== null ? getUser(inst, d.owner_id) : null;
@@ -167,11 +148,19 @@ export async function restoreDocuments(
           .run(idFree && d.id <= MAX_KEPT_ID ? d.id : null, owner.id, name, contentTypeFor(name, d.content_type), d.size, d.sha256, d.created_at);
         const id = Number(info.lastInsertRowid);
         inst.db.prepare("UPDATE users SET used_bytes = used_bytes + ? WHERE id = ?").run(d.size, owner.id);
-        audit(inst.db, actor, "document.restore_from_backup", name, { id, original_id: d.id, backup: source.name, owner: owner.username });
+        audit(inst.db, actor, "document.restore_from_backup", name, { id, original_id: d.id, backup: source.name, source: source.kind, owner: owner.username });
         out.push({ id, original_id: d.id, name, owner: owner.username });
       }
       return out;
-    })();
+    });
+    try {
+      return insert();
+    } catch (err) {
+      // Nothing half-done: the files this restore brought into the vault go again unless a document took them meanwhile.
+      const used = inst.db.prepare("SELECT 1 FROM documents WHERE sha256 = ? LIMIT 1");
+      for (const sha of fetched) unlinkBlobWhenFree(blobPath(inst.paths, sha), () => !used.get(sha));
+      throw err;
+    }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
     lock.release();

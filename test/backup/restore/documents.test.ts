@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeArchive, packArchive } from "@/lib/backup/format/writer";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
-import { browseBackup, clearBrowseCache, lastRead, type BackupSource } from "@/lib/backup/restore/browse";
+import { archiveSource, browseBackup, clearBrowseCache, lastRead, type BackupSource } from "@/lib/backup/restore/browse";
 import { restoreDocuments } from "@/lib/backup/restore/documents";
 import { makeSetUpInstance } from "../../support/instance";
 import { unpackToMemory } from "../../support/archive";
@@ -16,12 +16,8 @@ import { tarOf, gz, replaceMember, sha256 } from "../../support/hostile";
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((c) => c()));
 
-const fileSource = (file: string, name = path.basename(file)): BackupSource => ({
-  name,
-  kind: "stored",
-  version: async () => `${fs.statSync(file).size}:${fs.statSync(file).mtimeMs}`,
-  open: async () => fs.createReadStream(file),
-});
+const fileSource = (file: string, name = path.basename(file)): BackupSource =>
+  archiveSource(name, { version: async () => `${fs.statSync(file).size}:${fs.statSync(file).mtimeMs}`, open: async () => fs.createReadStream(file) });
 
 async function setUp() {
   const t = await makeSetUpInstance();
