@@ -12,6 +12,7 @@ import { FORMAT_VERSION, INSTANCE_MEMBERS, MAGIC, type BackupMeta, type Trigger 
 import { sha256File } from "../backup/format/db-snapshot";
 import { blobPathIn, documentHashes } from "../backup/restore/payload";
 import { stageInto, type RestorePreview } from "../backup/restore/staging";
+import type { BackupSource } from "../backup/restore/browse";
 import { continuousPlan, litestreamBinary, replicaWindow } from "./litestream";
 import { keepingForWindow, markKept, vaultBlobNames } from "./kept";
 
@@ -60,6 +61,33 @@ function linkOrCopy(from: string, to: string): void {
   }
 }
 
+/** Litestream and a replica whose window holds `at`, or the error that says which is missing. */
+function restorableAt(inst: Instance, at: Date): { binary: string; replica: string } {
+  const binary = litestreamBinary();
+  if (!binary) throw new AppError(503, "CONTINUOUS_UNAVAILABLE", "Restoring to a point in time needs Litestream, which is not installed here (npm install @flydotio/litestream-linux-x64, or set COFFER_LITESTREAM).");
+  const plan = continuousPlan(inst);
+  const w = replicaWindow(plan.replica);
+  if (!w.first || !w.last) throw new AppError(404, "CONTINUOUS_EMPTY", `There is no continuous replica in ${plan.replica} to restore from${plan.enabled ? " yet" : " (continuous protection is off)"}.`);
+  if (at < w.first || at > w.last) {
+    throw new AppError(422, "OUTSIDE_WINDOW", `${iso(at)} is outside the window continuous protection covers: from ${iso(w.first)} to ${iso(w.last)} (UTC). Choose a time in it.`);
+  }
+  return { binary, replica: plan.replica };
+}
+
+/** Rebuild the database as it was at `at` into `dbFile` (a new file), one self-contained file as in every archive; what it holds. */
+async function rebuildDatabase(binary: string, replica: string, at: Date, dbFile: string, signal?: AbortSignal): Promise<{ hashes: string[]; tables: Record<string, number>; schemaVersion: number }> {
+  await litestreamRestore(binary, replica, at, dbFile, signal);
+  fs.chmodSync(dbFile, PRIVATE_FILE_MODE);
+  const db = openDatabase(dbFile);
+  try {
+    // The restored copy is in WAL mode like its source.
+    db.pragma("journal_mode = DELETE");
+    return { hashes: documentHashes(db), tables: tableCounts(db), schemaVersion: db.pragma("user_version", { simple: true }) as number };
+  } finally {
+    db.close();
+  }
+}
+
 /**
  * Stage the instance as it was at `at` from the local continuous replica
  * (docs/architecture.md#continuous-protection), for the same validate, preview and apply as every
@@ -75,31 +103,9 @@ export async function stagePointInTime(
   opts: { owner?: string; trigger?: Trigger; signal?: AbortSignal; /** Stage into another instance (a drill's scratch) instead of this one. */ into?: Instance } = {},
 ): Promise<RestorePreview> {
   const target = opts.into ?? inst;
-  const binary = litestreamBinary();
-  if (!binary) throw new AppError(503, "CONTINUOUS_UNAVAILABLE", "Restoring to a point in time needs Litestream, which is not installed here (npm install @flydotio/litestream-linux-x64, or set COFFER_LITESTREAM).");
-  const plan = continuousPlan(inst);
-  const w = replicaWindow(plan.replica);
-  if (!w.first || !w.last) throw new AppError(404, "CONTINUOUS_EMPTY", `There is no continuous replica in ${plan.replica} to restore from${plan.enabled ? " yet" : " (continuous protection is off)"}.`);
-  if (at < w.first || at > w.last) {
-    throw new AppError(422, "OUTSIDE_WINDOW", `${iso(at)} is outside the window continuous protection covers: from ${iso(w.first)} to ${iso(w.last)} (UTC). Choose a time in it.`);
-  }
+  const { binary, replica } = restorableAt(inst, at);
   return stageInto(target, opts.owner ?? "local", () => {}, async ({ payload }) => {
-    const dbFile = path.join(payload, LAYOUT.database);
-    await litestreamRestore(binary, plan.replica, at, dbFile, opts.signal);
-    fs.chmodSync(dbFile, PRIVATE_FILE_MODE);
-    const db = openDatabase(dbFile);
-    let hashes: string[];
-    let tables: Record<string, number>;
-    let schemaVersion: number;
-    try {
-      // One self-contained file, as in every archive (the restored copy is in WAL mode like its source).
-      db.pragma("journal_mode = DELETE");
-      hashes = documentHashes(db);
-      tables = tableCounts(db);
-      schemaVersion = db.pragma("user_version", { simple: true }) as number;
-    } finally {
-      db.close();
-    }
+    const { hashes, tables, schemaVersion } = await rebuildDatabase(binary, replica, at, path.join(payload, LAYOUT.database), opts.signal);
     fs.mkdirSync(path.join(payload, LAYOUT.keysDir), { recursive: true, mode: PRIVATE_DIR_MODE });
     for (const m of [LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey]) {
       fs.copyFileSync(path.join(inst.paths.root, m), path.join(payload, m), fs.constants.COPYFILE_EXCL);
@@ -149,4 +155,48 @@ export async function stagePointInTime(
     };
     return { meta, warnings, encrypted: false };
   });
+}
+
+/**
+ * A second of the continuous window as a source of single documents: its
+ * database rebuilt by Litestream into the browse cache; the files it names
+ * are the vault's (an erased document's file stays for the window), so
+ * there is nothing to fetch, and a file already gone is said as such.
+ */
+export function pointInTimeSource(inst: Instance, at: Date): BackupSource {
+  const { binary, replica } = restorableAt(inst, at);
+  const name = iso(at);
+  return {
+    name,
+    kind: "point_in_time",
+    // A past second of the replica does not change.
+    version: async () => "",
+    async unpackDatabase(payload, { admit, signal }) {
+      fs.mkdirSync(payload, { recursive: true, mode: PRIVATE_DIR_MODE });
+      const dbFile = path.join(payload, LAYOUT.database);
+      const { hashes, tables, schemaVersion } = await rebuildDatabase(binary, replica, at, dbFile, signal);
+      const size = fs.statSync(dbFile).size;
+      // Litestream does not say the size first: counted once it is there (the cap still refuses it).
+      admit(size);
+      const meta: BackupMeta = {
+        magic: MAGIC,
+        format_version: FORMAT_VERSION,
+        app_version: APP_VERSION,
+        schema_version: schemaVersion,
+        created_at: at.toISOString(),
+        scope: "full",
+        trigger: "manual",
+        members: { [LAYOUT.database]: await sha256File(dbFile) },
+        vault: { objects: hashes.length, bytes: 0 },
+        tables,
+      };
+      return { meta, encrypted: false, has_vault: true };
+    },
+    async fetchFiles(_payload, need) {
+      if (need.size) {
+        throw new AppError(422, "CONTINUOUS_FILES_GONE", `The files of ${need.size} chosen document(s) are no longer in the vault (erased before continuous protection kept such files, or by hand). Restore them from a backup archive of that time instead. Nothing was restored.`);
+      }
+      return new Set();
+    },
+  };
 }

@@ -12,9 +12,10 @@ import { INSTANCE_MEMBERS, isArchiveName, isEncryptedArchiveName, type BackupMet
 import { writeTarGz, type VaultFile } from "../format/writer";
 import { ArchiveError, readArchive } from "../format/reader";
 import { restoreCapBytes, stageInto, type RestorePreview } from "../restore/staging";
+import type { BackupSource } from "../restore/browse";
 import { transferStopped } from "./s3";
 import { describeLocation } from "./location";
-import { blobNamer, listOffsiteSnapshots, readIndex, repositoryIdentity, type OffsiteRepo } from "./repository";
+import { blobNamer, listOffsiteSnapshots, readIndex, repositoryIdentity, type OffsiteRepo, type SnapshotIndex } from "./repository";
 import { BLOB_CONCURRENCY, fetchBlob } from "./transfer";
 import { eachLimit } from "../../util/concurrency";
 
@@ -189,4 +190,56 @@ export async function newestSnapshot(repo: OffsiteRepo, signal?: AbortSignal): P
   const snaps = (await listOffsiteSnapshots(repo, signal)).filter((s) => s.verified);
   if (!snaps.length) throw new AppError(404, "NOT_FOUND", "This repository has no complete snapshot to restore.");
   return snaps[0].name;
+}
+
+/**
+ * An offsite snapshot as a source of single documents: browsing reads the
+ * snapshot archive (database, settings, keys; never a blob) into the cache,
+ * and each chosen document the vault lacks is one blob GET, checked against
+ * its hash like every blob read from a bucket. The caller owns `repo`.
+ */
+export function offsiteSource(repo: OffsiteRepo, name: string): BackupSource {
+  if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name.slice(0, 80)} is not a snapshot name.`);
+  let index: Promise<SnapshotIndex> | undefined;
+  const indexOf = (signal?: AbortSignal) =>
+    (index ??= readIndex(repo, name, signal).then((i) => {
+      if (!i) throw new AppError(404, "NOT_FOUND", `There is no complete snapshot ${name} in ${describeLocation(repo.loc)}.`);
+      return i;
+    }));
+  return {
+    name,
+    kind: "offsite",
+    version: async () => {
+      const i = await indexOf();
+      return `${i.snapshot_sha256}:${i.snapshot_bytes}`;
+    },
+    async unpackDatabase(payload, { keys, cap, admit, signal }) {
+      const snap = await unpackSnapshot(repo, name, payload, keys, {
+        signal,
+        admit: (meta) => {
+          const bytes = INSTANCE_MEMBERS.reduce((a, m) => a + (meta.members[m]?.size ?? 0), 0);
+          if (bytes > cap) throw new ArchiveError("TOO_LARGE", `This snapshot's database is larger than there is room for in staging.`, 413);
+          admit(bytes);
+        },
+      });
+      return { meta: snap.meta, encrypted: snap.encrypted, has_vault: (await indexOf(signal)).scope !== "db" };
+    },
+    async fetchFiles(payload, need, work, { keys, signal }) {
+      const i = await indexOf(signal);
+      const encrypted = i.encryption !== "off";
+      const secretKey = fs.readFileSync(pathUnder(payload, LAYOUT.secretKey));
+      const nameOf = blobNamer(secretKey, encrypted);
+      const listed = new Set(i.blobs.map(([obj]) => obj));
+      const blobKeys = encrypted ? { identities: [...(keys?.identities ?? []), repositoryIdentity(secretKey)] } : null;
+      const wanted = [...need].map(([sha, size]) => ({ sha, size, obj: nameOf(sha) }));
+      const unlisted = wanted.filter((w) => !listed.has(w.obj)).length;
+      if (unlisted) throw new AppError(422, "OFFSITE_CORRUPT", `The snapshot ${name} names ${unlisted} document file(s) its index does not list; the repository is inconsistent. Nothing was restored.`);
+      // Cut at the size the checked database gives each document, and checked against its hash as it arrives.
+      await eachLimit(wanted, BLOB_CONCURRENCY, async (w) => {
+        if (signal?.aborted) throw transferStopped(signal.reason);
+        await fetchBlob(repo, w, work, w.sha, blobKeys, signal);
+      });
+      return new Set(need.keys());
+    },
+  };
 }

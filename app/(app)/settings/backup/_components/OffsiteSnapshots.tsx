@@ -1,5 +1,6 @@
 "use client";
 
+import Link from "next/link";
 import { useEffect, useState } from "react";
 import { Alert, Button, LockIcon, Table } from "@/components/ui";
 import { formatBytes, formatDateTime } from "@/lib/format";
@@ -73,9 +74,20 @@ export function OffsiteSnapshots({ onRestore, staging }: { onRestore: (s: Offsit
           <td className="hidden whitespace-nowrap px-4 py-2 tabular-nums sm:table-cell">{formatBytes(s.total_bytes)}</td>
           <td className="hidden px-4 py-2 tabular-nums sm:table-cell">{s.documents ?? "—"}</td>
           <td className="px-2 py-2 text-right sm:px-4">
-            <Button type="button" variant="secondary" disabled={!s.verified} busy={staging === s.name} busyLabel="Fetching…" onClick={() => onRestore(s)}>
-              Restore
-            </Button>
+            <div className="flex flex-col items-end gap-1 sm:flex-row sm:items-center sm:justify-end">
+              <Button type="button" variant="secondary" disabled={!s.verified} busy={staging === s.name} busyLabel="Fetching…" onClick={() => onRestore(s)} aria-label={`Restore ${s.name}`}>
+                Restore
+              </Button>
+              {s.verified && (
+                <Link
+                  href={`/settings/backup/snapshots/${encodeURIComponent(s.name)}`}
+                  className="inline-block rounded-md px-3 py-2 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
+                  aria-label={`Documents in ${s.name}`}
+                >
+                  Documents
+                </Link>
+              )}
+            </div>
           </td>
         </tr>
       ))}

@@ -1,5 +1,6 @@
 "use client";
 
+import Link from "next/link";
 import { useEffect, useState } from "react";
 import { Alert, Button, Card, Field, Input } from "@/components/ui";
 import type { Preview } from "@/components/restore/RestoreFlow";
@@ -91,9 +92,19 @@ export function PointInTimeRestore({ window: w, onStaged }: { window: Continuous
         <Input id="pitr-at" type="datetime-local" step={1} value={value} min={zone ? toLocalInput(w.first) : undefined} max={zone ? toLocalInput(w.last) : undefined} onChange={(e) => setValue(e.target.value)} invalid={!!chosen && !inside} />
       </Field>
       {error && <Alert>{error}</Alert>}
-      <Button type="button" onClick={check} busy={busy} busyLabel="Rebuilding that moment…" disabled={!inside}>
-        Check this point in time
-      </Button>
+      <div className="flex flex-wrap items-center gap-2">
+        <Button type="button" onClick={check} busy={busy} busyLabel="Rebuilding that moment…" disabled={!inside}>
+          Check this point in time
+        </Button>
+        {inside && chosen && (
+          <Link
+            href={`/settings/backup/point-in-time?at=${encodeURIComponent(chosen)}`}
+            className="inline-block rounded-md px-3 py-2 text-sm font-medium text-emerald-700 hover:underline dark:text-emerald-400"
+          >
+            Only some documents? See what it held
+          </Link>
+        )}
+      </div>
     </Card>
   );
 }

@@ -3,7 +3,7 @@ import { pageUser } from "@/app/_server/auth";
 import { PageTitle } from "@/components/ui";
 import { isArchiveName } from "@/lib/backup/format/tables";
 import { notFound } from "next/navigation";
-import { BackupDocuments } from "./_components/BackupDocuments";
+import { BackupDocuments } from "../../_components/BackupDocuments";
 
 export const metadata: Metadata = { title: "Documents in a backup" };
 
@@ -17,7 +17,7 @@ export default async function StoredBackupPage({ params }: { params: Promise<{ n
       <PageTitle description={`What ${name} holds, against now. ${user.role === "admin" ? "You see everyone's documents." : "You see only your own documents."} Restoring brings chosen documents back beside today's; nothing else changes.`}>
         Documents in a backup
       </PageTitle>
-      <BackupDocuments name={name} />
+      <BackupDocuments spec={{ kind: "stored", name }} />
     </>
   );
 }

@@ -4,7 +4,8 @@ import { useCallback, useEffect, useState } from "react";
 import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
 import { Alert, Button, Card, Input, Table } from "@/components/ui";
 import { formatBytes } from "@/lib/format";
-import { listBackupDocuments, restoreBackupDocuments } from "../actions";
+import { listBackupDocuments, restoreBackupDocuments } from "./documents-actions";
+import type { SourceSpec } from "@/lib/backup/restore/sources";
 import type { BrowseResult } from "@/lib/backup/restore/browse";
 import type { RestoredDocument } from "@/lib/backup/restore/documents";
 
@@ -15,7 +16,8 @@ const BADGE: Record<string, string> = {
 };
 const LABEL: Record<string, string> = { same: "Same as now", changed: "Changed since", deleted_since: "Deleted since" };
 
-export function BackupDocuments({ name }: { name: string }) {
+/** What a backup holds against now, and restoring chosen documents from it: one component for every kind of source. */
+export function BackupDocuments({ spec }: { spec: SourceSpec }) {
   const [key, setKey] = useState<RestoreKey>({});
   const [needKey, setNeedKey] = useState(false);
   const [q, setQ] = useState("");
@@ -27,7 +29,7 @@ export function BackupDocuments({ name }: { name: string }) {
 
   const load = useCallback(async () => {
     setBusy(true);
-    const r = await listBackupDocuments(name, key, q);
+    const r = await listBackupDocuments(spec, key, q);
     setBusy(false);
     if (r.ok) {
       setList(r.value);
@@ -36,7 +38,7 @@ export function BackupDocuments({ name }: { name: string }) {
       if (r.code === "KEY_REQUIRED" || r.code === "KEY_MISMATCH" || r.code === "KEY_INVALID") setNeedKey(true);
       setError(r.error);
     }
-  }, [name, key, q]);
+  }, [spec, key, q]);
 
   useEffect(() => {
     void load();
@@ -45,7 +47,7 @@ export function BackupDocuments({ name }: { name: string }) {
 
   const restore = async (choice: { ids: number[] } | { deleted_since: true }) => {
     setBusy(true);
-    const r = await restoreBackupDocuments(name, choice, key);
+    const r = await restoreBackupDocuments(spec, choice, key);
     setBusy(false);
     if (r.ok) {
       setRestored(r.value);

@@ -4,7 +4,8 @@ import { z } from "zod";
 import { requireUser, requestIp } from "@/app/_server/auth";
 import { restoreKeys, restoreKeysSchema } from "@/app/_server/restore";
 import { AppError } from "@/lib/errors";
-import { browseBackup, storedSource, type BrowseResult } from "@/lib/backup/restore/browse";
+import { browseBackup, type BrowseResult } from "@/lib/backup/restore/browse";
+import { sourceSpecSchema, withBackupSource, type SourceSpec } from "@/lib/backup/restore/sources";
 import { restoreDocuments, documentChoiceSchema, type RestoredDocument } from "@/lib/backup/restore/documents";
 
 type Result<T> = { ok: true; value: T } | { ok: false; code: string; error: string };
@@ -20,25 +21,27 @@ async function guarded<T>(fn: () => Promise<T>): Promise<Result<T>> {
   }
 }
 
-/** The documents of a stored backup the signed-in user may see (each action authorizes itself). */
-export async function listBackupDocuments(name: string, key: { identity?: string; passphrase?: string }, q: string): Promise<Result<BrowseResult>> {
+/** The documents of a backup (stored, offsite, a point in time) the signed-in user may see (each action authorizes itself). */
+export async function listBackupDocuments(spec: SourceSpec, key: { identity?: string; passphrase?: string }, q: string): Promise<Result<BrowseResult>> {
   return guarded(async () => {
     const { inst, user } = await requireUser();
-    const source = await storedSource(inst, z.string().max(255).parse(name));
-    return browseBackup(inst, user, source, { keys: restoreKeys(restoreKeysSchema.parse(key)), q: z.string().max(255).parse(q) });
+    const keys = restoreKeys(restoreKeysSchema.parse(key));
+    const filter = z.string().max(255).parse(q);
+    return withBackupSource(inst, sourceSpecSchema.parse(spec), (source) => browseBackup(inst, user, source, { keys, q: filter }));
   });
 }
 
-/** Restore chosen documents (or everything deleted since) of a stored backup into this instance. */
+/** Restore chosen documents (or everything deleted since) of a backup into this instance. */
 export async function restoreBackupDocuments(
-  name: string,
+  spec: SourceSpec,
   choice: { ids: number[] } | { deleted_since: true },
   key: { identity?: string; passphrase?: string },
 ): Promise<Result<RestoredDocument[]>> {
   return guarded(async () => {
     const { inst, user } = await requireUser();
     const parsed = documentChoiceSchema.parse(choice);
-    const source = await storedSource(inst, z.string().max(255).parse(name));
-    return restoreDocuments(inst, user, await requestIp(), source, parsed, { keys: restoreKeys(restoreKeysSchema.parse(key)) });
+    const keys = restoreKeys(restoreKeysSchema.parse(key));
+    const ip = await requestIp();
+    return withBackupSource(inst, sourceSpecSchema.parse(spec), (source) => restoreDocuments(inst, user, ip, source, parsed, { keys }));
   });
 }
