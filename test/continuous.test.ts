@@ -4,6 +4,7 @@ import { Readable } from "node:stream";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { makeSetUpInstance } from "./support/instance";
+import { until } from "./support/until";
 import { currentSettings, parseSettings, saveSettings } from "@/lib/settings/store";
 import { createDocument, deleteDocument, listDocuments } from "@/lib/vault/documents";
 import { emptyTrash } from "@/lib/vault/trash";
@@ -30,15 +31,6 @@ if (!binary) console.warn("continuous.test.ts: SKIPPED: no Litestream binary (np
 
 const body = (s: string) => Readable.from([Buffer.from(s)]);
 
-async function until<T>(what: string, probe: () => T | null | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 export function enableContinuous(inst: Instance, on = true): void {
   const s = currentSettings(inst.paths.settings);

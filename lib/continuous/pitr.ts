@@ -75,7 +75,13 @@ function restorableAt(inst: Instance, at: Date): { binary: string; replica: stri
 }
 
 /** Rebuild the database as it was at `at` into `dbFile` (a new file), one self-contained file as in every archive; what it holds. */
-async function rebuildDatabase(binary: string, replica: string, at: Date, dbFile: string, signal?: AbortSignal): Promise<{ hashes: string[]; tables: Record<string, number>; schemaVersion: number }> {
+interface Rebuilt {
+  hashes: string[];
+  tables: Record<string, number>;
+  schemaVersion: number;
+}
+
+async function rebuildDatabase(binary: string, replica: string, at: Date, dbFile: string, signal?: AbortSignal): Promise<Rebuilt> {
   await litestreamRestore(binary, replica, at, dbFile, signal);
   fs.chmodSync(dbFile, PRIVATE_FILE_MODE);
   const db = openDatabase(dbFile);
@@ -86,6 +92,22 @@ async function rebuildDatabase(binary: string, replica: string, at: Date, dbFile
   } finally {
     db.close();
   }
+}
+
+/** The meta a point in time gets, as if it were an archive of that second. */
+function pointInTimeMeta(at: Date, db: Rebuilt, members: BackupMeta["members"], vaultBytes: number, trigger: Trigger = "manual"): BackupMeta {
+  return {
+    magic: MAGIC,
+    format_version: FORMAT_VERSION,
+    app_version: APP_VERSION,
+    schema_version: db.schemaVersion,
+    created_at: at.toISOString(),
+    scope: "full",
+    trigger,
+    members,
+    vault: { objects: db.hashes.length, bytes: vaultBytes },
+    tables: db.tables,
+  };
 }
 
 /**
@@ -141,18 +163,7 @@ export async function stagePointInTime(
     }
     const members: BackupMeta["members"] = {};
     for (const m of INSTANCE_MEMBERS) members[m] = await sha256File(path.join(payload, m));
-    const meta: BackupMeta = {
-      magic: MAGIC,
-      format_version: FORMAT_VERSION,
-      app_version: APP_VERSION,
-      schema_version: schemaVersion,
-      created_at: at.toISOString(),
-      scope: "full",
-      trigger: opts.trigger ?? "manual",
-      members,
-      vault: { objects: hashes.length, bytes },
-      tables,
-    };
+    const meta = pointInTimeMeta(at, { hashes, tables, schemaVersion }, members, bytes, opts.trigger);
     return { meta, warnings, encrypted: false };
   });
 }
@@ -174,22 +185,11 @@ export function pointInTimeSource(inst: Instance, at: Date): BackupSource {
     async unpackDatabase(payload, { admit, signal }) {
       fs.mkdirSync(payload, { recursive: true, mode: PRIVATE_DIR_MODE });
       const dbFile = path.join(payload, LAYOUT.database);
-      const { hashes, tables, schemaVersion } = await rebuildDatabase(binary, replica, at, dbFile, signal);
+      const rebuilt = await rebuildDatabase(binary, replica, at, dbFile, signal);
       const size = fs.statSync(dbFile).size;
       // Litestream does not say the size first: counted once it is there (the cap still refuses it).
       admit(size);
-      const meta: BackupMeta = {
-        magic: MAGIC,
-        format_version: FORMAT_VERSION,
-        app_version: APP_VERSION,
-        schema_version: schemaVersion,
-        created_at: at.toISOString(),
-        scope: "full",
-        trigger: "manual",
-        members: { [LAYOUT.database]: await sha256File(dbFile) },
-        vault: { objects: hashes.length, bytes: 0 },
-        tables,
-      };
+      const meta = pointInTimeMeta(at, rebuilt, { [LAYOUT.database]: await sha256File(dbFile) }, 0);
       return { meta, encrypted: false, has_vault: true };
     },
     async fetchFiles(_payload, need) {

@@ -19,6 +19,7 @@ import { continuousPlan, litestreamBinary, replicaWindow } from "@/lib/continuou
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { makeSetUpInstance } from "../../support/instance";
+import { until } from "../../support/until";
 import { configureOffsite, startS3, type TestS3 } from "../../support/s3";
 import { startFaultProxy } from "../../support/fault-proxy";
 
@@ -125,15 +126,6 @@ describe("documents from an offsite snapshot", () => {
 
 const binary = litestreamBinary();
 
-async function until<T>(what: string, probe: () => T | null | undefined | false, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe.skipIf(!binary)("documents from a point in time", () => {
   it("lists what the instance held a moment ago and brings back one erased document, the rest of today untouched", async () => {
