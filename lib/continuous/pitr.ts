@@ -36,9 +36,12 @@ function litestreamRestore(binary: string, replica: string, at: Date, out: strin
     const keep = (b: Buffer) => (said = (said + b.toString("utf8")).slice(-4000));
     child.stdout.on("data", keep);
     child.stderr.on("data", keep);
-    child.once("error", (err) => reject(new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not run: ${err.message}`)));
+    // A caller that left is not the server's failure.
+    const gone = () => new AppError(400, "CLIENT_GONE", "Stopped: nothing was restored.");
+    child.once("error", (err) => reject(signal?.aborted ? gone() : new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not run: ${err.message}`)));
     child.once("close", (code, sig) => {
       if (code === 0) return resolve();
+      if (signal?.aborted) return reject(gone());
       const last = said.trim().split("\n").pop() ?? "";
       reject(new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not rebuild the database at ${iso(at)} (${sig ?? `exit code ${code}`}): ${last.slice(0, 300)}`));
     });
@@ -174,7 +177,9 @@ export async function stagePointInTime(
  * are the vault's (an erased document's file stays for the window), so
  * there is nothing to fetch, and a file already gone is said as such.
  */
-export function pointInTimeSource(inst: Instance, at: Date): BackupSource {
+export function pointInTimeSource(inst: Instance, asked: Date): BackupSource {
+  // Whole seconds, as the window is counted: .001 and .002 are not two more rebuilds of the same second.
+  const at = new Date(Math.floor(asked.getTime() / 1000) * 1000);
   const { binary, replica } = restorableAt(inst, at);
   const name = iso(at);
   return {

@@ -50,18 +50,30 @@ export async function unpackSnapshot(
   name: string,
   dir: string,
   keys: AgeKeys | undefined,
-  opts: { admit?: (meta: BackupMeta) => void; signal?: AbortSignal } = {},
+  opts: { admit?: (meta: BackupMeta) => void; signal?: AbortSignal; /** The most bytes written in all (the staging cap). */ maxBytes?: number } = {},
 ): Promise<UnpackedSnapshot> {
   if (!isArchiveName(name)) throw new AppError(404, "NOT_FOUND", `${name} is not a snapshot name.`);
   const index = await readIndex(repo, name, opts.signal);
   if (!index) throw new AppError(404, "NOT_FOUND", `There is no snapshot ${name} in ${describeLocation(repo.loc)}.`);
   const full = (m: BackupMeta, objects: number, bytes: number): BackupMeta => ({ ...m, scope: index.scope === "db" ? "db" : "full", vault: { objects, bytes } });
+  let declared: BackupMeta | undefined;
   const summary = await readArchive(await repo.snapshots.open(name, { maxBytes: index.snapshot_bytes, signal: opts.signal }), {
     keys,
+    maxBytes: opts.maxBytes,
     // Before a byte is written: the database, settings and keys, and the document files the index lists.
     // The space admitted is the sum of the blob sizes the index lists, each enforced while it streams, not the index's own total.
-    onMeta: (m) => opts.admit?.(full(m, index.blobs.length, index.blobs.reduce((a, [, n]) => a + n, 0))),
-    onMember: (member, content) => writeNewFileUnder(dir, member, content),
+    onMeta: (m) => {
+      declared = m;
+      opts.admit?.(full(m, index.blobs.length, index.blobs.reduce((a, [, n]) => a + n, 0)));
+    },
+    onMember: (member, content) => {
+      // A snapshot archive carries the instance files only (its blobs are objects of their own); each is cut at
+      // the size its meta declares, so a bucket cannot make a small object unpack into a full disk.
+      if (!(INSTANCE_MEMBERS as readonly string[]).includes(member)) {
+        throw new ArchiveError("ARCHIVE_BAD_MEMBER", `The snapshot ${name} holds ${member.slice(0, 80)}, which a snapshot archive never carries: the repository has been altered. Nothing was restored.`);
+      }
+      return writeNewFileUnder(dir, member, content, { maxBytes: declared?.members[member]?.size ?? 0 });
+    },
   });
   const snapMeta = summary.meta;
   // Encrypted or not is what the bytes are, never what the name says; a name that disagrees is a tampered repository.
@@ -180,7 +192,8 @@ export async function exportSnapshot(repo: OffsiteRepo, name: string, out: Writa
 export async function stageOffsiteSnapshot(inst: Instance, repo: OffsiteRepo, name: string | null, opts: { keys?: AgeKeys; owner?: string; signal?: AbortSignal } = {}): Promise<RestorePreview> {
   const snapshot = name ?? (await newestSnapshot(repo, opts.signal));
   return stageInto(inst, opts.owner ?? "local", () => {}, async ({ payload, id, admit }) => {
-    const snap = await unpackSnapshot(repo, snapshot, payload, opts.keys, { admit: (meta) => admit(meta, restoreCapBytes(inst, process.env, id)), signal: opts.signal });
+    const cap = restoreCapBytes(inst, process.env, id);
+    const snap = await unpackSnapshot(repo, snapshot, payload, opts.keys, { admit: (meta) => admit(meta, cap), signal: opts.signal, maxBytes: cap });
     await fetchSnapshotBlobs(repo, snap, path.join(payload, LAYOUT.vault), opts.signal);
     return { meta: snap.meta, warnings: snap.warnings, encrypted: snap.encrypted };
   });
@@ -203,7 +216,8 @@ export function offsiteSource(repo: OffsiteRepo, name: string): BackupSource {
   let index: Promise<SnapshotIndex> | undefined;
   const indexOf = (signal?: AbortSignal) =>
     (index ??= readIndex(repo, name, signal).then((i) => {
-      if (!i) throw new AppError(404, "NOT_FOUND", `There is no complete snapshot ${name} in ${describeLocation(repo.loc)}.`);
+      // Members browse snapshots too: the bucket's address is not theirs to learn.
+      if (!i) throw new AppError(404, "NOT_FOUND", `There is no complete snapshot ${name} in the offsite repository.`);
       return i;
     }));
   return {
@@ -216,6 +230,7 @@ export function offsiteSource(repo: OffsiteRepo, name: string): BackupSource {
     async unpackDatabase(payload, { keys, cap, admit, signal }) {
       const snap = await unpackSnapshot(repo, name, payload, keys, {
         signal,
+        maxBytes: cap,
         admit: (meta) => {
           const bytes = INSTANCE_MEMBERS.reduce((a, m) => a + (meta.members[m]?.size ?? 0), 0);
           if (bytes > cap) throw new ArchiveError("TOO_LARGE", `This snapshot's database is larger than there is room for in staging.`, 413);

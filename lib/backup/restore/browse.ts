@@ -18,7 +18,7 @@ import { readArchive, ArchiveError } from "../format/reader";
 import { BLOB_MEMBER_RE, isArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta } from "../format/tables";
 import { currentTarget } from "../local/repository";
 import type { BackupTarget } from "../local/target";
-import { BROWSE_RECORD, checkBackupDatabase, claimStagingDir, reserveStaging, restoreCapBytes } from "./staging";
+import { BROWSE_RECORD, busyStaging, checkBackupDatabase, claimStagingDir, reserveStaging, restoreCapBytes } from "./staging";
 import { writeNewFileUnder } from "./payload";
 import { hashingTap } from "../../util/hashing";
 
@@ -318,6 +318,7 @@ export async function holdDatabase(inst: Instance, source: BackupSource, keys: A
   const key = cacheKey(inst, source, await source.version(), keys);
   const hold = (entry: CacheEntry): HeldDatabase => {
     entry.users++;
+    busyStaging().add(entry.id);
     // The staging sweep goes by this record: a database held now is not swept for another BROWSE_TTL_MS.
     fs.writeFileSync(path.join(entryDir(inst, entry), BROWSE_RECORD), JSON.stringify({ backup: source.name, expires_at: new Date(Math.max(entry.expires, now + BROWSE_TTL_MS)).toISOString() }), { mode: PRIVATE_FILE_MODE });
     let released = false;
@@ -328,7 +329,9 @@ export async function holdDatabase(inst: Instance, source: BackupSource, keys: A
         if (released) return;
         released = true;
         entry.users--;
-        if (entry.users === 0 && entry.removeWhenFree) fs.rmSync(entryDir(inst, entry), { recursive: true, force: true });
+        if (entry.users > 0) return;
+        busyStaging().delete(entry.id);
+        if (entry.removeWhenFree) fs.rmSync(entryDir(inst, entry), { recursive: true, force: true });
       },
     };
   };
@@ -337,7 +340,22 @@ export async function holdDatabase(inst: Instance, source: BackupSource, keys: A
     if (hit.expires > now && fs.existsSync(path.join(entryDir(inst, hit), "payload", LAYOUT.database))) return hold(hit);
     dropEntry(inst, key, hit);
   }
+  // The same backup asked for by several at once is unpacked once (a member cannot multiply a download or a rebuild).
+  let pending = unpacking().get(key);
+  if (!pending) {
+    pending = unpackDatabase(inst, source, key, keys, opts.signal, now);
+    unpacking().set(key, pending);
+    void pending.finally(() => unpacking().delete(key)).catch(() => {});
+  }
+  return hold(await pending);
+}
+
+const unpacking = () => processWide("browseUnpacking", () => new Map<string, Promise<CacheEntry>>());
+
+async function unpackDatabase(inst: Instance, source: BackupSource, key: string, keys: AgeKeys | undefined, signal: AbortSignal | undefined, now: number): Promise<CacheEntry> {
   const { id, dir } = claimStagingDir(inst, `browse:${source.name}`, now);
+  // Busy from the claim until the last hold is released: no one else's claim makes way with it.
+  busyStaging().add(id);
   const expires = now + BROWSE_TTL_MS;
   // Recorded before a byte is written: the sweep knows this is a cache and when it goes.
   fs.writeFileSync(path.join(dir, BROWSE_RECORD), JSON.stringify({ backup: source.name, expires_at: new Date(expires).toISOString() }), { mode: PRIVATE_FILE_MODE });
@@ -347,7 +365,7 @@ export async function holdDatabase(inst: Instance, source: BackupSource, keys: A
     const unpacked = await source.unpackDatabase(payload, {
       keys,
       cap,
-      signal: opts.signal,
+      signal,
       admit: (bytes) => {
         if (bytes > cap) throw new ArchiveError("TOO_LARGE", `This backup's database is ${formatBytes(bytes)}, more than there is room for in staging (${formatBytes(cap)}).`, 413);
         reserveStaging(id, bytes);
@@ -356,8 +374,9 @@ export async function holdDatabase(inst: Instance, source: BackupSource, keys: A
     checkBackupDatabase(path.join(payload, LAYOUT.database), unpacked.meta);
     const entry: CacheEntry = { ...unpacked, id, expires, users: 0 };
     cache().set(key, entry);
-    return hold(entry);
+    return entry;
   } catch (err) {
+    busyStaging().delete(id);
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   } finally {

@@ -70,6 +70,9 @@ function reservations(): Map<string, number> {
 }
 
 /** Reserve `bytes` of disk for staging `id` (0 to keep the slot, delete to release): what restoreCapBytes leaves to others. */
+/** Browse caches in use in this process (being unpacked, or held by a restore): never made way for. */
+export const busyStaging = () => processWide("busyStaging", () => new Set<string>());
+
 export function reserveStaging(id: string, bytes: number | null): void {
   if (bytes === null) reservations().delete(id);
   else reservations().set(id, bytes);
@@ -156,7 +159,8 @@ export function claimStagingDir(inst: Instance, owner: string, now = Date.now())
     .sort((a, b) => a.expires - b.expires);
   if (dirs.length >= MAX_STAGED) {
     // A browse cache is only a cache: it makes way for anyone before a staged restore does.
-    const mine = dirs.find((d) => d.browse) ?? dirs.find((d) => d.finished && d.owner === owner);
+    // Not one a restore is reading or a browse is still unpacking (busyStaging): that would pull it from under them.
+    const mine = dirs.find((d) => d.browse && !busyStaging().has(d.id)) ?? dirs.find((d) => d.finished && d.owner === owner);
     if (!mine) {
       const oldest = dirs[0];
       const minutes = Math.max(1, Math.ceil((oldest.expires - now) / 60_000));
