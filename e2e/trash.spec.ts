@@ -74,7 +74,8 @@ test("a member deletes a document and undoes it; deletes again and restores it f
   await expect(apage.getByRole("status")).toContainText("“old draft.txt” is erased.");
   apage.once("dialog", (d) => d.accept());
   await apage.getByRole("button", { name: "Empty trash" }).click();
-  await expect(apage.getByText("The trash is empty.")).toBeVisible();
+  await expect(apage.getByRole("status")).toContainText("for good");
+  await expect(apage.getByRole("paragraph").filter({ hasText: "The trash is empty." })).toBeVisible();
   const audit = await (await fetch(`${server.url}/api/trash`, { headers: { cookie: admin } })).json();
   expect(audit.documents).toEqual([]);
   await ctx.close();

@@ -49,7 +49,7 @@ export function TrashTable({ documents, admin }: { documents: TrashItem[]; admin
                 variant="danger"
                 busy={busy === "empty"}
                 onClick={() =>
-                  act("empty", "/api/trash", "DELETE", "The trash is empty.", `Erase all ${documents.length} document(s) in the trash for good? Backups made before now still hold them.`)
+                  act("empty", "/api/trash", "DELETE", `Erased ${documents.length} document(s) for good.`, `Erase all ${documents.length} document(s) in the trash for good? Backups made before now still hold them.`)
                 }
               >
                 Empty trash
