@@ -76,19 +76,20 @@ export function settingsVersionAt(replica: string, at: Date): SettingsVersion | 
   return found;
 }
 
-/** What the instance's settings and keys are on disk now, or null when settings.yaml does not parse (a broken hand edit: the previous settings stay in force). */
-function currentContent(inst: Instance): SettingsVersionContent | null {
-  const settings = fs.readFileSync(inst.paths.settings, "utf8");
-  if (Buffer.byteLength(settings) > MAX_VERSION_BYTES) return null;
+/** The instance's settings and keys on disk now. */
+function currentContent(inst: Instance): SettingsVersionContent {
+  return { settings: fs.readFileSync(inst.paths.settings, "utf8"), secretKey: fs.readFileSync(inst.paths.secretKey), configKey: fs.readFileSync(inst.paths.configKey) };
+}
+
+/** Whether content may become a version: a settings.yaml that does not parse is a broken hand edit, and the previous settings stay in force. */
+function usable(inst: Instance, c: SettingsVersionContent): boolean {
+  if (Buffer.byteLength(c.settings) > MAX_VERSION_BYTES || c.secretKey.length !== KEY_BYTES || c.configKey.length !== KEY_BYTES) return false;
   try {
-    parseSettings(inst.paths.settings, settings);
+    parseSettings(inst.paths.settings, c.settings);
+    return true;
   } catch {
-    return null;
+    return false;
   }
-  const secretKey = fs.readFileSync(inst.paths.secretKey);
-  const configKey = fs.readFileSync(inst.paths.configKey);
-  if (secretKey.length !== KEY_BYTES || configKey.length !== KEY_BYTES) return null;
-  return { settings, secretKey, configKey };
 }
 
 const envelopeSchema = z
@@ -112,11 +113,11 @@ export function recordSettingsVersion(inst: Instance, opts: { now?: number; sinc
   const plan = continuousPlan(inst);
   if (!plan.enabled) return null;
   const content = currentContent(inst);
-  if (!content) return null;
   const sha256 = contentHash(content);
   const versions = listSettingsVersions(plan.replica);
   const newest = versions[versions.length - 1];
-  if (newest?.sha256 === sha256) return null;
+  // Each tick comes here: the same content as the newest version costs a hash, not a parse.
+  if (newest?.sha256 === sha256 || !usable(inst, content)) return null;
   const now = opts.now ?? Date.now();
   const changed = Math.max(...[inst.paths.settings, inst.paths.secretKey, inst.paths.configKey].map((f) => fs.statSync(f).mtimeMs));
   let at = Math.min(now, Math.max(opts.since ?? now, Math.floor(changed)));
