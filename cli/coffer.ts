@@ -21,6 +21,7 @@ import { listStoredBackups } from "../lib/backup/local/repository";
 import { currentBackupDir } from "../lib/backup/local/directory";
 import { LocalDirTarget, READ_CHUNK } from "../lib/backup/local/target";
 import { stageArchive, discardStaged, type RestorePreview } from "../lib/backup/restore/staging";
+import { describeChanges } from "../lib/backup/restore/changes-words";
 import { applyRestore } from "../lib/backup/restore/apply";
 import { ensureSetupCode } from "../lib/auth/setup";
 import { isSetupComplete } from "../lib/instance";
@@ -96,6 +97,7 @@ function describePreview(p: RestorePreview): string {
     `Document files: ${p.vault.objects} (${formatBytes(p.vault.bytes)})`,
     ...(p.encrypted ? ["Encrypted:      yes (age), decrypted with the key given"] : []),
     ...(p.upgrade ? [`Upgrade:        ${p.upgrade}`] : []),
+    ...(p.changes ? describeChanges(p.changes).map((line, i) => `${i ? "" : "Against now:"}`.padEnd(16) + line) : []),
     ...p.warnings.map((w) => `Warning:        ${w}`),
   ].join("\n");
 }

@@ -140,6 +140,8 @@ test("a batch deleted by mistake: the admin restores the instance to the second 
     const preview = page.getByTestId("restore-preview");
     await expect(preview).toBeVisible({ timeout: 30_000 });
     await expect(preview).toContainText(`${new Date(before).toISOString().slice(0, 19).replace("T", " ")} UTC`); // the moment chosen in Berlin, as UTC
+    // What differs from now, in plain words: the batch in the trash would come back.
+    await expect(page.getByTestId("restore-changes")).toContainText("3 documents would come back (deleted since, or in the trash now): invoice-2.pdf, invoice-1.pdf, invoice-0.pdf.");
     await page.getByLabel("Your password").fill("admin-password-1");
     await page.getByRole("button", { name: "Restore this backup" }).click();
     await expect(page).toHaveURL(/\/login\?restored=/, { timeout: 30_000 });

@@ -7,6 +7,7 @@ import { KeyInput, hasKey, keyHeaders, type RestoreKey } from "./KeyInput";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import type { RestorePreview } from "@/lib/backup/restore/staging";
 import { SCOPE_TABLE, isScope } from "@/lib/backup/format/tables";
+import { describeChanges } from "@/lib/backup/restore/changes-words";
 
 export type Preview = RestorePreview;
 
@@ -36,6 +37,18 @@ export function PreviewCard({ preview }: { preview: Preview }) {
           </div>
         ))}
       </dl>
+      {preview.changes && (
+        <div className="space-y-1" data-testid="restore-changes">
+          <h4 className="text-sm font-semibold">Compared with this instance now</h4>
+          <ul className="list-disc space-y-1 pl-5 text-sm">
+            {describeChanges(preview.changes).map((line) => (
+              <li key={line} className="break-words">
+                {line}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       {preview.upgrade && (
         <Alert tone="info">
           {preview.upgrade}

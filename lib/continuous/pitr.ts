@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { spawn } from "node:child_process";
+import { Readable } from "node:stream";
 import type { Instance } from "../instance";
 import { AppError } from "../errors";
 import { openDatabase, type DB } from "../db/connection";
@@ -10,11 +11,12 @@ import { blobPath } from "../vault/blobs";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../util/modes";
 import { FORMAT_VERSION, INSTANCE_MEMBERS, MAGIC, type BackupMeta, type Trigger } from "../backup/format/tables";
 import { sha256File } from "../backup/format/db-snapshot";
-import { blobPathIn, documentHashes } from "../backup/restore/payload";
+import { blobPathIn, documentHashes, writeNewFileUnder } from "../backup/restore/payload";
 import { stageInto, type RestorePreview } from "../backup/restore/staging";
 import type { BackupSource } from "../backup/restore/browse";
 import { continuousPlan, litestreamBinary, replicaWindow } from "./litestream";
 import { keepingForWindow, markKept, vaultBlobNames } from "./kept";
+import { readSettingsVersion, settingsVersionAt } from "./versions";
 
 /** A restore of a week of WAL on a slow disk still finishes; a hung one does not hold the staging slot for ever. */
 const RESTORE_TIMEOUT_MS = 30 * 60 * 1000;
@@ -117,10 +119,12 @@ function pointInTimeMeta(at: Date, db: Rebuilt, members: BackupMeta["members"], 
  * Stage the instance as it was at `at` from the local continuous replica
  * (docs/architecture.md#continuous-protection), for the same validate, preview and apply as every
  * restore: the database rebuilt by `litestream restore -timestamp` into the
- * staging payload, the current settings and keys (their own versions per
- * point in time are not kept yet), and the vault files that database names,
- * linked from the live vault. A time outside the replica's window is refused
- * with the window; so is a database whose files the vault no longer has.
+ * staging payload, the settings and keys in effect then (the newest version
+ * kept beside the replica at or before `at`, ./versions.ts; the current ones,
+ * said in a warning, when none is that old), and the vault files that
+ * database names, linked from the live vault. A time outside the replica's
+ * window is refused with the window; so is a database whose files the vault
+ * no longer has, and a settings version that is damaged.
  */
 export async function stagePointInTime(
   inst: Instance,
@@ -129,12 +133,20 @@ export async function stagePointInTime(
 ): Promise<RestorePreview> {
   const target = opts.into ?? inst;
   const { binary, replica } = restorableAt(inst, at);
+  // Read and checked before anything is staged: a damaged version refuses the restore, it is never restored.
+  const version = settingsVersionAt(replica, at);
+  const kept = version ? readSettingsVersion(version) : null;
   return stageInto(target, opts.owner ?? "local", () => {}, async ({ payload }) => {
     const { hashes, tables, schemaVersion } = await rebuildDatabase(binary, replica, at, path.join(payload, LAYOUT.database), opts.signal);
     fs.mkdirSync(path.join(payload, LAYOUT.keysDir), { recursive: true, mode: PRIVATE_DIR_MODE });
-    for (const m of [LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey]) {
-      fs.copyFileSync(path.join(inst.paths.root, m), path.join(payload, m), fs.constants.COPYFILE_EXCL);
-      fs.chmodSync(path.join(payload, m), PRIVATE_FILE_MODE);
+    if (kept) {
+      const files: [string, Buffer][] = [[LAYOUT.settings, Buffer.from(kept.settings, "utf8")], [LAYOUT.secretKey, kept.secretKey], [LAYOUT.configKey, kept.configKey]];
+      for (const [m, bytes] of files) await writeNewFileUnder(payload, m, Readable.from([bytes]));
+    } else {
+      for (const m of [LAYOUT.settings, LAYOUT.secretKey, LAYOUT.configKey]) {
+        fs.copyFileSync(path.join(inst.paths.root, m), path.join(payload, m), fs.constants.COPYFILE_EXCL);
+        fs.chmodSync(path.join(payload, m), PRIVATE_FILE_MODE);
+      }
     }
     const vault = path.join(payload, LAYOUT.vault);
     fs.mkdirSync(vault, { recursive: true, mode: PRIVATE_DIR_MODE });
@@ -155,7 +167,11 @@ export async function stagePointInTime(
     }
     // The other files in the vault now (documents uploaded after the time, or erased before it) are
     // another point of the window: they stay, kept for the window, so a second restore can still reach it.
-    const warnings = [`This is the database as it was at ${iso(at)}, from the continuous replica; settings and keys are the current ones.`];
+    const warnings = [
+      version
+        ? `This is the instance as it was at ${iso(at)}, from the continuous replica: its database, and the settings and keys in effect then (kept since ${iso(version.at)}).`
+        : `This is the database as it was at ${iso(at)}, from the continuous replica; settings and keys are the current ones (none were kept from that time).`,
+    ];
     // A drill's scratch restore changes nothing here, so it keeps nothing for the window either.
     if (target === inst && keepingForWindow(inst)) {
       const named = new Set(hashes);

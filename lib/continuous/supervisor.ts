@@ -5,7 +5,9 @@ import { isSetupComplete, type Instance } from "../instance";
 import type { Env } from "../paths";
 import { Ticker } from "../util/ticker";
 import { processWide } from "../util/process-wide";
+import { onSettingsWritten } from "../settings/store";
 import { CONTINUOUS_STATE_DIR, continuousPlan, litestreamBinary, litestreamConfigPath, writeLitestreamConfig } from "./litestream";
+import { pruneSettingsVersionsFor, recordSettingsVersion } from "./versions";
 
 /** SQLite's default, put back whenever Litestream is not there to checkpoint. */
 const SQLITE_AUTOCHECKPOINT = 1000;
@@ -13,6 +15,8 @@ const MAX_BACKOFF_MS = 60_000;
 /** A child that ran this long is healthy again: the next failure starts the backoff afresh. */
 const HEALTHY_AFTER_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
+/** Settings versions no point in the window needs are deleted this often. */
+const PRUNE_VERSIONS_MS = 3600_000;
 
 export interface SupervisorStatus {
   running: boolean;
@@ -29,6 +33,10 @@ export interface SupervisorStatus {
  * it dies, restarted when its config changes, paused around a restore's swap
  * (resume() starts a new generation), stopped when the server exits. Its log
  * lines go into Coffer's log. Framework-free; the server starts one per process.
+ *
+ * While it replicates, it also versions settings.yaml and the keys beside
+ * the replica (./versions.ts): after every settings write in this process
+ * (onSettingsWritten), on each tick (hand edits, keys), and before each start.
  *
  * Checkpoints are Litestream's while it runs (litestream.io/tips, and
  * litestream#547: a checkpoint it did not make loses its WAL position and
@@ -50,6 +58,10 @@ export class ContinuousSupervisor {
   private stopping: Promise<void> | null = null;
   private restarts = 0;
   private problem: string | null = null;
+  /** When a tick last found the settings versioned (a hand edit after it is dated by its mtime), or null: date the next change now. */
+  private versionsCheckedAt: number | null = null;
+  private versionsPrunedAt = 0;
+  private unlisten: (() => void) | null = null;
 
   constructor(
     private readonly instance: () => Instance | null,
@@ -63,12 +75,15 @@ export class ContinuousSupervisor {
   }
 
   start(tickMs = 15_000): void {
+    this.unlisten ??= onSettingsWritten((file) => this.settingsWritten(file));
     this.ticker.start(tickMs);
   }
 
   /** Stop for good (server shutdown, tests). */
   stop(): Promise<void> {
     this.ticker.stop();
+    this.unlisten?.();
+    this.unlisten = null;
     this.paused = true;
     return this.stopChild();
   }
@@ -76,6 +91,7 @@ export class ContinuousSupervisor {
   /** Before a restore swaps the database: Litestream must not read the files being replaced. */
   async pause(): Promise<void> {
     this.paused = true;
+    this.versionsCheckedAt = null;
     await this.stopChild();
   }
 
@@ -83,7 +99,36 @@ export class ContinuousSupervisor {
   resume(): void {
     this.paused = false;
     this.notBefore = 0;
+    // The restored settings take effect now, whatever their files' mtimes say.
+    this.versionsCheckedAt = null;
     this.reconcile();
+  }
+
+  /** A settings write in this process: versioned at once, dated now (not at the next tick). */
+  private settingsWritten(file: string): void {
+    const inst = this.instance();
+    if (!inst || this.paused || this.stopping || path.resolve(file) !== inst.paths.settings || !isSetupComplete(inst)) return;
+    try {
+      recordSettingsVersion(inst);
+    } catch (err) {
+      this.log(`continuous protection: could not keep a version of the settings: ${(err as Error).message}`);
+    }
+  }
+
+  /** Version the settings and keys as they are on disk now (deduplicated), and prune hourly. */
+  private keepVersions(inst: Instance): void {
+    const now = Date.now();
+    try {
+      recordSettingsVersion(inst, { now, since: this.versionsCheckedAt ?? now });
+      this.versionsCheckedAt = now;
+      if (now - this.versionsPrunedAt >= PRUNE_VERSIONS_MS) {
+        pruneSettingsVersionsFor(inst, now);
+        this.versionsPrunedAt = now;
+      }
+    } catch (err) {
+      this.versionsCheckedAt = null;
+      this.log(`continuous protection: could not keep a version of the settings: ${(err as Error).message}`);
+    }
   }
 
   status(): SupervisorStatus {
@@ -101,8 +146,11 @@ export class ContinuousSupervisor {
       this.problem = plan?.enabled && !binary ? "the Litestream binary is missing" : this.child || !wanted ? null : this.problem;
       if (!wanted) {
         if (this.child) void this.stopChild();
+        this.versionsCheckedAt = null;
         return;
       }
+      // Before Litestream's first snapshot of a start: that second has its settings.
+      this.keepVersions(inst);
       if (this.child) {
         // A restore installed another instance, or settings moved the replica: start again with the new config.
         if (this.childInst !== inst || writeConfigText(inst, plan) !== this.childConfig) void this.stopChild().then(() => this.reconcile());

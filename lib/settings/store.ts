@@ -2,6 +2,7 @@ import fs from "node:fs";
 import YAML from "yaml";
 import { settingsSchema, type Settings } from "./schema";
 import { writeFileAtomic } from "../util/fsatomic";
+import { processWide } from "../util/process-wide";
 
 export class SettingsError extends Error {
   constructor(
@@ -63,6 +64,31 @@ export function writeSettingsFile(file: string, settings: Settings): void {
   // Written as YAML 1.1 sees it (still plain YAML 1.2 for our reader): strings such as off, yes or
   // 0777 are quoted, so a YAML 1.1 tool that reads and rewrites the file keeps them strings.
   writeFileAtomic(file, HEADER + YAML.stringify(checked, { version: "1.1" }), 0o600);
+  // Read afresh from now on, by the listeners too (an mtime can repeat within its granularity).
+  cache().delete(file);
+  for (const listener of writeListeners()) {
+    try {
+      listener(file);
+    } catch (err) {
+      // The settings are saved; a listener that fails (a full backup disk) must not undo that or hide it.
+      console.error(`Coffer: after saving ${file}: ${(err as Error).message}`);
+    }
+  }
+}
+
+type SettingsWritten = (file: string) => void;
+/** Process-wide: a settings write in one of Next's bundles must reach a listener registered in another. */
+const writeListeners = () => processWide("settingsWriteListeners", () => new Set<SettingsWritten>());
+
+/**
+ * Call `listener` with the file's path after every settings file this
+ * process writes (the one place settings are written). Continuous protection
+ * versions settings.yaml with it (lib/continuous/versions.ts) without this
+ * floor importing a room above it. Returns the call that stops listening.
+ */
+export function onSettingsWritten(listener: SettingsWritten): () => void {
+  writeListeners().add(listener);
+  return () => void writeListeners().delete(listener);
 }
 
 interface Cached {

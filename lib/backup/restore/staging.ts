@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import type { Readable } from "node:stream";
-import { type Instance } from "../../instance";
+import { isSetupComplete, type Instance } from "../../instance";
 import { COFFER_APPLICATION_ID, openDatabase, type DB } from "../../db/connection";
 import { SCHEMA_VERSION } from "../../db/migrations";
 import { APP_VERSION } from "../../version";
@@ -14,6 +14,7 @@ import { KEY_BYTES } from "../../instance";
 import { formatBytes } from "../../format";
 import { readArchive, ArchiveError } from "../format/reader";
 import { blobPathIn, documentHashes, writeNewFileUnder } from "./payload";
+import { compareWithNow, type RestoreChanges } from "./changes";
 import type { AgeKeys } from "../../crypto/age";
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "../../util/modes";
 import { processWide } from "../../util/process-wide";
@@ -41,6 +42,13 @@ export interface RestorePreview {
   encrypted: boolean;
   /** Said when the backup comes from an older schema that the restore will migrate; null otherwise. */
   upgrade: string | null;
+  /**
+   * What the restore would change against this instance as it was when staged (documents that
+   * would disappear or come back, accounts, settings); null when there is nothing to compare
+   * (a fresh server in the setup wizard, a backup without the instance part). Absent in a
+   * preview staged by an older Coffer.
+   */
+  changes: RestoreChanges | null;
   staged_at: string;
   expires_at: string;
 }
@@ -319,6 +327,15 @@ export async function stageInto(
       }
     }
     const now = new Date();
+    let changes: RestoreChanges | null = null;
+    if (scopeHasInstance(meta.scope) && isSetupComplete(inst)) {
+      try {
+        changes = compareWithNow(inst, payload, now);
+      } catch (err) {
+        // Only the comparison failed (the backup passed every check): say so and let the person decide.
+        warnings.push(`Coffer could not compare this backup with the instance now (${(err as Error).message}); the preview shows only what the backup holds.`);
+      }
+    }
     const preview: RestorePreview = {
       id,
       created_at: meta.created_at,
@@ -335,6 +352,7 @@ export async function stageInto(
         scopeHasInstance(meta.scope) && meta.schema_version < SCHEMA_VERSION
           ? `Made by Coffer ${meta.app_version} (database schema ${meta.schema_version}): its database will be upgraded to schema ${SCHEMA_VERSION} when it is restored.`
           : null,
+      changes,
       staged_at: now.toISOString(),
       expires_at: new Date(now.getTime() + STAGE_TTL_MS).toISOString(),
     };
