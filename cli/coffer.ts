@@ -16,10 +16,10 @@ import { runBackupJob } from "../lib/backup/jobs/runner";
 import { configuredLocation, connectionSchema, toLocation } from "../lib/backup/offsite/location";
 import type { S3Location } from "../lib/backup/offsite/location";
 import os from "node:os";
-import { PassThrough } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { listStoredBackups } from "../lib/backup/local/repository";
 import { currentBackupDir } from "../lib/backup/local/directory";
-import { LocalDirTarget, READ_CHUNK } from "../lib/backup/local/target";
+import { LocalDirTarget, READ_CHUNK, streamRange } from "../lib/backup/local/target";
 import { stageArchive, discardStaged, type RestorePreview } from "../lib/backup/restore/staging";
 import { describeChanges } from "../lib/backup/restore/changes-words";
 import { applyRestore } from "../lib/backup/restore/apply";
@@ -356,7 +356,16 @@ export async function main(argv: string[]): Promise<number> {
       const { archiveSource, clearBrowseCache } = await import("../lib/backup/restore/browse");
       const source = archiveSource(path.basename(file!), {
         version: async () => { const st = fs.statSync(file!); return `${path.resolve(file!)}:${st.size}:${st.mtimeMs}`; },
-        open: async () => openFile(file),
+        open: async (range) => {
+          if (!range) return openFile(file);
+          const span = streamRange(range);
+          return span === "empty" ? Readable.from([]) : fs.createReadStream(file!, { highWaterMark: READ_CHUNK, ...span });
+        },
+        // A stored backup's seek index is beside it (.NAME.idx); one for another file is ignored after a look at the file's ends.
+        seekable: async () => ({
+          size: fs.statSync(file!).size,
+          openIndex: () => new LocalDirTarget(path.dirname(file!)).openSidecar(path.basename(file!)).catch(() => null),
+        }),
       });
       let restored;
       try {

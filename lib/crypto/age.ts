@@ -419,17 +419,40 @@ export async function createEncryptStream(to: AgeEncryptTo): Promise<Transform &
   return Object.assign(stream, { encryptedSize });
 }
 
+/** The payload key of an age file whose header (with the payload nonce after it) is at the start of `buf`, its MAC checked; null if more bytes are needed. */
+async function unlockPayload(buf: Buffer, keys: AgeKeys): Promise<{ key: Buffer; payloadStart: number } | null> {
+  const h = parseHeader(buf);
+  if (!h || buf.length < h.length + 16) return null;
+  const fileKey = await unwrapFileKey(h, keys);
+  const mac = crypto.createHmac("sha256", hkdf(fileKey, Buffer.alloc(0), "header")).update(h.macked).digest();
+  if (!crypto.timingSafeEqual(mac, h.mac)) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup's header was altered (its MAC does not match).");
+  return { key: hkdf(fileKey, buf.subarray(h.length, h.length + 16), "payload"), payloadStart: h.length + 16 };
+}
+
+/** Plaintext bytes per payload chunk, and what each takes in the file (with its tag). */
+export const AGE_CHUNK_BYTES = CHUNK;
+export const AGE_SEALED_CHUNK_BYTES = CHUNK + TAG;
+
 /**
- * A Transform that decrypts an age file. Each chunk is authenticated before
- * its plaintext is passed on; a stream that ends without a valid final chunk
- * (truncated) or with a chunk that does not authenticate (a flipped bit)
- * fails with ARCHIVE_TAMPERED, so a caller that commits only after the end
- * never commits unauthenticated data.
+ * The payload key of an age file from its first bytes (`head`: the header and payload nonce,
+ * at most 64 KiB and some), for reading chunks from the middle of the file
+ * (createChunkRunDecryptStream); `payloadStart` is where chunk 0 starts in the file.
  */
-export function createDecryptStream(keys: AgeKeys): Transform & { finished: () => boolean } {
+export async function openAgePayload(head: Buffer, keys: AgeKeys): Promise<{ payloadKey: Buffer; payloadStart: number }> {
+  const opened = await unlockPayload(head, keys);
+  if (!opened) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup's header is incomplete.");
+  return { payloadKey: opened.key, payloadStart: opened.payloadStart };
+}
+
+/**
+ * The chunk-by-chunk decryption both streams below share. `bounded`: the
+ * input is a run of whole chunks cut from the middle of a file, which may
+ * end at any chunk boundary without the final chunk.
+ */
+function chunkDecryptor(key0: Buffer | null, keys: AgeKeys, firstChunk: bigint, bounded: boolean): Transform & { finished: () => boolean } {
   let buf: Buffer = Buffer.alloc(0);
-  let key: Buffer | null = null;
-  let counter = 0n;
+  let key = key0;
+  let counter = firstChunk;
   let sawLast = false;
   const open = (data: Buffer, last: boolean): Buffer | null => {
     const plain = aead(key!, chunkNonce(counter, last), data, true);
@@ -449,7 +472,7 @@ export function createDecryptStream(keys: AgeKeys): Transform & { finished: () =
     const middle = open(data, false);
     if (middle) {
       push(middle);
-      if (atEnd) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup is truncated: its final part is missing.");
+      if (atEnd && !bounded) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup is truncated: its final part is missing.");
       return;
     }
     const final = open(data, true);
@@ -464,13 +487,10 @@ export function createDecryptStream(keys: AgeKeys): Transform & { finished: () =
         if (sawLast) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup has data after its final part.");
         buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
         if (!key) {
-          const h = parseHeader(buf);
-          if (!h || buf.length < h.length + 16) return cb();
-          const fileKey = await unwrapFileKey(h, keys);
-          const mac = crypto.createHmac("sha256", hkdf(fileKey, Buffer.alloc(0), "header")).update(h.macked).digest();
-          if (!crypto.timingSafeEqual(mac, h.mac)) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup's header was altered (its MAC does not match).");
-          key = hkdf(fileKey, buf.subarray(h.length, h.length + 16), "payload");
-          buf = buf.subarray(h.length + 16);
+          const opened = await unlockPayload(buf, keys);
+          if (!opened) return cb();
+          key = opened.key;
+          buf = buf.subarray(opened.payloadStart);
         }
         // A full chunk is decrypted once a byte after it has arrived, so it is known not to end the file.
         while (buf.length > CHUNK + TAG) {
@@ -486,6 +506,7 @@ export function createDecryptStream(keys: AgeKeys): Transform & { finished: () =
     flush(cb: TransformCallback) {
       try {
         if (!key) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup ends inside its header: it is truncated.");
+        if (bounded && buf.length === 0) return cb(); // the run stopped at a chunk boundary
         if (buf.length === 0 && counter > 0n) throw new AgeError("ARCHIVE_TAMPERED", "The encrypted backup is truncated: its final part is missing.");
         if (buf.length === CHUNK + TAG) fullChunk((b) => this.push(b), buf, true);
         else {
@@ -503,6 +524,30 @@ export function createDecryptStream(keys: AgeKeys): Transform & { finished: () =
     },
   });
   return Object.assign(t, { finished: () => sawLast });
+}
+
+/**
+ * A Transform that decrypts an age file. Each chunk is authenticated before
+ * its plaintext is passed on; a stream that ends without a valid final chunk
+ * (truncated) or with a chunk that does not authenticate (a flipped bit)
+ * fails with ARCHIVE_TAMPERED, so a caller that commits only after the end
+ * never commits unauthenticated data.
+ */
+export function createDecryptStream(keys: AgeKeys): Transform & { finished: () => boolean } {
+  return chunkDecryptor(null, keys, 0n, false);
+}
+
+/**
+ * A Transform that decrypts a run of whole chunks read from the middle of an
+ * age file, the first being chunk `firstChunk` (its file offset:
+ * payloadStart + firstChunk * AGE_SEALED_CHUNK_BYTES). Every byte it passes on
+ * authenticated as that chunk of that file (the counter is in the nonce), so
+ * bytes from another place or another file fail; the run may end at any chunk
+ * boundary, and the caller checks it got as much as it needed.
+ */
+export function createChunkRunDecryptStream(payloadKey: Buffer, firstChunk: number): Transform {
+  if (!Number.isSafeInteger(firstChunk) || firstChunk < 0) throw new Error("a chunk number is a non-negative integer");
+  return chunkDecryptor(payloadKey, {}, BigInt(firstChunk), true);
 }
 
 /** Does this data start like an age file? */

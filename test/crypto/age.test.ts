@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { afterAll, describe, expect, it } from "vitest";
-import { AgeError, createDecryptStream, createEncryptStream, generateKey, parseIdentities, parseRecipient, recipientOf, x25519PrivateKey, x25519PublicKey, x25519PublicOf, type AgeEncryptTo, type AgeKeys } from "@/lib/crypto/age";
+import { AGE_CHUNK_BYTES, AGE_SEALED_CHUNK_BYTES, AgeError, createChunkRunDecryptStream, createDecryptStream, createEncryptStream, openAgePayload, generateKey, parseIdentities, parseRecipient, recipientOf, x25519PrivateKey, x25519PublicKey, x25519PublicOf, type AgeEncryptTo, type AgeKeys } from "@/lib/crypto/age";
 import { tempDir } from "../support/instance";
 
 const dir = tempDir("coffer-age-");
@@ -140,6 +140,33 @@ describe("age files", () => {
     const s = Buffer.from(enc);
     s[enc.indexOf("-> X25519 ") + 12] ^= 0x01;
     expect(["KEY_MISMATCH", "ARCHIVE_TAMPERED"]).toContain(await codeOf(decrypt(s, ids)));
+  });
+});
+
+describe("reading chunks from the middle of a file (seekable archives)", () => {
+  const run = async (enc: Buffer, key: Buffer, start: number, first: number, end?: number) => {
+    const out: Buffer[] = [];
+    await pipeline(Readable.from([enc.subarray(start, end)]), createChunkRunDecryptStream(key, first), async function* (src) {
+      for await (const c of src) out.push(c as Buffer);
+    });
+    return Buffer.concat(out);
+  };
+
+  it("decrypts chunks 3 to 5, or 3 to the end, with the payload key from the header; a run from another place or another file fails", async () => {
+    const data = crypto.randomBytes(10 * AGE_CHUNK_BYTES + 123);
+    const k = generateKey();
+    const keys = { identities: parseIdentities(k.identity) };
+    const enc = await encrypt(data, { recipients: [k.recipient] });
+    const { payloadKey, payloadStart } = await openAgePayload(enc.subarray(0, 64 * 1024), keys);
+    const at = (chunk: number) => payloadStart + chunk * AGE_SEALED_CHUNK_BYTES;
+    expect((await run(enc, payloadKey, at(3), 3, at(6))).equals(data.subarray(3 * AGE_CHUNK_BYTES, 6 * AGE_CHUNK_BYTES))).toBe(true);
+    expect((await run(enc, payloadKey, at(3), 3)).equals(data.subarray(3 * AGE_CHUNK_BYTES))).toBe(true);
+    expect((await run(enc, payloadKey, at(10), 10)).equals(data.subarray(10 * AGE_CHUNK_BYTES))).toBe(true); // the short final chunk alone
+    expect(await codeOf(run(enc, payloadKey, at(4), 3, at(6)))).toBe("ARCHIVE_TAMPERED"); // chunk 4 is not chunk 3
+    expect(await codeOf(run(enc, payloadKey, at(3) + 16, 3, at(6)))).toBe("ARCHIVE_TAMPERED"); // not on a chunk boundary
+    const other = await encrypt(data, { recipients: [k.recipient] });
+    expect(await codeOf(run(other, payloadKey, at(3), 3, at(6)))).toBe("ARCHIVE_TAMPERED"); // the same key, another file's nonce
+    expect(await codeOf(openAgePayload(enc.subarray(0, 64 * 1024), { identities: parseIdentities(generateKey().identity) }))).toBe("KEY_MISMATCH");
   });
 });
 

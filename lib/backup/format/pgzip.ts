@@ -22,6 +22,11 @@ export interface BlockGzipOptions {
   signal?: AbortSignal;
   /** Awaited before each block of a file is read (a backup gives way to requests here). */
   pace?: () => Promise<void>;
+  /**
+   * Called as each deflate block is written, with where it starts in the gzip stream and in the
+   * input: every block is deflated on its own, so inflating can start at any of them (the seek index).
+   */
+  onBlock?: (gzipOffset: number, inputOffset: number) => void;
 }
 
 // Gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unknown.
@@ -110,6 +115,7 @@ export class BlockGzipWriter {
   private next = 0;
   private readonly signal?: AbortSignal;
   private readonly pace?: () => Promise<void>;
+  private readonly onBlock?: (gzipOffset: number, inputOffset: number) => void;
   private readonly blocks: Buffer[];
   private readonly free: number[];
   private slot: number;
@@ -117,7 +123,7 @@ export class BlockGzipWriter {
   private fill = 0;
   private crc = 0;
   private size = 0;
-  private readonly inflight: { job: Promise<Buffer>; slot: number }[] = [];
+  private readonly inflight: { job: Promise<Buffer>; slot: number; inputOffset: number }[] = [];
   /** Compressed bytes written to the destination so far. */
   bytesOut = 0;
 
@@ -129,6 +135,7 @@ export class BlockGzipWriter {
     this.blockSize = opts.blockSize ?? 1024 * 1024;
     this.signal = opts.signal;
     this.pace = opts.pace;
+    this.onBlock = opts.onBlock;
     const concurrency = opts.concurrency ?? 3;
     // Blocks live in memory shared with the lanes, so no buffer changes hands
     // per block: a transferred ArrayBuffer is a new object on each side, and a
@@ -159,12 +166,13 @@ export class BlockGzipWriter {
     const slot = this.slot;
     const length = this.fill;
     this.crc = zlib.crc32(this.block.subarray(0, length), this.crc);
+    const inputOffset = this.size;
     this.size += length;
     const lane = this.lanes[this.next++ % this.lanes.length];
     const level = this.level;
     const job = lane.tail.then(() => lane.compress(slot, length, level));
     lane.tail = job.catch(() => {});
-    this.inflight.push({ job, slot });
+    this.inflight.push({ job, slot, inputOffset });
     this.fill = 0;
     while (this.inflight.length >= this.lanes.length) await this.drainOne();
     this.slot = this.free.pop()!;
@@ -172,10 +180,16 @@ export class BlockGzipWriter {
   }
 
   private async drainOne(): Promise<void> {
-    const { job, slot } = this.inflight.shift()!;
+    const { job, slot, inputOffset } = this.inflight.shift()!;
     const out = await job;
     this.free.push(slot);
+    this.onBlock?.(this.bytesOut, inputOffset);
     await this.emit(out);
+  }
+
+  /** Input bytes taken so far: where the next byte written will be in the uncompressed stream. */
+  get position(): number {
+    return this.size + this.fill;
   }
 
   async write(data: Buffer): Promise<void> {

@@ -5,6 +5,7 @@ import tar from "tar-stream";
 import { AppError, type ErrorCode } from "../../errors";
 import { collectAfter } from "../../util/gc";
 import { hashingTap } from "../../util/hashing";
+import { tarSize } from "./tar";
 import { AGE_MAGIC, AgeError, createDecryptStream, looksLikeAge, type AgeKeys } from "../../crypto/age";
 import { SCHEMA_VERSION } from "../../db/migrations";
 import { APP_VERSION } from "../../version";
@@ -120,14 +121,8 @@ function parseMeta(raw: Buffer): { meta: BackupMeta; warnings: string[] } {
   return { meta, warnings: [] };
 }
 
-function tarSize(h: Buffer): number {
-  if (h[124] & 0x80) {
-    let v = 0;
-    for (let i = 125; i < 136; i++) v = v * 256 + h[i];
-    return v;
-  }
-  const text = h.toString("latin1", 124, 136).replace(/\0.*$/, "").trim();
-  const n = text ? parseInt(text, 8) : 0;
+function headerSize(h: Buffer): number {
+  const n = tarSize(h);
   if (!Number.isFinite(n) || n < 0) throw new ArchiveError("ARCHIVE_CORRUPT", "The archive has a damaged entry header (bad size).");
   return n;
 }
@@ -166,7 +161,7 @@ function tarFraming(): Transform & { ended: () => boolean } {
           }
           if (zeroBlocks >= 2) throw new ArchiveError("ARCHIVE_TRAILING_DATA", "The archive has extra data after its end: it may be damaged or two files joined together.");
           if (zeroBlocks > 0) throw new ArchiveError("ARCHIVE_AFTER_END", "The archive has entries after its end-of-archive marker, where other tools would not see them.");
-          skip = Math.ceil(tarSize(header) / 512) * 512;
+          skip = Math.ceil(headerSize(header) / 512) * 512;
         }
         cb(null, chunk);
       } catch (err) {

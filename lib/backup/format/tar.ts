@@ -49,3 +49,37 @@ export function tarPadding(size: number): Buffer {
 }
 
 export const TAR_END = Buffer.alloc(BLOCK * 2, 0);
+
+/** A tar header's size field: octal, or GNU base-256 (high bit set) for 8 GiB and more; NaN when it is not a number. */
+export function tarSize(h: Buffer): number {
+  if (h[124] & 0x80) {
+    let v = 0;
+    for (let i = 125; i < 136; i++) v = v * 256 + h[i];
+    return v;
+  }
+  const text = h.toString("latin1", 124, 136).replace(/\0.*$/, "").trim();
+  return text ? parseInt(text, 8) : 0;
+}
+
+/**
+ * A regular-file header as this writer makes them (ustar, name in the name
+ * field alone, checksum right), or null for anything else: what a seek
+ * through an archive's index checks before it trusts the bytes after it.
+ */
+export function parseFileHeader(h: Buffer): { name: string; size: number } | null {
+  if (h.length !== BLOCK) return null;
+  if (h.toString("latin1", 257, 263) !== "ustar\0") return null;
+  const type = h[156];
+  if (type !== 0x30 && type !== 0) return null;
+  if (h.subarray(345, 500).some((b) => b !== 0)) return null; // a prefix would make the name longer than its field
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
+  const stored = h.toString("latin1", 148, 156).replace(/[\0 ]+$/, "").trim();
+  if (!/^[0-7]+$/.test(stored) || parseInt(stored, 8) !== sum) return null;
+  const end = h.indexOf(0);
+  const name = h.toString("utf8", 0, end < 0 || end > 100 ? 100 : end);
+  if (!(h[124] & 0x80) && !/^[0-7]+\0?$/.test(h.toString("latin1", 124, 136).trim())) return null;
+  const size = tarSize(h);
+  if (!Number.isSafeInteger(size) || size < 0) return null;
+  return { name, size };
+}

@@ -16,6 +16,7 @@ import { FORMAT_VERSION, INSTANCE_MEMBERS, MAGIC, META_NAME, blobMember, scopeHa
 import { snapshotDatabase, sha256File, type DbSnapshot } from "./db-snapshot";
 import { tarHeader, tarPadding, TAR_END } from "./tar";
 import { BlockGzipWriter } from "./pgzip";
+import { SeekIndexBuilder, fingerprintTap } from "./seek-index";
 import { createEncryptStream, type AgeEncryptTo } from "../../crypto/age";
 import { hashingTap } from "../../util/hashing";
 import { giveWayToRequests } from "../../http/edge";
@@ -49,6 +50,8 @@ export interface WriteArchiveOptions {
   now?: Date;
   /** A database snapshot the caller took (and removes): a job's local archive and offsite snapshot share one. */
   dbSnapshot?: DbSnapshot;
+  /** Records where each block and member starts as the archive is written (its seek index; no byte of the archive changes). */
+  index?: SeekIndexBuilder;
 }
 
 export interface WrittenArchive {
@@ -177,18 +180,28 @@ export async function writeTarGz(
   meta: BackupMeta,
   memberFiles: InstanceMemberInput[],
   vault: AsyncIterable<VaultFile>,
-  opts: Pick<WriteArchiveOptions, "signal" | "onProgress">,
+  opts: Pick<WriteArchiveOptions, "signal" | "onProgress" | "index">,
 ): Promise<number> {
-  const { signal } = opts;
-  const gz = new BlockGzipWriter(out, { level: 1, signal, concurrency: Math.min(4, Math.max(2, os.availableParallelism())), pace: giveWayToRequests });
+  const { signal, index } = opts;
+  const gz = new BlockGzipWriter(out, {
+    level: 1,
+    signal,
+    concurrency: Math.min(4, Math.max(2, os.availableParallelism())),
+    pace: giveWayToRequests,
+    onBlock: index && ((gzipOffset, tarOffset) => index.block(gzipOffset, tarOffset)),
+  });
+  const mtime = new Date(meta.created_at);
+  const header = (name: string, size: number, mode?: number) => {
+    index?.member(name, gz.position, size);
+    return gz.write(tarHeader(name, size, mtime, mode));
+  };
   try {
     await gz.start();
 
     const total = memberFiles.reduce((a, m) => a + m.size, 0) + meta.vault.bytes;
     let done = 0;
-    const mtime = new Date(meta.created_at);
     const addFile = async (name: string, file: string, size: number) => {
-      await gz.write(tarHeader(name, size, mtime));
+      await header(name, size);
       const fh = await fs.promises.open(file, "r");
       try {
         const n = await gz.writeFile(fh, size, (k) => {
@@ -203,13 +216,13 @@ export async function writeTarGz(
     };
 
     const metaBytes = Buffer.from(JSON.stringify(meta, null, 2) + "\n");
-    await gz.write(tarHeader(META_NAME, metaBytes.length, mtime));
+    await header(META_NAME, metaBytes.length);
     await gz.write(metaBytes);
     await gz.write(tarPadding(metaBytes.length));
     for (const m of memberFiles) {
       if (m.file) await addFile(m.name, m.file, m.size);
       else {
-        await gz.write(tarHeader(m.name, m.data!.length, mtime, 0o600));
+        await header(m.name, m.data!.length, 0o600);
         await gz.write(m.data!);
         await gz.write(tarPadding(m.data!.length));
         done += m.data!.length;
@@ -235,20 +248,30 @@ export async function writeTarGz(
 export interface PackedArchive extends WrittenArchive {
   /** SHA-256 of the bytes written to `out` (the ciphertext, when encrypted): what verification compares. */
   sha256: string;
+  /** The archive's seek index (the sidecar's bytes) when one was asked for and could be kept. */
+  seekIndex: Buffer | null;
 }
 
 /**
  * An archive as it is stored or downloaded: the v1 .tar.gz, wrapped in an
  * age file when `encryptTo` is given, with the SHA-256 of the bytes written.
  */
-export async function packArchive(inst: Instance, out: Writable, opts: WriteArchiveOptions & { encryptTo?: AgeEncryptTo | null }): Promise<PackedArchive> {
+export async function packArchive(
+  inst: Instance,
+  out: Writable,
+  opts: WriteArchiveOptions & { encryptTo?: AgeEncryptTo | null; /** Also build its seek index. */ seekIndex?: boolean },
+): Promise<PackedArchive> {
   const m = hashingTap();
   const enc = opts.encryptTo ? await createEncryptStream(opts.encryptTo) : null;
-  const piping = enc ? pipeline(enc, m, out) : pipeline(m, out);
+  const index = opts.seekIndex ? new SeekIndexBuilder() : undefined;
+  // The index names the stored bytes (the ciphertext, when encrypted) by their ends: taken after the hash.
+  const fp = index ? fingerprintTap() : null;
+  const stored = fp ? [m, fp] : [m];
+  const piping = enc ? pipeline([enc, ...stored, out]) : pipeline([...stored, out]);
   try {
-    const w = await writeArchive(inst, enc ?? m, opts);
+    const w = await writeArchive(inst, enc ?? m, { ...opts, index });
     await piping;
-    return { ...w, bytes: m.bytes(), sha256: m.digest() };
+    return { ...w, bytes: m.bytes(), sha256: m.digest(), seekIndex: index?.finish(fp!.fingerprint(), enc ? "age" : "plain") ?? null };
   } catch (err) {
     (enc ?? m).destroy();
     await piping.catch(() => {});

@@ -71,6 +71,7 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
           signal: abort.signal,
           encryptTo: encryption?.to,
           dbSnapshot: opts.dbSnapshot,
+          seekIndex: true,
           onProgress: (done, total) => {
             opts.onProgress?.(done, total);
             if (Date.now() - lastCheck > LOCK_CHECK_MS) {
@@ -85,6 +86,8 @@ export async function writeStoredBackup(inst: Instance, opts: StoredBackupOption
         beforeCommit: () => {
           if (!lock.held()) throw lockLost();
         },
+        // Kept beside the archive: one document from it is then a seek, not a pass (restore/browse.ts).
+        sidecar: () => packed.seekIndex,
       },
     );
     const t1 = performance.now();

@@ -1,6 +1,6 @@
 import http from "node:http";
 import https from "node:https";
-import { PassThrough, Transform, type Readable, type Writable } from "node:stream";
+import { PassThrough, Readable, Transform, type Writable } from "node:stream";
 import {
   S3Client,
   HeadObjectCommand,
@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { AppError, notFound, type ErrorCode } from "../../errors";
-import { OBJECT_NAME_RE, type BackupTarget, type PutOptions, type TargetObject } from "../local/target";
+import { OBJECT_NAME_RE, streamRange, type BackupTarget, type ByteRange, type PutOptions, type TargetObject } from "../local/target";
 import { joinKey, type S3Location } from "./location";
 import { assertEndpointAllowed, guardedLookup } from "../../http/endpoint-guard";
 
@@ -28,7 +28,7 @@ export const LIST_DEADLINE_MS = Number(process.env.COFFER_S3_LIST_DEADLINE_MS) |
 /** How long a body may send nothing while its reader waits, before the transfer is given up (read at each open: tests and operators set it). */
 export const stallMs = () => Number(process.env.COFFER_OFFSITE_STALL_MS) || 30_000;
 
-export interface OpenOptions {
+export interface OpenOptions extends ByteRange {
   /** The size the object's index or listing declared: the body fails the moment it passes this. */
   maxBytes?: number;
   signal?: AbortSignal;
@@ -283,9 +283,14 @@ export class S3Target implements BackupTarget {
    * OFFSITE_OVERSIZE the moment it passes `maxBytes`, before those bytes are
    * handed on; with OFFSITE_STALLED when no byte came for stallMs() while its
    * reader was ready for more; and with CLIENT_GONE when `signal` fires.
+   * A range is one ranged GET (a store that answers with other bytes is refused).
    */
   async open(name: string, opts: OpenOptions = {}): Promise<Readable> {
     const key = this.key(name);
+    const span = streamRange(opts);
+    if (span === "empty") return Readable.from([]);
+    const ranged = span.start !== 0 || span.end !== undefined;
+    const range = ranged ? `bytes=${span.start}-${span.end ?? ""}` : undefined;
     const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
     const where = `${this.location}${name}`;
     const tooLarge = () =>
@@ -314,8 +319,12 @@ export class S3Target implements BackupTarget {
     arm();
     let body: Readable;
     try {
-      const r = await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: key }), { abortSignal: ctl.signal });
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.loc.bucket, Key: key, Range: range }), { abortSignal: ctl.signal });
       body = r.Body as Readable;
+      if (ranged && !r.ContentRange?.startsWith(`bytes ${span.start}-`)) {
+        body.destroy();
+        throw new AppError(502, "OFFSITE_FAILED", `The storage answered a request for part of ${where} with other bytes (${r.ContentRange ?? "the whole object"}); it does not serve byte ranges.`);
+      }
       if (r.ContentLength !== undefined && r.ContentLength > maxBytes) {
         body.destroy();
         throw tooLarge();
@@ -325,6 +334,8 @@ export class S3Target implements BackupTarget {
       if (ctl.signal.aborted) throw ctl.signal.reason;
       if (err instanceof AppError) throw err;
       if (isNotFound(err) && (err as S3ErrorLike).name !== "NoSuchBucket") throw notFound(`${name} in ${this.location}`);
+      // A range that starts at or past the end: nothing there, as a file read gives.
+      if (ranged && ((err as S3ErrorLike).name === "InvalidRange" || s3Status(err) === 416)) return Readable.from([]);
       throw this.wrap(err);
     }
     let seen = 0;
@@ -352,6 +363,11 @@ export class S3Target implements BackupTarget {
     });
     body.pipe(bounded);
     return bounded;
+  }
+
+  /** The repository keeps no sidecars (its snapshots hold no documents to seek to). */
+  async openSidecar(_name: string): Promise<Readable | null> {
+    return null;
   }
 
   /** A small object (a marker, an index) whole, at most `maxBytes`, or null when there is none. */

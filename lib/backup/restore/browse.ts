@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
-import type { Readable } from "node:stream";
+import { Transform, pipeline, type Readable } from "node:stream";
 import { z } from "zod";
 import type { Instance } from "../../instance";
 import { AppError, notFound } from "../../errors";
@@ -15,9 +15,10 @@ import { PRIVATE_FILE_MODE } from "../../util/modes";
 import { formatBytes } from "../../format";
 import { LAYOUT } from "../../layout";
 import { readArchive, ArchiveError } from "../format/reader";
-import { BLOB_MEMBER_RE, isArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta } from "../format/tables";
+import { BLOB_MEMBER_RE, blobMember, isArchiveName, scopeHasInstance, scopeHasVault, type BackupMeta } from "../format/tables";
+import { SeekableArchive, SeekMiss, type IndexVerdict, type SeekableFile } from "../format/seek";
 import { currentTarget } from "../local/repository";
-import type { BackupTarget } from "../local/target";
+import type { BackupTarget, ByteRange } from "../local/target";
 import { BROWSE_RECORD, busyStaging, checkBackupDatabase, claimStagingDir, reserveStaging, restoreCapBytes } from "./staging";
 import { writeNewFileUnder } from "./payload";
 import { hashingTap } from "../../util/hashing";
@@ -78,16 +79,66 @@ export async function storedSource(inst: Instance, name: string, target: BackupT
   if (!isArchiveName(name)) throw notFound("That backup");
   const st = await target.stat(name);
   if (!st) throw notFound("That backup");
-  return archiveSource(name, { version: async () => `${st.size}:${st.modifiedAt}`, open: () => target.open(name) });
+  return archiveSource(name, {
+    version: async () => `${st.size}:${st.modifiedAt}`,
+    open: (range) => target.open(name, range),
+    seekable: async () => {
+      const now = await target.stat(name);
+      return now && { size: now.size, openIndex: () => target.openSidecar(name) };
+    },
+  });
 }
 
-/** Any archive file as a source (a stored one, or the CLI's FILE): the database read up to coffer.db, files in one pass. */
-export function archiveSource(name: string, file: { version(): Promise<string>; open(): Promise<Readable> }): BackupSource {
+/** An archive file as archiveSource reads it. */
+export interface ArchiveFile {
+  /** What changes when the file does: part of the browse cache's key. */
+  version(): Promise<string>;
+  /** The file's bytes, or a range of them. */
+  open(range?: ByteRange): Promise<Readable>;
+  /** Its size now and its seek index (sidecar), for reading single documents by seeking; without it, every read is one pass. */
+  seekable?(): Promise<Omit<SeekableFile, "open"> | null>;
+}
+
+/** How the last fetchFiles of each backup read it (the tests' proof that a seek read little). */
+export interface FetchStats {
+  /** Bytes of the archive read, all opens together. */
+  archive_bytes: number;
+  /** Bytes of its seek index read. */
+  index_bytes: number;
+  /** What became of the archive's seek index; "skipped": usable, but one pass costs less for these files. */
+  index: IndexVerdict | "skipped" | null;
+  /** Files read by seeking through the index, and by the one-pass read (none, no index, or what a seek missed). */
+  by_seek: number;
+  by_pass: number;
+  /** Why seeks did not give a file (a header other than the index said, bytes that do not inflate, a hash): those went to the one-pass read. */
+  misses: string[];
+}
+export const lastFetch = () => processWide("browseLastFetch", () => new Map<string, FetchStats>());
+
+/** `open`, with every byte it gives counted into `stats`. */
+function countingOpen(open: ArchiveFile["open"], stats: FetchStats): ArchiveFile["open"] {
+  return async (range) => {
+    const raw = await open(range);
+    const count = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        stats.archive_bytes += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    // pipeline: a reader that stops early (destroys the counter) closes the file too.
+    pipeline(raw, count, () => {});
+    return count;
+  };
+}
+
+/** Any archive file as a source (a stored one, or the CLI's FILE): the database read up to coffer.db; files by seeking where its index leads, the rest in one pass. */
+export function archiveSource(name: string, file: ArchiveFile): BackupSource {
   return {
     name,
     kind: "stored",
     version: file.version,
     async unpackDatabase(payload, { keys, cap, admit, signal }) {
+      // No seek here: format v1 puts coffer.db right after the meta, so the one-pass read already stops where a seek would start.
       const stream = await file.open();
       const stop = () => stream.destroy(new AppError(400, "CLIENT_GONE", "Stopped: nothing was read."));
       signal?.addEventListener("abort", stop, { once: true });
@@ -119,10 +170,17 @@ export function archiveSource(name: string, file: { version(): Promise<string>; 
       }
     },
     async fetchFiles(_payload, need, work, { keys, signal }) {
+      const stats: FetchStats = { archive_bytes: 0, index_bytes: 0, index: null, by_seek: 0, by_pass: 0, misses: [] };
+      lastFetch().set(name, stats);
+      const open = countingOpen((range) => file.open(range), stats);
       const fetched = new Set<string>();
-      const stream = await file.open();
+      const seekable = await file.seekable?.();
+      if (seekable) await fetchBySeeking(name, { ...seekable, open }, need, work, fetched, stats, { keys, signal });
+      if (fetched.size === need.size) return fetched;
+      const stream = await open();
       const stop = () => stream.destroy(new AppError(400, "CLIENT_GONE", "Stopped: nothing was restored."));
       signal?.addEventListener("abort", stop, { once: true });
+      const before = fetched.size;
       try {
         // One pass through the archive, stopping once the last needed file has been read.
         await readArchive(stream, {
@@ -142,11 +200,74 @@ export function archiveSource(name: string, file: { version(): Promise<string>; 
         if (err instanceof AppError && err.code === "CHECKSUM_MISMATCH") throw new AppError(422, "DOCUMENT_HASH_MISMATCH", `${err.message} Nothing was restored.`);
         throw err;
       } finally {
+        stats.by_pass = fetched.size - before;
         signal?.removeEventListener("abort", stop);
       }
       return fetched;
     },
   };
+}
+
+/**
+ * Fetch what the archive's seek index can lead to (format/seek.ts), adding each file written to
+ * `fetched`. Every file is checked as in the one-pass read (its header names it, its hash and size);
+ * one that does not check out is left for the one-pass read, which gives the real answer (a damaged
+ * archive's DOCUMENT_HASH_MISMATCH) or the file. Only a key that does not fit, the caller leaving, or
+ * a failure to write (a full disk) stops it.
+ */
+async function fetchBySeeking(
+  name: string,
+  file: SeekableFile,
+  need: ReadonlyMap<string, number>,
+  work: string,
+  fetched: Set<string>,
+  stats: FetchStats,
+  { keys, signal }: { keys?: AgeKeys; signal?: AbortSignal },
+): Promise<void> {
+  const names = new Map([...need.keys()].map((sha) => [blobMember(sha), sha]));
+  const { archive, index, indexBytes } = await SeekableArchive.open(file, (member) => names.has(member), keys);
+  stats.index_bytes = indexBytes;
+  stats.index = index;
+  if (!archive) return;
+  const { runs } = archive.plan(names.keys());
+  // Many documents spread over the archive: reading it once costs less than seeking to each.
+  if (archive.cost(runs) > file.size / 2) {
+    stats.index = "skipped";
+    return;
+  }
+  const stopped = () => signal?.aborted && new AppError(400, "CLIENT_GONE", "Stopped: nothing was restored.");
+  for (const run of runs) {
+    try {
+      for await (const { member, content } of archive.read(run, signal)) {
+        const sha = names.get(member.name)!;
+        // The index's size must be the database's: otherwise the one-pass read says what is wrong.
+        if (member.size !== need.get(sha)) {
+          content.destroy();
+          stats.misses.push(`the index gives ${member.name} ${member.size} bytes, the database ${need.get(sha)}`);
+          break;
+        }
+        try {
+          await writeCheckedFile(work, sha, member.size, content, name);
+          fetched.add(sha);
+          stats.by_seek++;
+        } catch (err) {
+          fs.rmSync(path.join(work, sha), { force: true });
+          if (stopped()) throw stopped();
+          // A hash that does not match: the one-pass read decides whether the archive or the seek was wrong.
+          if (err instanceof AppError && err.code === "DOCUMENT_HASH_MISMATCH") {
+            stats.misses.push(`${member.name} read by seeking does not match its hash`);
+            continue;
+          }
+          throw err;
+        }
+      }
+    } catch (err) {
+      if (stopped()) throw stopped();
+      if (!(err instanceof SeekMiss)) throw err;
+      // The rest of this run is for the one-pass read.
+      stats.misses.push(err.message);
+    }
+  }
 }
 
 /** Write one document file from a backup as `work/<sha>`, cut at its size and checked against its hash. */

@@ -219,13 +219,13 @@ describe("stored backups", () => {
     const dir = r.target.location;
     expect(dir).toBe(fs.realpathSync(inst.paths.backups));
     const file = path.join(dir, r.name);
-    expect(fs.readdirSync(dir)).toEqual([r.name]); // no .partial left
+    expect(fs.readdirSync(dir).sort()).toEqual([`.${r.name}.idx`, r.name]); // no .partial left; its seek index beside it
     const run = inst.db.prepare("SELECT * FROM backup_runs WHERE id = ?").get(r.runId) as Record<string, unknown>;
     expect(run).toMatchObject({ status: "success", file: r.name, bytes: fs.statSync(file).size, verified: 1, trigger: "manual" });
     const list = await listStoredBackups(inst);
     expect(list).toEqual([{ name: r.name, size: fs.statSync(file).size, created_at: r.meta.created_at, scope: "full", trigger: "manual", verified: true, encryption: null }]);
     await deleteStoredBackup(inst, { id: admin.id, name: "admin" }, r.name);
-    expect(fs.existsSync(file)).toBe(false);
+    expect(fs.readdirSync(dir)).toEqual([]);
     expect(inst.db.prepare("SELECT count(*) FROM audit_log WHERE action = 'backup.delete'").pluck().get()).toBe(1);
   });
 

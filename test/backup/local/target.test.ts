@@ -121,6 +121,18 @@ describe.each(factories)("BackupTarget compliance: $name", (factory) => {
     await expect(t.remove("d.tar.gz")).rejects.toMatchObject({ status: 404 });
   });
 
+  it("open with a range gives those bytes; a range past the end or empty gives none", async () => {
+    const t = await fresh();
+    const data = crypto.randomBytes(200 * 1024 + 3);
+    await t.put("r.tar.gz", writeBytes(data));
+    expect((await readAll(await t.open("r.tar.gz", { start: 70_000, end: 140_001 }))).equals(data.subarray(70_000, 140_001))).toBe(true);
+    expect((await readAll(await t.open("r.tar.gz", { start: data.length - 10 }))).equals(data.subarray(data.length - 10))).toBe(true);
+    expect((await readAll(await t.open("r.tar.gz", { start: 5, end: data.length + 100 }))).equals(data.subarray(5))).toBe(true);
+    expect((await readAll(await t.open("r.tar.gz", { start: data.length + 5 }))).length).toBe(0);
+    expect((await readAll(await t.open("r.tar.gz", { start: 10, end: 10 }))).length).toBe(0);
+    await expect(t.open("nothing.tar.gz", { start: 1 })).rejects.toMatchObject({ status: 404 });
+  });
+
   it("names that could escape or hide are refused, not joined to a path", async () => {
     const t = await fresh();
     for (const bad of ["../x", "a/b", ".hidden", "", "x\0y", "/etc/passwd", "..", "a\\b"]) {
@@ -145,6 +157,37 @@ describe("LocalDirTarget specifics", () => {
     expect(fs.readdirSync(dir).sort()).toEqual(["coffer_full_20260102_000000Z.tar.gz", "notes.txt"]);
   });
 
+  it("keeps a sidecar hidden beside its object: never listed, removed with it, swept when its object is gone", async () => {
+    const dir = tempDir("coffer-target-");
+    cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const t = new LocalDirTarget(dir);
+    await t.put("s.tar.gz", writeBytes(Buffer.from("archive")), { sidecar: () => Buffer.from("its index") });
+    expect(fs.readdirSync(dir).sort()).toEqual([".s.tar.gz.idx", "s.tar.gz"]);
+    expect(fs.statSync(path.join(dir, ".s.tar.gz.idx")).mode & 0o777).toBe(0o600);
+    expect((await readAll((await t.openSidecar("s.tar.gz"))!)).toString()).toBe("its index");
+    expect((await t.list()).map((o) => o.name)).toEqual(["s.tar.gz"]);
+    expect(await t.sweepPartials()).toEqual([]);
+    await t.remove("s.tar.gz");
+    expect(fs.readdirSync(dir)).toEqual([]);
+    expect(await t.openSidecar("s.tar.gz")).toBeNull();
+
+    // A sidecar that cannot be made leaves the object without one; an earlier object's is never kept for a new one.
+    await t.put("u.tar.gz", writeBytes(Buffer.from("x")), {
+      sidecar: () => {
+        throw new Error("no index");
+      },
+    });
+    expect(fs.readdirSync(dir)).toEqual(["u.tar.gz"]);
+    fs.writeFileSync(path.join(dir, ".v.tar.gz.idx"), "left by a v.tar.gz deleted by hand");
+    fs.writeFileSync(path.join(dir, ".w.tar.gz.idx.partial"), "a writer died");
+    expect((await t.sweepPartials()).sort()).toEqual([".v.tar.gz.idx", ".w.tar.gz.idx.partial"]);
+    fs.writeFileSync(path.join(dir, ".v.tar.gz.idx"), "stale");
+    await t.put("v.tar.gz", writeBytes(Buffer.from("new")));
+    expect(await t.openSidecar("v.tar.gz")).toBeNull();
+    fs.symlinkSync("/etc/passwd", path.join(dir, ".u.tar.gz.idx"));
+    expect(await t.openSidecar("u.tar.gz")).toBeNull();
+  });
+
   it("writes objects 0600 and fsyncs before they appear", async () => {
     const dir = tempDir("coffer-target-");
     cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -155,6 +198,17 @@ describe("LocalDirTarget specifics", () => {
 });
 
 describe("S3Target specifics", () => {
+  it("keeps no sidecars", async () => {
+    s3 ??= await startS3();
+    const loc = await s3.location("sidecar");
+    const client = s3Client(loc);
+    cleanups.push(() => client.destroy());
+    const t = new S3Target(client, loc, "snapshots");
+    await t.put("s.tar.gz", writeBytes(Buffer.from("archive")), { sidecar: () => Buffer.from("its index") });
+    expect((await t.list()).map((o) => o.name)).toEqual(["s.tar.gz"]);
+    expect(await t.openSidecar("s.tar.gz")).toBeNull();
+  });
+
   it("lists past one page (1000 keys) by continuation token", async () => {
     s3 ??= await startS3();
     const loc = await s3.location("many");

@@ -7,7 +7,9 @@ import { spawnSync } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import { writeArchive, packArchive } from "@/lib/backup/format/writer";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
-import { archiveSource, browseBackup, clearBrowseCache, lastRead, type BackupSource } from "@/lib/backup/restore/browse";
+import { archiveSource, browseBackup, clearBrowseCache, lastFetch, lastRead, storedSource, type BackupSource } from "@/lib/backup/restore/browse";
+import { writeStoredBackup } from "@/lib/backup/local/stored";
+import { currentBackupDir } from "@/lib/backup/local/directory";
 import { restoreDocuments } from "@/lib/backup/restore/documents";
 import { makeSetUpInstance } from "../../support/instance";
 import { unpackToMemory } from "../../support/archive";
@@ -244,5 +246,78 @@ describe("an altered backup (an outside review's attacks)", () => {
     const before = live(t);
     await expect(restoreDocuments(t.inst, t.admin, null, src, { ids: [t.a.id] })).rejects.toMatchObject({ code: "DOCUMENT_HASH_MISMATCH", status: 422 });
     expect(live(t)).toEqual(before);
+  });
+});
+
+describe("a stored backup with its seek index", () => {
+  /**
+   * Six 1 MiB documents in a backup written into the backup directory; `first` and `second` of them
+   * (first in the archive, and fifth: blobs go in by hash) then gone from the instance, and a byte of
+   * `first` flipped in the archive.
+   */
+  async function storedPair() {
+    const t = await makeSetUpInstance();
+    cleanups.push(() => {
+      clearBrowseCache(t.inst);
+      t.cleanup();
+    });
+    const docs = [];
+    for (const name of ["scan-a.bin", "scan-b.bin", "scan-c.bin", "scan-d.bin", "scan-e.bin", "scan-f.bin"]) {
+      const body = crypto.randomBytes(1024 * 1024);
+      docs.push({ body, ...(await createDocument(t.inst, t.admin, null, { name, body: Readable.from([body]), maxBytes: 1e9 })) });
+    }
+    docs.sort((a, b) => (a.sha256 < b.sha256 ? -1 : 1));
+    const [first, second] = [docs[0], docs[4]];
+    const stored = await writeStoredBackup(t.inst, { scope: "full", trigger: "manual" });
+    const file = path.join(currentBackupDir(t.inst), stored.name);
+    for (const d of [first, second]) {
+      t.inst.db.prepare("DELETE FROM documents WHERE id = ?").run(d.id);
+      fs.rmSync(path.join(t.inst.paths.vault, d.sha256.slice(0, 2), d.sha256));
+    }
+    // Flip a byte in the middle of the first one's content, where the archive holds it as it is (incompressible
+    // content is stored), away from the archive's first and last 64 KiB (the index's fingerprint of it).
+    const bytes = fs.readFileSync(file);
+    // A slice of 64 bytes, tried at a few places: one may straddle a stored block's 5-byte framing (every 64 KiB).
+    const at = [0, 1, 2].map((k) => bytes.indexOf(first.body.subarray(512 * 1024 + k * 1000, 512 * 1024 + k * 1000 + 64))).find((i) => i > 0)!;
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 10] ^= 1;
+    fs.chmodSync(file, 0o600);
+    fs.writeFileSync(file, bytes);
+    return { ...t, first, second, name: stored.name, file, sidecar: path.join(currentBackupDir(t.inst), `.${stored.name}.idx`) };
+  }
+
+  const hashOf = (t: { inst: { paths: { vault: string } } }, sha: string) => sha256(fs.readFileSync(path.join(t.inst.paths.vault, sha.slice(0, 2), sha)));
+
+  it("restores one document by seeking to it: damage earlier in the archive is never read; without the index the one-pass read meets it (422)", async () => {
+    const t = await storedPair();
+    expect(fs.existsSync(t.sidecar)).toBe(true);
+    const [back] = await restoreDocuments(t.inst, t.admin, null, await storedSource(t.inst, t.name), { ids: [t.second.id] });
+    expect(back).toMatchObject({ id: t.second.id, name: t.second.name });
+    expect(hashOf(t, t.second.sha256)).toBe(t.second.sha256);
+    expect(lastFetch().get(t.name)).toMatchObject({ index: "used", by_seek: 1, by_pass: 0 });
+    // The damaged one is refused all the same: its hash is checked whichever way it is read.
+    await expect(restoreDocuments(t.inst, t.admin, null, await storedSource(t.inst, t.name), { ids: [t.first.id] })).rejects.toMatchObject({ code: "DOCUMENT_HASH_MISMATCH", status: 422 });
+
+    t.inst.db.prepare("DELETE FROM documents WHERE id = ?").run(t.second.id);
+    fs.rmSync(path.join(t.inst.paths.vault, t.second.sha256.slice(0, 2), t.second.sha256));
+    fs.rmSync(t.sidecar);
+    await expect(restoreDocuments(t.inst, t.admin, null, await storedSource(t.inst, t.name), { ids: [t.second.id] })).rejects.toMatchObject({ code: "DOCUMENT_HASH_MISMATCH", status: 422 });
+    expect(lastFetch().get(t.name)).toMatchObject({ index: "absent", by_seek: 0 });
+    expect(fs.existsSync(path.join(t.inst.paths.vault, t.second.sha256.slice(0, 2), t.second.sha256))).toBe(false);
+  });
+
+  it("coffer restore FILE --documents seeks through the index beside the file", async () => {
+    const t = await storedPair();
+    const bin = path.join(process.cwd(), "bin", "coffer.cjs");
+    const run = (...args: string[]) => spawnSync(process.execPath, [bin, "--data-dir", t.inst.paths.root, "--json", ...args], { encoding: "utf8", env: { ...process.env, COFFER_DATA_DIR: "" } });
+    const ok = run("restore", t.file, "--documents", String(t.second.id));
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(hashOf(t, t.second.sha256)).toBe(t.second.sha256);
+    // A copy elsewhere, without its index: the one-pass read meets the damage first.
+    const copy = path.join(t.dir, t.name);
+    fs.copyFileSync(t.file, copy);
+    const bad = run("restore", copy, "--documents", String(t.first.id));
+    expect(bad.status).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toContain("DOCUMENT_HASH_MISMATCH");
   });
 });
