@@ -88,6 +88,20 @@ test("a server killed with SIGKILL mid-write: the next start ends the Litestream
   }
 });
 
+/** The mtime in ms of the newest snapshot or WAL file in a file replica, or 0. */
+function newestReplicaFile(replica: string): number {
+  let newest = 0;
+  const gens = path.join(replica, "generations");
+  for (const g of fs.existsSync(gens) ? fs.readdirSync(gens) : [])
+    for (const sub of ["snapshots", "wal"]) {
+      const dir = path.join(gens, g, sub);
+      for (const f of fs.existsSync(dir) ? fs.readdirSync(dir) : []) newest = Math.max(newest, fs.statSync(path.join(dir, f), { throwIfNoEntry: false })?.mtimeMs ?? 0);
+    }
+  return newest;
+}
+
+const litestreamLines = (logs: string) => logs.split("\n").filter((l) => l.includes("litestream")).slice(-30).join("\n");
+
 /** A time as a datetime-local input in Berlin shows it (the browser below runs in that zone). */
 const inBerlin = (ms: number) =>
   new Intl.DateTimeFormat("sv-SE", { timeZone: "Europe/Berlin", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
@@ -107,11 +121,17 @@ test("a batch deleted by mistake: the admin restores the instance to the second 
     for (let i = 0; i < 3; i++) batch.push(await uploadDocument(s, admin, `invoice-${i}.pdf`, Buffer.from(`invoice ${i}`)));
     await uploadDocument(s, admin, "keep.pdf", Buffer.from("kept"));
     await expect.poll(async () => (await health()).lag_seconds, { timeout: 10_000 }).toBe(0);
-    await new Promise((r) => setTimeout(r, 1500));
+    // Health calls a replica current up to 2 s behind the WAL (Litestream syncs each second): let the uploads' sync land first.
+    await new Promise((r) => setTimeout(r, 3000));
     const before = Math.floor(Date.now() / 1000) * 1000; // the input takes whole seconds
     await new Promise((r) => setTimeout(r, 1200));
+    const deleting = Date.now();
     for (const d of batch) expect((await fetch(`${s.url}/api/documents/${d.id}`, { method: "DELETE", headers: { cookie: admin, origin: s.url } })).status).toBe(204);
-    await expect.poll(async () => Date.parse((await health()).last_restorable_at), { timeout: 15_000 }).toBeGreaterThan(before + 1200);
+    // The deletes are in the replica once one of its files is newer than they are (health's whole seconds cannot say so).
+    await expect
+      .poll(() => newestReplicaFile(path.join(s.dataDir, "backups", "continuous")), { timeout: 30_000, message: `no replica file after the deletes; Litestream said:\n${litestreamLines(s.logs())}` })
+      .toBeGreaterThan(deleting);
+    expect(Date.parse((await health()).last_restorable_at)).toBeGreaterThanOrEqual(before);
 
     // The API: a time it cannot read, a time outside the window, and nobody but an admin.
     const post = (body: unknown, cookie = admin) =>
