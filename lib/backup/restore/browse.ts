@@ -462,16 +462,48 @@ export async function holdDatabase(inst: Instance, source: BackupSource, keys: A
     dropEntry(inst, key, hit);
   }
   // The same backup asked for by several at once is unpacked once (a member cannot multiply a download or a rebuild).
-  let pending = unpacking().get(key);
-  if (!pending) {
-    pending = unpackDatabase(inst, source, key, keys, opts.signal, now);
-    unpacking().set(key, pending);
-    void pending.finally(() => unpacking().delete(key)).catch(() => {});
+  let job = unpacking().get(key);
+  if (!job) {
+    const stop = new AbortController();
+    const started: Unpacking = { done: unpackDatabase(inst, source, key, keys, stop.signal, now), stop, waiting: 0 };
+    unpacking().set(key, started);
+    void started.done.finally(() => unpacking().get(key) === started && unpacking().delete(key)).catch(() => {});
+    job = started;
   }
-  return hold(await pending);
+  return hold(await waitForUnpack(key, job, opts.signal));
 }
 
-const unpacking = () => processWide("browseUnpacking", () => new Map<string, Promise<CacheEntry>>());
+/** One unpack of a backup's database, shared by everyone who asked for it while it ran. */
+interface Unpacking {
+  done: Promise<CacheEntry>;
+  /** Aborts the unpack: only when the last caller waiting for it has left. */
+  stop: AbortController;
+  waiting: number;
+}
+
+const unpacking = () => processWide("browseUnpacking", () => new Map<string, Unpacking>());
+
+/**
+ * Wait for a shared unpack. A caller who leaves is told CLIENT_GONE at once; the unpack
+ * stops only when nobody is waiting any more (the first to ask does not own it), and
+ * whoever asks after that starts a new one. A caller without a signal (the CLI) never leaves.
+ */
+function waitForUnpack(key: string, job: Unpacking, signal: AbortSignal | undefined): Promise<CacheEntry> {
+  job.waiting++;
+  if (!signal) return job.done;
+  return new Promise((resolve, reject) => {
+    const leave = () => {
+      if (--job.waiting === 0) {
+        if (unpacking().get(key) === job) unpacking().delete(key);
+        job.stop.abort();
+      }
+      reject(new AppError(400, "CLIENT_GONE", "Stopped: nothing was read."));
+    };
+    if (signal.aborted) return leave();
+    signal.addEventListener("abort", leave, { once: true });
+    job.done.then(resolve, reject).finally(() => signal.removeEventListener("abort", leave));
+  });
+}
 
 async function unpackDatabase(inst: Instance, source: BackupSource, key: string, keys: AgeKeys | undefined, signal: AbortSignal | undefined, now: number): Promise<CacheEntry> {
   const { id, dir } = claimStagingDir(inst, `browse:${source.name}`, now);

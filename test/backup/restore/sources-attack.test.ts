@@ -4,7 +4,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createDocument, deleteDocument } from "@/lib/vault/documents";
 import { emptyTrash } from "@/lib/vault/trash";
 import { blobPath } from "@/lib/vault/blobs";
@@ -262,6 +262,42 @@ describe("point in time: what a member can make the server do", () => {
     setTimeout(() => ctl.abort(), 300);
     const r = await settle(browseBackup(t.inst, t.member, pointInTimeSource(t.inst, t.at), { signal: ctl.signal }));
     expect(httpOf(r)).toBe("4xx");
+    expect(fs.readdirSync(t.inst.paths.staging)).toEqual([]);
+  }, 30_000);
+
+  it("[F7b] the first caller leaving a shared rebuild does not stop it for the others; when the last leaves it stops", async () => {
+    const t = await pitrInstance(2);
+    const first = new AbortController();
+    const a = settle(browseBackup(t.inst, t.member, pointInTimeSource(t.inst, t.at), { signal: first.signal }));
+    const b = settle(browseBackup(t.inst, t.member, pointInTimeSource(t.inst, t.at), { signal: new AbortController().signal }));
+    await until("Litestream running", () => t.calls().length === 1, 5000);
+    first.abort();
+    expect(httpOf(await a)).toBe("4xx");
+    expect(httpOf(await b)).toBe("ok");
+    expect(t.calls()).toHaveLength(1);
+
+    clearBrowseCache(t.inst);
+    const both = [new AbortController(), new AbortController()];
+    const rs = both.map((c) => settle(browseBackup(t.inst, t.member, pointInTimeSource(t.inst, t.at), { signal: c.signal })));
+    await until("Litestream running again", () => t.calls().length === 2, 5000);
+    for (const c of both) c.abort();
+    expect((await Promise.all(rs)).map(httpOf)).toEqual(["4xx", "4xx"]);
+    await until("the rebuild stopped and its staging gone", () => fs.readdirSync(t.inst.paths.staging).length === 0, 5000);
+  }, 30_000);
+
+  it("[F8] a Litestream that fails tells a member that it failed and when, not the paths it named; the server's log keeps its words", async () => {
+    const t = await pitrInstance(0);
+    fs.writeFileSync(process.env.COFFER_LITESTREAM!, `#!/bin/sh\necho "open /srv/coffer/secret-replica/generations/x: permission denied" >&2\nexit 1\n`, { mode: 0o755 });
+    const logged: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: string) => void logged.push(String(line)));
+    try {
+      const r = await settle(browseBackup(t.inst, t.member, pointInTimeSource(t.inst, t.at)));
+      expect(r).toMatchObject({ ok: false, e: { code: "CONTINUOUS_RESTORE_FAILED", message: expect.stringMatching(/could not rebuild the database at \S+Z \(exit code 1\)\. The server's log/) } });
+      expect((r as { e: Error }).e.message).not.toMatch(/secret-replica|\//);
+      expect(logged.join("\n")).toMatch(/litestream restore at \S+ failed \(exit code 1\): open \/srv\/coffer\/secret-replica/);
+    } finally {
+      spy.mockRestore();
+    }
     expect(fs.readdirSync(t.inst.paths.staging)).toEqual([]);
   }, 30_000);
 
