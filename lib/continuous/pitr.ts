@@ -40,12 +40,17 @@ function litestreamRestore(binary: string, replica: string, at: Date, out: strin
     child.stderr.on("data", keep);
     // A caller that left is not the server's failure.
     const gone = () => new AppError(400, "CLIENT_GONE", "Stopped: nothing was restored.");
-    child.once("error", (err) => reject(signal?.aborted ? gone() : new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not run: ${err.message}`)));
+    // Litestream's own words name paths on this server: they go to the log, not to whoever asked (a member browsing, too).
+    const failed = (why: string, words: string) => {
+      console.error(`Coffer: litestream restore at ${iso(at)} failed (${why}): ${words.slice(0, 300)}`);
+      return new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not rebuild the database at ${iso(at)} (${why}). The server's log has what it said.`);
+    };
+    child.once("error", (err) => reject(signal?.aborted ? gone() : failed("it could not be started", err.message)));
     child.once("close", (code, sig) => {
       if (code === 0) return resolve();
       if (signal?.aborted) return reject(gone());
       const last = said.trim().split("\n").pop() ?? "";
-      reject(new AppError(500, "CONTINUOUS_RESTORE_FAILED", `Litestream could not rebuild the database at ${iso(at)} (${sig ?? `exit code ${code}`}): ${last.slice(0, 300)}`));
+      reject(failed(sig ?? `exit code ${code}`, last));
     });
   });
 }
