@@ -108,6 +108,7 @@ test("granular: one document, a list, and 100 documents from a stored archive an
     const localPeak = sampler.stop();
 
     // The same hundred uploaded fresh, to a new instance: the time they would take to put back by hand.
+    fs.rmSync(path.join(WORK, "granular-fresh"), { recursive: true, force: true }); // a run that failed leaves one behind
     const fresh = await startServer({ dataDir: path.join(WORK, "granular-fresh") });
     servers.push(fresh);
     await setupInstance(fresh);
