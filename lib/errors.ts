@@ -128,6 +128,22 @@ export class AppError extends Error {
   }
 }
 
+const DISK_FULL_CODES = new Set(["ENOSPC", "EDQUOT", "SQLITE_FULL"]);
+
+/**
+ * A write that failed because the disk (or the user's quota) is full, anywhere in a handler or action,
+ * as the person should hear it: 507 and what to do. Null for any other error. Read through `cause` too
+ * (streams and libraries wrap it).
+ */
+export function diskFullError(err: unknown): AppError | null {
+  for (let e = err as { code?: unknown; cause?: unknown } | null | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string" && DISK_FULL_CODES.has(e.code)) {
+      return new AppError(507, "INSUFFICIENT_STORAGE", "The server's disk is full, so this could not be saved. Nothing was changed; free some space on the server and try again.", undefined, { cause: err });
+    }
+  }
+  return null;
+}
+
 export const unauthorized = () => new AppError(401, "UNAUTHORIZED", "Sign in first.");
 export const forbidden = (msg = "You do not have permission to do that.") => new AppError(403, "FORBIDDEN", msg);
 export const notFound = (what = "That") => new AppError(404, "NOT_FOUND", `${what} was not found.`);

@@ -99,15 +99,19 @@ function watchBody(req: http.IncomingMessage, res: http.ServerResponse, cap: num
   if ((declared === undefined || declared === "0") && !req.headers["transfer-encoding"]) return;
   let received = 0;
   let timer: NodeJS.Timeout | undefined;
+  // Once the response has finished, Node may have detached the socket (req.socket is null; it reads and drops
+  // the rest of the body itself, and the client may already be on its next request there): then there is
+  // nothing to close. A 507 answered before a large upload had arrived crashed the server on the null here.
+  const close = () => req.socket?.destroy();
   const stalled = () => {
     if (req.readableLength >= req.readableHighWaterMark) return void (timer = setTimeout(stalled, limits.bodyIdleMs).unref());
-    req.socket.destroy();
+    close();
   };
   timer = setTimeout(stalled, limits.bodyIdleMs).unref();
   const stop = () => clearTimeout(timer);
   req.once("close", stop);
   res.once("finish", () => {
-    if (!req.complete) setTimeout(() => req.complete || req.socket.destroy(), 1000).unref();
+    if (!req.complete) setTimeout(() => req.complete || close(), 1000).unref();
   });
   const push = req.push.bind(req);
   req.push = (chunk: unknown, encoding?: BufferEncoding) => {
@@ -118,7 +122,7 @@ function watchBody(req: http.IncomingMessage, res: http.ServerResponse, cap: num
     received += (chunk as Buffer).length;
     if (cap !== null && received > cap) {
       stop();
-      req.socket.destroy();
+      close();
       return false;
     }
     timer?.refresh();

@@ -1,6 +1,6 @@
 import "server-only";
 import { z } from "zod";
-import { AppError } from "@/lib/errors";
+import { AppError, diskFullError } from "@/lib/errors";
 import type { Instance } from "@/lib/instance";
 import type { User } from "@/lib/auth/users";
 import { requireAdmin, requestIp } from "./auth";
@@ -56,6 +56,8 @@ export function adminAction<S extends z.ZodType>(
     } catch (err) {
       if (err instanceof AppError) return { error: err.message, fields: err.fields, values };
       if (err instanceof z.ZodError) return { error: err.issues[0]?.message ?? "Invalid input.", values };
+      const full = diskFullError(err);
+      if (full) return { error: full.message, values };
       console.error("Coffer: server action failed", err);
       return { error: "Something went wrong on the server. The details are in the server log." };
     }

@@ -1,6 +1,6 @@
 import "server-only";
 import { ZodError } from "zod";
-import { AppError } from "@/lib/errors";
+import { AppError, diskFullError } from "@/lib/errors";
 import { Readable } from "node:stream";
 import { CLIENT_HEADER, EDGE_MARK, REQUEST_HEADER, requestsInFlight } from "@/lib/http/edge";
 import { generation, inMaintenance, maintenanceError } from "@/lib/runtime";
@@ -66,6 +66,11 @@ export function errorResponse(err: unknown, startedIn?: number): Response {
     const first = err.issues[0];
     const where = first?.path.length ? `${first.path.join(".")}: ` : "";
     return jsonError(400, "BAD_INPUT", `${where}${first?.message ?? "The request is not valid."}`, fields);
+  }
+  const full = diskFullError(err);
+  if (full) {
+    console.error("Coffer: a write failed: the disk is full", err);
+    return errorResponse(full);
   }
   // A request that was already running when a restore replaced the instance under it.
   if (startedIn !== undefined && (inMaintenance() || generation() !== startedIn)) return errorResponse(maintenanceError());

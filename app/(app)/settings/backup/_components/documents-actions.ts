@@ -3,7 +3,7 @@
 import { z } from "zod";
 import { requireUser, requestIp } from "@/app/_server/auth";
 import { restoreKeys, restoreKeysSchema } from "@/app/_server/restore";
-import { AppError } from "@/lib/errors";
+import { AppError, diskFullError } from "@/lib/errors";
 import { browseBackup, type BrowseResult } from "@/lib/backup/restore/browse";
 import { sourceSpecSchema, withBackupSource, type SourceSpec } from "@/lib/backup/restore/sources";
 import { restoreDocuments, documentChoiceSchema, type RestoredDocument } from "@/lib/backup/restore/documents";
@@ -16,6 +16,8 @@ async function guarded<T>(fn: () => Promise<T>): Promise<Result<T>> {
   } catch (err) {
     if (err instanceof AppError) return { ok: false, code: err.code, error: err.message };
     if (err instanceof z.ZodError) return { ok: false, code: "BAD_JSON", error: err.issues[0]?.message ?? "Invalid input." };
+    const full = diskFullError(err);
+    if (full) return { ok: false, code: full.code, error: full.message };
     console.error("Coffer: browsing a backup failed", err);
     return { ok: false, code: "INTERNAL", error: "Something went wrong on the server. The details are in the server log." };
   }
