@@ -75,6 +75,7 @@ export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[
     }
     for (const c of continuousStatus(inst, now).filter((c) => c.enabled)) {
       if (c.problem) reasons.push({ level: "warn", code: "CONTINUOUS_UNAVAILABLE", message: `Continuous protection (${c.location}) is not running: ${c.problem}`, fix });
+      else if (c.disk_full) reasons.push({ level: "warn", code: "CONTINUOUS_DISK_FULL", message: c.disk_full, fix });
       else if (c.lag_seconds !== null && c.lag_seconds > LAG_THRESHOLD_S) {
         reasons.push({ level: "warn", code: "CONTINUOUS_LAG", message: `Continuous protection (${c.location}) is ${Math.round(c.lag_seconds / 60)} minutes behind: changes since ${c.last_restorable_at} are not protected yet.`, fix });
       }
@@ -120,7 +121,7 @@ export function healthReport(inst: Instance, now = Date.now()) {
       },
     },
     proof: proofReport(inst, now),
-    continuous: continuousStatus(inst, now).map(({ problem: _problem, ...c }) => c),
+    continuous: continuousStatus(inst, now).map(({ problem: _problem, disk_full: _full, ...c }) => c),
     job: holder ? { running: holder.purpose, since: holder.since } : null,
   };
 }

@@ -5,7 +5,7 @@ import { decryptSecret } from "../settings/secrets";
 
 export interface AlertPayload {
   instance: string;
-  event: "backup.failed" | "backup.stale" | "offsite.failed" | "verify.failed" | "drill.failed" | "drill.overdue" | "test";
+  event: "backup.failed" | "backup.stale" | "offsite.failed" | "verify.failed" | "drill.failed" | "drill.overdue" | "continuous.disk_full" | "test";
   time: string;
   error: string | null;
   last_success: string | null;

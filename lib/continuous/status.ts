@@ -1,4 +1,5 @@
 import fs from "node:fs";
+import path from "node:path";
 import type { Instance } from "../instance";
 import { continuousPlan, litestreamBinary, replicaWindow } from "./litestream";
 
@@ -18,6 +19,34 @@ export interface ContinuousLocation {
   last_restorable_at: string | null;
   /** Why it does not protect now (no binary, a bad backup directory), or null. */
   problem: string | null;
+  /** The disk the replica is on is full (disk_full says how full): changes are not kept while it is. */
+  disk_full: string | null;
+}
+
+/** What "full" means for the replica's disk: less free than this share of it, and never more than 64 MiB. */
+const FULL_SHARE = 0.02;
+const FULL_BYTES = 64 * 1024 * 1024;
+
+const mib = (n: number) => `${(n / 1024 / 1024).toFixed(n < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
+
+/**
+ * Whether the disk holding `dir` (or its nearest existing parent) is full, as a sentence for the person
+ * who has to free it, or null. Litestream writes a snapshot and WAL segments there; on a full disk it
+ * cannot, so the window stops growing while the app goes on serving.
+ */
+export function replicaDiskFull(dir: string): string | null {
+  let at = path.resolve(dir);
+  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  let st;
+  try {
+    st = fs.statfsSync(at);
+  } catch {
+    return null;
+  }
+  const free = st.bavail * st.bsize;
+  const size = st.blocks * st.bsize;
+  if (free >= Math.min(FULL_BYTES, size * FULL_SHARE)) return null;
+  return `The disk holding the continuous replica (${dir}) is full: ${mib(free)} free of ${mib(size)}. New changes are not being kept until there is room; free space on that disk or move the backup directory.`;
 }
 
 function mtimeMs(file: string): number | null {
@@ -35,7 +64,7 @@ export function continuousStatus(inst: Instance, now = Date.now()): ContinuousLo
   try {
     plan = continuousPlan(inst);
   } catch (err) {
-    return [{ location: "local", enabled: true, lag_seconds: null, first_restorable_at: null, last_restorable_at: null, problem: (err as Error).message }];
+    return [{ location: "local", enabled: true, lag_seconds: null, first_restorable_at: null, last_restorable_at: null, problem: (err as Error).message, disk_full: null }];
   }
   const w = replicaWindow(plan.replica);
   const changed = mtimeMs(`${inst.paths.db}-wal`) ?? mtimeMs(inst.paths.db) ?? 0;
@@ -50,6 +79,7 @@ export function continuousStatus(inst: Instance, now = Date.now()): ContinuousLo
       first_restorable_at: w.first?.toISOString() ?? null,
       last_restorable_at: w.last?.toISOString() ?? null,
       problem,
+      disk_full: plan.enabled ? replicaDiskFull(plan.replica) : null,
     },
   ];
 }

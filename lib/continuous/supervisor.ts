@@ -8,6 +8,8 @@ import { processWide } from "../util/process-wide";
 import { onSettingsWritten } from "../settings/store";
 import { CONTINUOUS_STATE_DIR, continuousPlan, litestreamBinary, litestreamConfigPath, writeLitestreamConfig } from "./litestream";
 import { pruneSettingsVersionsFor, recordSettingsVersion } from "./versions";
+import { replicaDiskFull } from "./status";
+import { alert, type SendOptions } from "../backup/alerts";
 
 /** SQLite's default, put back whenever Litestream is not there to checkpoint. */
 const SQLITE_AUTOCHECKPOINT = 1000;
@@ -62,10 +64,12 @@ export class ContinuousSupervisor {
   private versionsCheckedAt: number | null = null;
   private versionsPrunedAt = 0;
   private unlisten: (() => void) | null = null;
+  /** The replica's disk was full at the last tick (alerted once per time it fills). */
+  private diskFull = false;
 
   constructor(
     private readonly instance: () => Instance | null,
-    private readonly opts: { env?: Env; log?: (line: string) => void } = {},
+    private readonly opts: { env?: Env; log?: (line: string) => void; alertOptions?: SendOptions } = {},
   ) {
     process.once("exit", () => this.child?.kill("SIGTERM"));
   }
@@ -115,6 +119,16 @@ export class ContinuousSupervisor {
     }
   }
 
+  /** A full disk under the replica: said in the log and to the webhook once when it fills, and once when it has room again. */
+  private watchDisk(inst: Instance, replica: string): void {
+    const full = replicaDiskFull(replica);
+    if (!!full === this.diskFull) return;
+    this.diskFull = !!full;
+    if (!full) return this.log("continuous protection: the replica's disk has room again; changes are kept again");
+    this.log(`continuous protection: ${full}`);
+    void alert(inst, "continuous.disk_full", full, null, this.opts.alertOptions).catch((err: unknown) => this.log(`continuous protection: the disk-full alert could not be sent: ${(err as Error).message}`));
+  }
+
   /** Version the settings and keys as they are on disk now (deduplicated), and prune hourly. */
   private keepVersions(inst: Instance): void {
     const now = Date.now();
@@ -149,6 +163,7 @@ export class ContinuousSupervisor {
         this.versionsCheckedAt = null;
         return;
       }
+      this.watchDisk(inst, plan.replica);
       // Before Litestream's first snapshot of a start: that second has its settings.
       this.keepVersions(inst);
       if (this.child) {
