@@ -20,6 +20,8 @@ import { alert, type SendOptions } from "../alerts";
 import { removeWorkDir } from "../workdir";
 import { systemActor } from "../../audit/log";
 import { DAY_MS } from "../../util/time";
+import { continuousStatus } from "../../continuous/status";
+import { stagePointInTime } from "../../continuous/pitr";
 
 
 
@@ -209,8 +211,6 @@ const CONTINUOUS_DRILL_AGO_MS = 60_000;
  */
 async function drillContinuous(inst: Instance, scratchRoot: string, agoMs: number): Promise<DrillDetail["continuous"] | null> {
   if (!currentSettings(inst.paths.settings).backup.continuous.enabled) return null;
-  const { continuousStatus } = await import("../../continuous/status");
-  const { stagePointInTime } = await import("../../continuous/pitr");
   const [local] = continuousStatus(inst);
   // Nothing changed since the replica's newest second: that second is the instance as it was a minute ago.
   const last = local.last_restorable_at ? Date.parse(local.last_restorable_at) : Infinity;
