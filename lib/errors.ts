@@ -130,18 +130,22 @@ export class AppError extends Error {
 
 const DISK_FULL_CODES = new Set(["ENOSPC", "EDQUOT", "SQLITE_FULL"]);
 
+/** Whether a write failed because the disk (or the user's quota) is full; read through `cause` too (streams and libraries wrap it). */
+export function isDiskFull(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | null | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === "string" && DISK_FULL_CODES.has(e.code)) return true;
+  }
+  return false;
+}
+
 /**
- * A write that failed because the disk (or the user's quota) is full, anywhere in a handler or action,
- * as the person should hear it: 507 and what to do. Null for any other error. Read through `cause` too
- * (streams and libraries wrap it).
+ * A full disk anywhere in a handler or action, as the person should hear it: 507 and what to do.
+ * Null for any other error. Logged here, once, for whoever runs the server.
  */
 export function diskFullError(err: unknown): AppError | null {
-  for (let e = err as { code?: unknown; cause?: unknown } | null | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === "string" && DISK_FULL_CODES.has(e.code)) {
-      return new AppError(507, "INSUFFICIENT_STORAGE", "The server's disk is full, so this could not be saved. Nothing was changed; free some space on the server and try again.", undefined, { cause: err });
-    }
-  }
-  return null;
+  if (!isDiskFull(err)) return null;
+  console.error("Coffer: a write failed: the disk is full", err);
+  return new AppError(507, "INSUFFICIENT_STORAGE", "The server's disk is full, so this could not be saved. Nothing was changed; free some space on the server and try again.", undefined, { cause: err });
 }
 
 export const unauthorized = () => new AppError(401, "UNAUTHORIZED", "Sign in first.");

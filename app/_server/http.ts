@@ -68,10 +68,7 @@ export function errorResponse(err: unknown, startedIn?: number): Response {
     return jsonError(400, "BAD_INPUT", `${where}${first?.message ?? "The request is not valid."}`, fields);
   }
   const full = diskFullError(err);
-  if (full) {
-    console.error("Coffer: a write failed: the disk is full", err);
-    return errorResponse(full);
-  }
+  if (full) return errorResponse(full);
   // A request that was already running when a restore replaced the instance under it.
   if (startedIn !== undefined && (inMaintenance() || generation() !== startedIn)) return errorResponse(maintenanceError());
   console.error("Coffer: unexpected error", err);

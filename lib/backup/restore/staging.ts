@@ -8,7 +8,7 @@ import { SCHEMA_VERSION } from "../../db/migrations";
 import { APP_VERSION } from "../../version";
 import { parseSettings } from "../../settings/store";
 import { writeFileAtomic } from "../../util/fsatomic";
-import { AppError } from "../../errors";
+import { AppError, isDiskFull } from "../../errors";
 import type { Env } from "../../paths";
 import { KEY_BYTES } from "../../instance";
 import { formatBytes } from "../../format";
@@ -99,7 +99,6 @@ export function restoreCapBytes(inst: Instance, env: Env = process.env, forId = 
   return Math.max(0, freeBytes(inst.paths.staging) - DISK_MARGIN - reservedByOthers(forId));
 }
 
-const isDiskFull = (err: unknown) => ["ENOSPC", "EDQUOT"].includes((err as NodeJS.ErrnoException)?.code ?? "");
 
 function insufficientStorage(need: number | null, have: number): AppError {
   const needs = need === null ? "" : `need about ${formatBytes(need)}, `;
