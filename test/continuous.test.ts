@@ -44,7 +44,7 @@ afterEach(async () => {
 
 describe("continuous protection's settings", () => {
   it("are off in a settings file from before them, and Litestream is found or reported missing", () => {
-    expect(parseSettings("settings.yaml", "backup:\n  enabled: true\n").backup.continuous).toEqual({ enabled: false, window_days: 7 });
+    expect(parseSettings("settings.yaml", "backup:\n  enabled: true\n").backup.continuous).toEqual({ enabled: false, window_days: 7, offsite: true });
     expect(litestreamBinary({ COFFER_LITESTREAM: "/nonexistent/litestream" })).toBeNull();
     if (binary) expect(litestreamBinary({ COFFER_LITESTREAM: binary })).toBe(binary);
   });
@@ -72,7 +72,7 @@ describe.skipIf(!binary)("the Litestream supervisor", () => {
   it("starts Litestream once continuous protection is on, and the replica appears with every write within seconds", async () => {
     const t = await makeSetUpInstance();
     cleanups.push(t.cleanup);
-    expect(currentSettings(t.inst.paths.settings).backup.continuous).toEqual({ enabled: true, window_days: 7 }); // "Protect this instance" keeps every change
+    expect(currentSettings(t.inst.paths.settings).backup.continuous).toEqual({ enabled: true, window_days: 7, offsite: true }); // "Protect this instance" keeps every change
     enableContinuous(t.inst, false);
     const lines: string[] = [];
     const sup = new ContinuousSupervisor(() => t.inst, { log: (l) => lines.push(l) });

@@ -111,9 +111,9 @@ export function writeLitestreamConfig(inst: Instance, plan: ContinuousPlan): str
   return file;
 }
 
-const GENERATION_RE = /^[0-9a-f]{16}$/;
-const SNAPSHOT_RE = /^[0-9a-f]{8}\.snapshot\.lz4$/;
-const WAL_RE = /^[0-9a-f]{8}_[0-9a-f]{8}\.wal\.lz4$/;
+export const GENERATION_RE = /^[0-9a-f]{16}$/;
+export const SNAPSHOT_RE = /^[0-9a-f]{8}\.snapshot\.lz4$/;
+export const WAL_RE = /^[0-9a-f]{8}_[0-9a-f]{8}\.wal\.lz4$/;
 
 export interface ReplicaWindow {
   generations: number;

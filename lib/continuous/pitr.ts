@@ -21,7 +21,7 @@ import { readSettingsVersion, settingsVersionAt } from "./versions";
 /** A restore of a week of WAL on a slow disk still finishes; a hung one does not hold the staging slot for ever. */
 const RESTORE_TIMEOUT_MS = 30 * 60 * 1000;
 
-const iso = (d: Date) => d.toISOString().replace(".000Z", "Z");
+export const iso = (d: Date) => d.toISOString().replace(".000Z", "Z");
 
 /** `coffer restore --to-time`'s and the API's time: an ISO 8601 instant with its zone (Z or ±hh:mm), nothing a guess. */
 export function parsePointInTime(text: string): Date {
@@ -30,10 +30,10 @@ export function parsePointInTime(text: string): Date {
   return at;
 }
 
-/** Run `litestream restore -timestamp` from the file replica into `out` (which must not exist). */
-function litestreamRestore(binary: string, replica: string, at: Date, out: string, signal?: AbortSignal): Promise<void> {
+/** Run `litestream restore -timestamp` from the file replica into `out` (which must not exist); `timestamp` is `at` to the nanosecond when the caller knows it. */
+function litestreamRestore(binary: string, replica: string, at: Date, out: string, signal?: AbortSignal, timestamp = iso(at)): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, ["restore", "-o", out, "-timestamp", iso(at), `file://${replica}`], { stdio: ["ignore", "pipe", "pipe"], signal, timeout: RESTORE_TIMEOUT_MS });
+    const child = spawn(binary, ["restore", "-o", out, "-timestamp", timestamp, `file://${replica}`], { stdio: ["ignore", "pipe", "pipe"], signal, timeout: RESTORE_TIMEOUT_MS });
     let said = "";
     const keep = (b: Buffer) => (said = (said + b.toString("utf8")).slice(-4000));
     child.stdout.on("data", keep);
@@ -85,14 +85,14 @@ function restorableAt(inst: Instance, at: Date): { binary: string; replica: stri
 }
 
 /** Rebuild the database as it was at `at` into `dbFile` (a new file), one self-contained file as in every archive; what it holds. */
-interface Rebuilt {
+export interface Rebuilt {
   hashes: string[];
   tables: Record<string, number>;
   schemaVersion: number;
 }
 
-async function rebuildDatabase(binary: string, replica: string, at: Date, dbFile: string, signal?: AbortSignal): Promise<Rebuilt> {
-  await litestreamRestore(binary, replica, at, dbFile, signal);
+export async function rebuildDatabase(binary: string, replica: string, at: Date, dbFile: string, signal?: AbortSignal, timestamp?: string): Promise<Rebuilt> {
+  await litestreamRestore(binary, replica, at, dbFile, signal, timestamp);
   fs.chmodSync(dbFile, PRIVATE_FILE_MODE);
   const db = openDatabase(dbFile);
   try {
@@ -105,7 +105,7 @@ async function rebuildDatabase(binary: string, replica: string, at: Date, dbFile
 }
 
 /** The meta a point in time gets, as if it were an archive of that second. */
-function pointInTimeMeta(at: Date, db: Rebuilt, members: BackupMeta["members"], vaultBytes: number, trigger: Trigger = "manual"): BackupMeta {
+export function pointInTimeMeta(at: Date, db: Rebuilt, members: BackupMeta["members"], vaultBytes: number, trigger: Trigger = "manual"): BackupMeta {
   return {
     magic: MAGIC,
     format_version: FORMAT_VERSION,

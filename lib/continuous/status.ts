@@ -2,12 +2,13 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Instance } from "../instance";
 import { continuousPlan, litestreamBinary, replicaWindow } from "./litestream";
+import { offsiteContinuousWanted, readOffsiteState } from "./offsite";
 
 /** Health degrades when the newest restorable second is this far behind a database that has changed since. */
 export const LAG_THRESHOLD_S = 5 * 60;
 
 export interface ContinuousLocation {
-  location: "local";
+  location: "local" | "offsite";
   enabled: boolean;
   /**
    * 0 when the replica holds every change; otherwise the seconds since its
@@ -71,8 +72,7 @@ export function continuousStatus(inst: Instance, now = Date.now()): ContinuousLo
   const behind = !!w.last && changed > w.last.getTime() + 2000;
   const lag = !plan.enabled || !w.last ? null : behind ? Math.max(0, Math.round((now - w.last.getTime()) / 1000)) : 0;
   const problem = plan.enabled && !litestreamBinary() ? "The Litestream binary is missing (install @flydotio/litestream-linux-x64 or set COFFER_LITESTREAM)." : null;
-  return [
-    {
+  const local: ContinuousLocation = {
       location: "local",
       enabled: plan.enabled,
       lag_seconds: lag,
@@ -80,6 +80,32 @@ export function continuousStatus(inst: Instance, now = Date.now()): ContinuousLo
       last_restorable_at: w.last?.toISOString() ?? null,
       problem,
       disk_full: plan.enabled ? replicaDiskFull(plan.replica) : null,
-    },
-  ];
+  };
+  return plan.enabled ? [local, ...offsiteStatus(inst, local, now)] : [local];
+}
+
+const clock = (iso: string) => `${iso.slice(11, 19)} UTC`;
+
+/**
+ * The bucket's copy (./offsite.ts), from what its last round recorded: it is
+ * behind when the local replica holds a second the bucket does not; lag is
+ * then what losing the disk now would take.
+ */
+function offsiteStatus(inst: Instance, local: ContinuousLocation, now: number): ContinuousLocation[] {
+  let wanted;
+  try {
+    wanted = offsiteContinuousWanted(inst);
+  } catch {
+    wanted = null;
+  }
+  if (!wanted) return [];
+  const st = readOffsiteState(inst);
+  const last = st?.last_restorable_at ? Date.parse(st.last_restorable_at) : null;
+  const localLast = local.last_restorable_at ? Date.parse(local.last_restorable_at) : null;
+  const behind = last !== null && localLast !== null && localLast > last;
+  const lag = last === null ? null : behind ? Math.max(0, Math.round((now - last) / 1000)) : local.lag_seconds;
+  const problem = st?.error
+    ? `Changes could not be sent to ${st.location} since ${clock(st.failing_since ?? new Date(now).toISOString())} (${st.error.replace(/\.$/, "")}); ${lag ? `${lag} seconds of changes wait` : "they wait"} in the local replica and are sent when it answers.`
+    : null;
+  return [{ location: "offsite", enabled: true, lag_seconds: lag, first_restorable_at: st?.first_restorable_at ?? null, last_restorable_at: st?.last_restorable_at ?? null, problem, disk_full: null }];
 }

@@ -10,6 +10,7 @@ import { CONTINUOUS_STATE_DIR, continuousPlan, litestreamBinary, litestreamConfi
 import { pruneSettingsVersionsFor, recordSettingsVersion } from "./versions";
 import { replicaDiskFull } from "./status";
 import { alert, type SendOptions } from "../backup/alerts";
+import { OffsiteShipper, offsiteSyncMs } from "./offsite";
 
 /** SQLite's default, put back whenever Litestream is not there to checkpoint. */
 const SQLITE_AUTOCHECKPOINT = 1000;
@@ -50,6 +51,9 @@ export interface SupervisorStatus {
  */
 export class ContinuousSupervisor {
   private readonly ticker = new Ticker(() => this.reconcile());
+  /** The bucket's copy follows the local replica every few seconds (./offsite.ts). */
+  private readonly shipper = new OffsiteShipper((l) => this.log(l));
+  private readonly shipTicker = new Ticker(() => this.ship());
   private child: ChildProcess | null = null;
   private childInst: Instance | null = null;
   private childConfig = "";
@@ -81,28 +85,48 @@ export class ContinuousSupervisor {
   start(tickMs = 15_000): void {
     this.unlisten ??= onSettingsWritten((file) => this.settingsWritten(file));
     this.ticker.start(tickMs);
+    this.shipTicker.start(offsiteSyncMs());
+  }
+
+  /** One round of sending to the bucket, while protection runs (never during a restore's swap). */
+  private ship(): Promise<unknown> {
+    const inst = this.instance();
+    if (this.paused || this.stopping || !inst || !isSetupComplete(inst)) return Promise.resolve(null);
+    try {
+      if (!continuousPlan(inst).enabled) return Promise.resolve(null);
+    } catch {
+      return Promise.resolve(null);
+    }
+    return this.shipper.tick(inst);
+  }
+
+  /** Send what the bucket lacks now and wait for it (tests, and before a planned shutdown). */
+  flushOffsite(): Promise<unknown> {
+    return this.ship();
   }
 
   /** Stop for good (server shutdown, tests). */
   stop(): Promise<void> {
     this.ticker.stop();
+    this.shipTicker.stop();
     this.unlisten?.();
     this.unlisten = null;
     this.paused = true;
-    return this.stopChild();
+    return Promise.all([this.shipper.stop(), this.stopChild()]).then(() => {});
   }
 
   /** Before a restore swaps the database: Litestream must not read the files being replaced. */
   async pause(): Promise<void> {
     this.paused = true;
     this.versionsCheckedAt = null;
-    await this.stopChild();
+    await Promise.all([this.shipper.stop(), this.stopChild()]);
   }
 
   /** After a restore: Litestream starts again, on a new generation (see forgetReplacedDatabase); the old generations stay restorable. */
   resume(): void {
     this.paused = false;
     this.notBefore = 0;
+    this.shipper.reset();
     // The restored settings take effect now, whatever their files' mtimes say.
     this.versionsCheckedAt = null;
     this.reconcile();

@@ -26,7 +26,7 @@ import { continuousPlan, replicaWindow } from "./litestream";
 export const SETTINGS_VERSIONS_DIR = "settings";
 /** A settings.yaml is a few KiB; anything this large is not one Coffer wrote. */
 const MAX_VERSION_BYTES = 1024 * 1024;
-const NAME_RE = /^(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{64})\.json$/;
+export const VERSION_NAME_RE = /^(\d{8}T\d{6}\.\d{3}Z)-([0-9a-f]{64})\.json$/;
 const FORMAT = "coffer-settings-version";
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -62,7 +62,7 @@ export function listSettingsVersions(replica: string): SettingsVersion[] {
   }
   const out: SettingsVersion[] = [];
   for (const n of names) {
-    const m = NAME_RE.exec(n);
+    const m = VERSION_NAME_RE.exec(n);
     const at = m ? unstamp(m[1]) : NaN;
     if (m && !Number.isNaN(at)) out.push({ at: new Date(at), sha256: m[2], file: path.join(settingsVersionsDir(replica), n) });
   }

@@ -90,6 +90,8 @@ export const backupJobSchema = z
       .object({
         enabled: z.boolean().default(false),
         window_days: z.number().int().min(1).max(90).default(7),
+        /** Follow the offsite location when it is on: every change reaches the bucket within seconds (lib/continuous/offsite.ts). */
+        offsite: z.boolean().default(true),
       })
       .strict()
       .prefault({}),

@@ -28,7 +28,7 @@ import { eachLimit } from "../../util/concurrency";
  * snapshots encrypted to the recipients, and whoever holds it on the server
  * holds the plaintext vault already.
  */
-function blobEncryption(secretKey: Buffer, to: AgeEncryptTo | undefined): AgeEncryptTo | undefined {
+export function blobEncryption(secretKey: Buffer, to: AgeEncryptTo | undefined): AgeEncryptTo | undefined {
   if (!to) return undefined;
   const own = recipientOf(repositoryIdentity(secretKey));
   return "recipients" in to ? { recipients: [...to.recipients, own] } : { recipients: [own] };

@@ -7,8 +7,8 @@ import { AgeError, createDecryptStream, createEncryptStream, type AgeEncryptTo, 
 import { hashingTap } from "../../util/hashing";
 import { collectAfter } from "../../util/gc";
 import { writeNewFileUnder } from "../restore/payload";
-import { explainS3Error, s3Status, transferStopped } from "./s3";
-import { describeLocation } from "./location";
+import { explainS3Error, s3Status, transferStopped, type S3Target } from "./s3";
+import { describeLocation, type S3Location } from "./location";
 import type { OffsiteRepo } from "./repository";
 
 /**
@@ -50,39 +50,57 @@ function verifiedBody(sha: string): Transform {
 }
 
 /**
- * One blob, one PUT with its exact length (the age file's, when encrypted):
- * streamed from the vault with nothing buffered, and retried by re-reading
- * the file (the SDK cannot retry a stream). Returns the bytes stored.
+ * One blob, one PUT with its exact length (the age file's, when encrypted),
+ * checked against its hash on the way (see verifiedBody).
  */
-export async function uploadBlob(repo: OffsiteRepo, objectName: string, file: string, sha: string, size: number, to: AgeEncryptTo | undefined, signal?: AbortSignal): Promise<number> {
+export function uploadBlob(repo: OffsiteRepo, objectName: string, file: string, sha: string, size: number, to: AgeEncryptTo | undefined, signal?: AbortSignal): Promise<number> {
+  return uploadFile(repo.blobs, repo.loc, objectName, file, size, to, { signal, check: () => verifiedBody(sha) });
+}
+
+/**
+ * One local file, one PUT with its exact length (the age file's, when
+ * encrypted): streamed with nothing buffered, and retried by re-reading the
+ * file (the SDK cannot retry a stream). `check`, when given, makes a fresh
+ * Transform per try that fails the body before its end. Returns the bytes stored.
+ */
+export async function uploadFile(
+  target: S3Target,
+  loc: S3Location,
+  objectName: string,
+  file: string,
+  size: number,
+  to: AgeEncryptTo | undefined,
+  opts: { signal?: AbortSignal; check?: () => Transform } = {},
+): Promise<number> {
+  const { signal } = opts;
   for (let attempt = 1; ; attempt++) {
     const enc = to ? await createEncryptStream(to) : null;
     const length = enc ? enc.encryptedSize(size) : size;
-    const check = verifiedBody(sha);
     const body = new PassThrough({ highWaterMark: 64 * 1024 });
     // A failed read (or a damaged vault file) must end the request too: the store would wait for the declared length.
     const request = new AbortController();
     const onAbort = () => request.abort(signal?.reason);
     signal?.addEventListener("abort", onAbort);
     const source = fs.createReadStream(file, { highWaterMark: 64 * 1024 });
+    const stages: NodeJS.ReadWriteStream[] = [...(opts.check ? [opts.check()] : []), ...(enc ? [enc] : [])];
     let sendFailed = false;
     let localError: unknown = null;
-    (enc ? pipeline(source, check, enc, body) : pipeline(source, check, body)).catch((err: unknown) => {
+    (pipeline as (...s: unknown[]) => Promise<void>)(source, ...stages, body).catch((err: unknown) => {
       // Only a failure before the request's own: once we give up on the request, the body is torn down on purpose.
       if (!sendFailed) localError = err;
       request.abort(err);
     });
     try {
-      await repo.blobs.putStream(objectName, body, length, request.signal);
+      await target.putStream(objectName, body, length, request.signal);
       return length;
     } catch (err) {
       sendFailed = true;
       body.destroy();
-      // A local failure (the vault file damaged or unreadable) is what happened; resending would not help.
+      // A local failure (the file damaged or unreadable) is what happened; resending would not help.
       if (localError) throw localError;
       const status = s3Status(err);
       const transient = status === undefined || status >= 500 || status === 408 || status === 429;
-      if (signal?.aborted || !transient || attempt >= BLOB_TRIES) throw explainS3Error(err, repo.loc);
+      if (signal?.aborted || !transient || attempt >= BLOB_TRIES) throw explainS3Error(err, loc);
       await new Promise((r) => setTimeout(r, 250 * attempt));
     } finally {
       signal?.removeEventListener("abort", onAbort);

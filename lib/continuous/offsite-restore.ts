@@ -1,0 +1,317 @@
+import fs from "node:fs";
+import path from "node:path";
+import { Readable, type Transform } from "node:stream";
+import type { Instance } from "../instance";
+import { AppError } from "../errors";
+import { openDatabase } from "../db/connection";
+import { LAYOUT } from "../layout";
+import { PRIVATE_DIR_MODE } from "../util/modes";
+import { eachLimit } from "../util/concurrency";
+import { AGE_MAGIC, AgeError, createDecryptStream, type AgeKeys } from "../crypto/age";
+import { parseSettings } from "../settings/store";
+import { INSTANCE_MEMBERS, type BackupMeta } from "../backup/format/tables";
+import { sha256File } from "../backup/format/db-snapshot";
+import { ArchiveError } from "../backup/format/reader";
+import { blobPathIn, writeNewFileUnder } from "../backup/restore/payload";
+import { restoreCapBytes, stageInto, type RestorePreview } from "../backup/restore/staging";
+import { describeLocation } from "../backup/offsite/location";
+import { transferStopped } from "../backup/offsite/s3";
+import { blobNamer, repositoryIdentity, type OffsiteRepo } from "../backup/offsite/repository";
+import { BLOB_CONCURRENCY, fetchBlob } from "../backup/offsite/transfer";
+import { litestreamBinary } from "./litestream";
+import { iso, pointInTimeMeta, rebuildDatabase } from "./pitr";
+import { continuousTarget, objectTimeMs } from "./offsite";
+import { readSettingsVersion, VERSION_NAME_RE } from "./versions";
+
+/**
+ * A point in time restored from the bucket (docs/architecture.md#continuous-protection), for a
+ * server that lost its disk: the replica files a time needs are fetched
+ * into staging and laid out as Litestream's file replica (each with the
+ * mtime its name carries), `litestream restore -timestamp` rebuilds the
+ * database, the settings version in effect then gives settings.yaml and the
+ * keys (and, through the secret key, the blob names and the repository
+ * identity), and the document files come from the bucket's blobs. Every
+ * byte is untrusted: names are matched before use, every object is cut at
+ * its listed size, decrypted by its content, and the result goes through
+ * stageInto's checks like any backup.
+ */
+
+/** One object of the bucket's continuous prefix, by its name. */
+export interface ContinuousObject {
+  name: string;
+  size: number;
+  kind: "snapshot" | "wal" | "settings";
+  generation: string | null;
+  /** Litestream's index (and offset) within a generation; 0 for settings. */
+  index: number;
+  offset: number;
+  /** The replica file's mtime (the time a settings version took effect). */
+  at: number;
+  encrypted: boolean;
+  /** Where the file goes in a rebuilt replica. */
+  rel: string;
+}
+
+const REPLICA_RE = /^generations\/([0-9a-f]{16})\/(snapshots\/([0-9a-f]{8})\.snapshot\.lz4|wal\/([0-9a-f]{8})_([0-9a-f]{8})\.wal\.lz4)\.(\d{13})(\.age)?$/;
+const SETTINGS_RE = /^settings\/([^/]+\.json)(\.age)?$/;
+
+export function parseContinuousObject(name: string, size: number): ContinuousObject | null {
+  const r = REPLICA_RE.exec(name);
+  if (r) {
+    const [, generation, file, snapIndex, walIndex, walOffset, at, age] = r;
+    return {
+      name,
+      size,
+      kind: snapIndex ? "snapshot" : "wal",
+      generation,
+      index: parseInt(snapIndex ?? walIndex, 16),
+      offset: walOffset ? parseInt(walOffset, 16) : 0,
+      at: Number(at),
+      encrypted: !!age,
+      rel: `generations/${generation}/${file}`,
+    };
+  }
+  const s = SETTINGS_RE.exec(name);
+  if (s && VERSION_NAME_RE.test(s[1])) return { name, size, kind: "settings", generation: null, index: 0, offset: 0, at: objectTimeMs(name), encrypted: !!s[2], rel: `settings/${s[1]}` };
+  return null;
+}
+
+export interface OffsiteWindow {
+  first: Date | null;
+  last: Date | null;
+}
+
+/**
+ * What the bucket covers, as Litestream counts a replica's span: from its
+ * oldest snapshot to its newest file, to the millisecond (a segment written
+ * at 10:41:07.6 is reached by 10:41:07.6, not by 10:41:07).
+ */
+export function offsiteWindow(objects: ContinuousObject[]): OffsiteWindow {
+  let first = Infinity;
+  let last = -Infinity;
+  const withSnapshot = new Set(objects.filter((o) => o.kind === "snapshot").map((o) => o.generation));
+  for (const o of objects) {
+    if (o.kind === "settings" || !withSnapshot.has(o.generation)) continue;
+    if (o.kind === "snapshot") first = Math.min(first, o.at);
+    last = Math.max(last, o.at);
+  }
+  if (!Number.isFinite(first)) return { first: null, last: null };
+  return { first: new Date(first), last: new Date(last) };
+}
+
+export interface OffsiteRestorePlan {
+  generation: string;
+  /** The snapshot and WAL segments Litestream reads for `at`, in order. */
+  files: ContinuousObject[];
+  /** The settings version in effect at `at`. */
+  settings: ContinuousObject;
+}
+
+/**
+ * Which objects a restore to `at` needs, decided from the listing alone (as
+ * Litestream's CalcRestoreTarget would over the whole replica): the
+ * generation whose span holds `at` and that was updated last; its newest
+ * snapshot at or before `at`; the segments from that snapshot's index up to
+ * `at`, and the first one after it (so the rebuilt replica's span still
+ * holds `at`; Litestream replays nothing later than `at`).
+ */
+export function planOffsiteRestore(objects: ContinuousObject[], at: Date, where: string): OffsiteRestorePlan {
+  const w = offsiteWindow(objects);
+  if (!w.first || !w.last) throw new AppError(404, "CONTINUOUS_EMPTY", `${where} holds no continuous copy to restore from.`);
+  if (at < w.first || at > w.last) {
+    throw new AppError(422, "OUTSIDE_WINDOW", `${iso(at)} is outside the window the continuous copy in ${where} covers: from ${iso(w.first)} to ${iso(w.last)} (UTC). Choose a time in it.`);
+  }
+  const t = at.getTime();
+  const byGeneration = new Map<string, ContinuousObject[]>();
+  for (const o of objects) if (o.generation) byGeneration.set(o.generation, [...(byGeneration.get(o.generation) ?? []), o]);
+  let best: { generation: string; updated: number; files: ContinuousObject[] } | null = null;
+  for (const [generation, list] of byGeneration) {
+    const snaps = list.filter((o) => o.kind === "snapshot");
+    if (!snaps.length) continue;
+    const created = Math.min(...snaps.map((o) => o.at));
+    const updated = Math.max(...list.map((o) => o.at));
+    if (t < created || t > updated) continue;
+    if (best && updated <= best.updated) continue;
+    const snapshot = snaps.filter((o) => o.at <= t).sort((a, b) => b.index - a.index || b.at - a.at)[0];
+    if (!snapshot) continue;
+    const wal = list.filter((o) => o.kind === "wal" && o.index >= snapshot.index).sort((a, b) => a.index - b.index || a.offset - b.offset);
+    const upTo = wal.filter((o) => o.at <= t);
+    const after = wal.find((o) => o.at > t);
+    best = { generation, updated, files: [snapshot, ...upTo, ...(after ? [after] : [])] };
+  }
+  if (!best) throw new AppError(422, "OUTSIDE_WINDOW", `No continuous copy in ${where} covers ${iso(at)}; the window runs from ${iso(w.first)} to ${iso(w.last)} (UTC), with gaps where the instance was restored or stopped.`);
+  const settings = objects.filter((o) => o.kind === "settings" && o.at <= t).sort((a, b) => b.at - a.at)[0];
+  if (!settings) throw new AppError(422, "CONTINUOUS_SETTINGS_MISSING", `${where} keeps no settings from ${iso(at)} or before, so that point in time cannot be restored whole.`);
+  return { generation: best.generation, files: best.files, settings };
+}
+
+/** The most bytes an age file of `plain` bytes can take (as for blobs). */
+const ageBound = (plain: number) => plain + 64 * 1024 + 16 + 16 * (Math.ceil(plain / (64 * 1024)) + 1);
+const SETTINGS_MAX_BYTES = 1024 * 1024 + 64 * 1024;
+
+function damaged(where: string, name: string, why: string): AppError {
+  return new AppError(422, "OFFSITE_CORRUPT", `The object continuous/${name} in ${where} is damaged: ${why}. Choose another time, or restore from a snapshot.`);
+}
+
+/**
+ * Fetch one continuous object into `root/rel`, cut at `maxBytes`, decrypted
+ * when its bytes (not its name) are an age file: a name that disagrees with
+ * the content is an altered repository.
+ */
+async function fetchObject(repo: OffsiteRepo, o: ContinuousObject, root: string, keys: AgeKeys | null, maxBytes: number, signal?: AbortSignal): Promise<void> {
+  const where = describeLocation(repo.loc);
+  const target = continuousTarget(repo);
+  let body: Readable;
+  try {
+    body = await target.open(o.name, { maxBytes, signal });
+  } catch (err) {
+    if ((err as AppError).status === 404) throw new AppError(422, "OFFSITE_MISSING", `The object continuous/${o.name} in ${where} is missing, though it was listed. Try again, or choose another time.`);
+    throw err;
+  }
+  const it = body[Symbol.asyncIterator]();
+  const head = await it.next();
+  const first = head.done ? Buffer.alloc(0) : (head.value as Buffer);
+  const isAge = first.subarray(0, AGE_MAGIC.length).equals(AGE_MAGIC);
+  if (isAge !== o.encrypted) {
+    body.destroy();
+    throw new AppError(422, "OFFSITE_NAME_MISMATCH", `The object continuous/${o.name} in ${where} is ${isAge ? "encrypted" : "not encrypted"}, but its name says otherwise: the repository has been altered. Nothing was restored.`);
+  }
+  if (isAge && !keys) {
+    body.destroy();
+    throw new AppError(400, "KEY_REQUIRED", "This continuous copy is encrypted: give its age identity (AGE-SECRET-KEY-1…, from the recovery kit) or its passphrase to read it.");
+  }
+  const rest = Readable.from(
+    (async function* () {
+      if (first.length) yield first;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) return;
+        yield n.value as Buffer;
+      }
+    })(),
+  );
+  const through: Transform[] = isAge && keys ? [createDecryptStream(keys)] : [];
+  try {
+    await writeNewFileUnder(root, o.rel, rest, { through, maxBytes: o.encrypted ? undefined : maxBytes, signal });
+  } catch (err) {
+    body.destroy();
+    if (err instanceof AgeError) {
+      if (err.code === "KEY_MISMATCH" || err.code === "KEY_REQUIRED" || err.code === "KEY_INVALID") throw new AppError(err.code === "KEY_MISMATCH" ? 422 : 400, err.code, err.message);
+      throw damaged(where, o.name, err.code === "ARCHIVE_TAMPERED" ? "it does not decrypt (altered or cut short)" : err.message);
+    }
+    if (signal?.aborted) throw transferStopped(signal.reason);
+    throw err;
+  }
+  const t = new Date(o.at);
+  fs.utimesSync(path.join(root, o.rel), t, t);
+}
+
+/**
+ * The -timestamp for `at` over a rebuilt replica. utimes takes seconds as a
+ * double, so a file meant for 15:39:34.461 can land at .460999999, and
+ * Litestream, which compares to the nanosecond, would then find `at` after
+ * the replica's last file ("no matching backups found"). The newest file
+ * meant for `at` or before, read back to the nanosecond, is the same point
+ * in time and inside the span.
+ */
+function litestreamTimestamp(replica: string, files: ContinuousObject[], at: Date): string {
+  let newest = 0n;
+  for (const o of files) {
+    if (o.at > at.getTime()) continue;
+    const ns = fs.statSync(path.join(replica, o.rel), { bigint: true }).mtimeNs;
+    if (ns > newest) newest = ns;
+  }
+  const sec = newest / 1_000_000_000n;
+  const frac = (newest % 1_000_000_000n).toString().padStart(9, "0");
+  return `${new Date(Number(sec) * 1000).toISOString().slice(0, 19)}.${frac}Z`;
+}
+
+/** Every continuous object in the bucket that has a name Coffer writes (the listing bounded as every listing). */
+export async function listContinuousObjects(repo: OffsiteRepo, signal?: AbortSignal): Promise<ContinuousObject[]> {
+  const out: ContinuousObject[] = [];
+  for (const o of await continuousTarget(repo).list({ signal })) {
+    const c = parseContinuousObject(o.name, o.size);
+    if (c) out.push(c);
+  }
+  return out;
+}
+
+/** The window the bucket's continuous copy covers (the wizard shows it before a time is chosen). */
+export async function offsiteContinuousWindow(repo: OffsiteRepo, signal?: AbortSignal): Promise<OffsiteWindow> {
+  return offsiteWindow(await listContinuousObjects(repo, signal));
+}
+
+/**
+ * Stage the instance as it was at `at` from the bucket's continuous copy,
+ * through the same staging as every restore. `keys` decrypt an encrypted
+ * copy (the recovery kit's identity or the passphrase), as for a snapshot.
+ */
+export async function stageOffsitePointInTime(inst: Instance, repo: OffsiteRepo, at: Date, opts: { keys?: AgeKeys; owner?: string; signal?: AbortSignal } = {}): Promise<RestorePreview> {
+  const binary = litestreamBinary();
+  if (!binary) throw new AppError(503, "CONTINUOUS_UNAVAILABLE", "Restoring to a point in time needs Litestream, which is not installed here (npm install @flydotio/litestream-linux-x64, or set COFFER_LITESTREAM).");
+  const where = describeLocation(repo.loc);
+  const plan = planOffsiteRestore(await listContinuousObjects(repo, opts.signal), at, where);
+  return stageInto(inst, opts.owner ?? "local", () => {}, async ({ payload, id, admit }) => {
+    const cap = restoreCapBytes(inst, process.env, id);
+    const listed = plan.files.reduce((a, o) => a + o.size, 0);
+    if (listed > cap) throw new ArchiveError("TOO_LARGE", `The continuous copy of ${iso(at)} is ${listed} bytes, more than this server takes in staging.`, 413);
+    const work = path.join(path.dirname(payload), "continuous");
+    fs.mkdirSync(work, { recursive: true, mode: PRIVATE_DIR_MODE });
+
+    // The settings and keys of that time first: the secret key names the blobs and opens the repository identity.
+    const userKeys: AgeKeys | null = opts.keys ?? null;
+    await fetchObject(repo, plan.settings, work, userKeys, SETTINGS_MAX_BYTES, opts.signal);
+    const vName = path.basename(plan.settings.rel);
+    const m = VERSION_NAME_RE.exec(vName)!;
+    let content;
+    try {
+      content = readSettingsVersion({ at: new Date(plan.settings.at), sha256: m[2], file: path.join(work, plan.settings.rel) });
+    } catch (err) {
+      throw err instanceof AppError ? new AppError(422, err.code, err.message.replace(/restore from a backup archive of that time instead/, "choose another time, or restore from a snapshot")) : err;
+    }
+    const settingsThen = parseSettings(LAYOUT.settings, content.settings);
+    const encrypted = settingsThen.backup.encryption.mode !== "off";
+    // Replica files and blobs are encrypted to the recipients and the repository identity, never to the passphrase.
+    const fileKeys: AgeKeys = { identities: [...(userKeys?.identities ?? []), repositoryIdentity(content.secretKey)] };
+
+    const replica = path.join(work, "replica");
+    await eachLimit(plan.files, BLOB_CONCURRENCY, async (o) => {
+      if (opts.signal?.aborted) throw transferStopped(opts.signal.reason);
+      await fetchObject(repo, o, replica, fileKeys, o.encrypted ? ageBound(o.size) : o.size, opts.signal);
+    });
+    const rebuilt = await rebuildDatabase(binary, replica, at, path.join(payload, LAYOUT.database), opts.signal, litestreamTimestamp(replica, plan.files, at));
+    fs.rmSync(work, { recursive: true, force: true });
+
+    for (const [member, bytes] of [
+      [LAYOUT.settings, Buffer.from(content.settings, "utf8")],
+      [LAYOUT.secretKey, content.secretKey],
+      [LAYOUT.configKey, content.configKey],
+    ] as const) {
+      await writeNewFileUnder(payload, member, Readable.from([bytes]));
+    }
+    // The sizes the checked database gives each document: every blob is cut at its own.
+    const db = openDatabase(path.join(payload, LAYOUT.database), { readonly: true });
+    let sizes: Map<string, number>;
+    try {
+      sizes = new Map((db.prepare("SELECT sha256, max(size) AS size FROM documents GROUP BY sha256").all() as { sha256: string; size: number }[]).map((r) => [r.sha256, r.size]));
+    } finally {
+      db.close();
+    }
+    const nameOf = blobNamer(content.secretKey, encrypted);
+    const wanted = rebuilt.hashes.map((sha) => ({ sha, obj: nameOf(sha), size: Math.max(0, Number(sizes.get(sha) ?? 0)) }));
+    const vaultBytes = wanted.reduce((a, w) => a + w.size, 0);
+    const members: BackupMeta["members"] = {};
+    for (const mName of INSTANCE_MEMBERS) members[mName] = await sha256File(path.join(payload, mName));
+    const meta = pointInTimeMeta(at, rebuilt, members, vaultBytes);
+    admit(meta, cap);
+    const vault = path.join(payload, LAYOUT.vault);
+    fs.mkdirSync(vault, { recursive: true, mode: PRIVATE_DIR_MODE });
+    await eachLimit(wanted, BLOB_CONCURRENCY, async (w) => {
+      if (opts.signal?.aborted) throw transferStopped(opts.signal.reason);
+      blobPathIn(vault, w.sha);
+      await fetchBlob(repo, w, vault, `${w.sha.slice(0, 2)}/${w.sha}`, encrypted ? fileKeys : null, opts.signal);
+    });
+    const warnings = [`This is the instance as it was at ${iso(at)}, from the continuous copy in ${where}: its database, and the settings and keys in effect then (kept since ${iso(new Date(plan.settings.at))}).`];
+    return { meta, warnings, encrypted };
+  });
+}
