@@ -47,8 +47,9 @@ Commands:
   restore FILE [KEY] [--yes]                  restore a backup into this data dir (the server must be stopped)
   restore FILE --documents 12,15 [KEY]       bring chosen documents of a backup back into this instance
   restore FILE --deleted-since [KEY]          … or every document deleted since it (the server may keep running)
-  restore --to-time 2026-12-06T10:41:00Z [--yes]
-                                              restore to a second of the continuous window (local replica)
+  restore --to-time 2026-12-06T10:41:00Z [--from s3://BUCKET/PREFIX] [KEY] [--yes]
+                                              restore to a second of the continuous window (the local
+                                              replica, or with --from the bucket's continuous copy)
   restore --from s3://BUCKET/PREFIX [SNAPSHOT] [KEY] [--yes]
                                               restore from an offsite repository (default: its newest snapshot)
                                               KEY for an encrypted backup (.tar.gz.age):
@@ -380,7 +381,20 @@ export async function main(argv: string[]): Promise<number> {
       const server = runningServer(dataDir);
       if (server) throw new AppError(409, "SERVER_RUNNING", `Coffer is running on ${dataDir} (pid ${server}). Stop it first, or restore from Settings → Backup in the browser.`);
       let preview: RestorePreview;
-      if (o["to-time"]) {
+      if (o["to-time"] && o.from) {
+        const { parsePointInTime } = await import("../lib/continuous/pitr");
+        const at = parsePointInTime(o["to-time"]);
+        const loc = s3From(o);
+        const { closeRepository, openRepository } = await import("../lib/backup/offsite/repository");
+        const { stageOffsitePointInTime } = await import("../lib/continuous/offsite-restore");
+        const repo = openRepository(loc);
+        try {
+          process.stderr.write(`Rebuilding the instance as it was at ${at.toISOString()} from the continuous copy in ${o.from}…\n`);
+          preview = await stageOffsitePointInTime(inst, repo, at, { keys: cliKeys(o), signal: interrupted() });
+        } finally {
+          closeRepository(repo);
+        }
+      } else if (o["to-time"]) {
         const { parsePointInTime, stagePointInTime } = await import("../lib/continuous/pitr");
         const at = parsePointInTime(o["to-time"]);
         process.stderr.write(`Rebuilding the instance as it was at ${at.toISOString()} from the continuous replica…\n`);

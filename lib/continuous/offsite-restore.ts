@@ -236,9 +236,11 @@ export async function listContinuousObjects(repo: OffsiteRepo, signal?: AbortSig
   return out;
 }
 
-/** The window the bucket's continuous copy covers (the wizard shows it before a time is chosen). */
-export async function offsiteContinuousWindow(repo: OffsiteRepo, signal?: AbortSignal): Promise<OffsiteWindow> {
-  return offsiteWindow(await listContinuousObjects(repo, signal));
+/** The window the bucket's continuous copy covers, and whether it is encrypted (the wizard shows both before a time is chosen). */
+export async function offsiteContinuousWindow(repo: OffsiteRepo, signal?: AbortSignal): Promise<{ first_restorable_at: string | null; last_restorable_at: string | null; encrypted: boolean }> {
+  const objects = await listContinuousObjects(repo, signal);
+  const w = offsiteWindow(objects);
+  return { first_restorable_at: w.first?.toISOString() ?? null, last_restorable_at: w.last?.toISOString() ?? null, encrypted: objects.some((o) => o.encrypted) };
 }
 
 /**

@@ -2,6 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import crypto from "node:crypto";
 import { Readable } from "node:stream";
+import { spawn } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeInstance, makeSetUpInstance } from "../support/instance";
 import { applyRestore } from "@/lib/backup/restore/apply";
@@ -10,7 +11,7 @@ import { startFaultProxy } from "../support/fault-proxy";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { createDocument } from "@/lib/vault/documents";
 import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
-import { closeInstance, type Instance } from "@/lib/instance";
+import { closeInstance, openInstance, type Instance } from "@/lib/instance";
 import { continuousPlan, litestreamBinary } from "@/lib/continuous/litestream";
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
 import { localReplicaFiles, readOffsiteState } from "@/lib/continuous/offsite";
@@ -40,6 +41,21 @@ async function until<T>(what: string, probe: () => T | null | undefined | false 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await sleep(100);
   }
+}
+
+const ROOT = path.resolve(__dirname, "..", "..");
+
+/** The real command (dist/, compiled by the global setup), run asynchronously. */
+function coffer(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "bin", "coffer.cjs"), ...args], { env: { ...process.env, COFFER_DATA_DIR: "", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => (stdout += c));
+    child.stderr.on("data", (c) => (stderr += c));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 let s3: TestS3;
@@ -169,6 +185,24 @@ describe.skipIf(!binary)("continuous protection offsite", () => {
 
     const latest = await restoreFresh(repo, new Date(Date.parse(st.last_restorable_at!)));
     expect(documentContents(latest.inst)).toEqual(new Map([["a.bin", sha(a)], ["b.bin", sha(b)]]));
+
+    // The same from the command line, on a server that has nothing yet.
+    const fresh = makeInstance();
+    cleanups.push(fresh.cleanup);
+    closeInstance(fresh.inst);
+    const env = { AWS_ACCESS_KEY_ID: loc.accessKeyId, AWS_SECRET_ACCESS_KEY: loc.secretAccessKey, AWS_ENDPOINT_URL: s3.endpoint };
+    const cli = await coffer(["--data-dir", fresh.inst.paths.root, "restore", "--to-time", beforeB.toISOString(), "--from", `s3://${loc.bucket}/home`, "--yes"], env);
+    expect(cli.stderr).toMatch(/from the continuous copy in s3:\/\//);
+    expect(cli.code).toBe(0);
+    const byCli = openInstance(fresh.inst.paths.root);
+    try {
+      expect(documentContents(byCli)).toEqual(new Map([["a.bin", sha(a)]]));
+    } finally {
+      closeInstance(byCli);
+    }
+    const outside = await coffer(["--data-dir", fresh.inst.paths.root, "restore", "--to-time", "2020-01-01T00:00:00Z", "--from", `s3://${loc.bucket}/home`, "--yes"], env);
+    expect(outside.code).toBe(1);
+    expect(outside.stderr).toMatch(/outside the window .*\(OUTSIDE_WINDOW\)/);
 
     await expect(stageOffsitePointInTime(makeInstance().inst, repo, new Date(w.first!.getTime() - 3600_000))).rejects.toMatchObject({ status: 422, code: "OUTSIDE_WINDOW", message: expect.stringMatching(/outside the window .* from \S+Z to \S+Z \(UTC\)/) });
   });
