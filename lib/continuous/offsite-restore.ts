@@ -83,8 +83,9 @@ export interface OffsiteWindow {
 
 /**
  * What the bucket covers, as Litestream counts a replica's span: from its
- * oldest snapshot to its newest file, to the millisecond (a segment written
- * at 10:41:07.6 is reached by 10:41:07.6, not by 10:41:07).
+ * oldest snapshot (its first whole second) to its newest file, to the
+ * millisecond (a segment written at 10:41:07.6 is reached by 10:41:07.6,
+ * not by 10:41:07).
  */
 export function offsiteWindow(objects: ContinuousObject[]): OffsiteWindow {
   let first = Infinity;
@@ -96,7 +97,8 @@ export function offsiteWindow(objects: ContinuousObject[]): OffsiteWindow {
     last = Math.max(last, o.at);
   }
   if (!Number.isFinite(first)) return { first: null, last: null };
-  return { first: new Date(first), last: new Date(last) };
+  // The first whole second inside (a person picks seconds), unless the span is shorter than that.
+  return { first: new Date(Math.min(Math.ceil(first / 1000) * 1000, last)), last: new Date(last) };
 }
 
 export interface OffsiteRestorePlan {

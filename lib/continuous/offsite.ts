@@ -342,7 +342,7 @@ export class OffsiteShipper {
     const state: OffsiteContinuousState = {
       location: where,
       // To the millisecond, as the object names have them (./offsite-restore.ts offsiteWindow).
-      first_restorable_at: Number.isFinite(first) ? new Date(first).toISOString() : null,
+      first_restorable_at: Number.isFinite(first) ? new Date(Math.min(Math.ceil(first / 1000) * 1000, last)).toISOString() : null,
       last_restorable_at: Number.isFinite(last) && Number.isFinite(first) ? new Date(last).toISOString() : null,
       pending,
       error,

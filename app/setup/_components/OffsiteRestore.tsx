@@ -5,16 +5,29 @@ import { Alert, Button, LockIcon } from "@/components/ui";
 import { S3ConnectionFields, readConnection, type S3Connection } from "@/components/backup/S3ConnectionFields";
 import { KeyInput, hasKey, type RestoreKey } from "@/components/restore/KeyInput";
 import { RestoreFlow, type Preview } from "@/components/restore/RestoreFlow";
+import { PointInTimePicker } from "@/components/restore/PointInTimePicker";
 import { formatBytes, formatDateTime } from "@/lib/format";
 import { postJson } from "./setupApi";
 import type { OffsiteSnapshot } from "@/lib/backup/offsite/repository";
 
 type Connection = S3Connection;
 
+/** The bucket's continuous copy (lib/continuous/offsite-restore.ts offsiteContinuousWindow). */
+interface ContinuousCopy {
+  first_restorable_at: string;
+  last_restorable_at: string;
+  encrypted: boolean;
+}
+
+/** What is being restored: a snapshot, or a second of the continuous copy. */
+type Choice = { snapshot: OffsiteSnapshot } | { at: string };
+const choiceKey = (c: Choice) => ("snapshot" in c ? c.snapshot.name : `at:${c.at}`);
+
 /**
  * Wizard → Restore from backup → From S3-compatible storage: the bucket's
  * address and keys (used for these requests only, never stored here), the
- * snapshots in it, then the usual preview and confirmation.
+ * snapshots in it and the window of its continuous copy (any second of it),
+ * then the usual preview and confirmation.
  */
 export function OffsiteRestore({ token }: { token: string }) {
   const [conn, setConn] = useState<Connection | null>(null);
@@ -23,7 +36,8 @@ export function OffsiteRestore({ token }: { token: string }) {
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [fields, setFields] = useState<Record<string, string>>({});
-  const [chosen, setChosen] = useState<OffsiteSnapshot | null>(null);
+  const [continuous, setContinuous] = useState<ContinuousCopy | null>(null);
+  const [chosen, setChosen] = useState<Choice | null>(null);
   const [key, setKey] = useState<RestoreKey>({});
   const [preview, setPreview] = useState<Preview | null>(null);
 
@@ -46,24 +60,27 @@ export function OffsiteRestore({ token }: { token: string }) {
     setConn(c);
     setLocation(data.location);
     setSnapshots(data.snapshots);
+    setContinuous(data.continuous ?? null);
   }
 
-  async function stage(s: OffsiteSnapshot, k: RestoreKey) {
+  async function stage(c: Choice, k: RestoreKey) {
     if (!conn) return;
-    if (s.encrypted && !hasKey(k)) {
-      setChosen(s);
+    const encrypted = "snapshot" in c ? c.snapshot.encrypted : !!continuous?.encrypted;
+    if (encrypted && !hasKey(k)) {
+      setChosen(c);
       return;
     }
-    setBusy(s.name);
+    setBusy(choiceKey(c));
     setError(null);
-    const { ok, data } = await postJson("/api/setup/offsite/restore", { connection: conn, snapshot: s.name, ...k }, token);
+    const what = "snapshot" in c ? { snapshot: c.snapshot.name } : { at: c.at };
+    const { ok, data } = await postJson("/api/setup/offsite/restore", { connection: conn, ...what, ...k }, token);
     setBusy(null);
     if (ok) {
       setPreview(data as Preview);
       setChosen(null);
     } else {
-      setError(data?.error?.message ?? "The snapshot could not be fetched.");
-      if (/^KEY_/.test(data?.error?.code ?? "")) setChosen(s);
+      setError(data?.error?.message ?? ("snapshot" in c ? "The snapshot could not be fetched." : "That point in time could not be rebuilt."));
+      if (/^KEY_/.test(data?.error?.code ?? "")) setChosen(c);
     }
   }
 
@@ -84,10 +101,39 @@ export function OffsiteRestore({ token }: { token: string }) {
   return (
     <div className="space-y-3" data-testid="offsite-pick">
       {error && <Alert>{error}</Alert>}
+      {continuous && (
+        <section className="space-y-3 rounded-lg border border-emerald-700/30 p-3" data-testid="offsite-continuous" aria-labelledby="offsite-continuous-title">
+          <h3 id="offsite-continuous-title" className="text-sm font-medium">
+            Every change, to the second
+          </h3>
+          <p className="text-sm text-zinc-600 dark:text-zinc-400">
+            This bucket also keeps every change from <strong>{formatDateTime(continuous.first_restorable_at)}</strong> to{" "}
+            <strong>{formatDateTime(continuous.last_restorable_at)}</strong>
+            {continuous.encrypted && (
+              <>
+                {" "}
+                (<LockIcon /> encrypted)
+              </>
+            )}
+            . Restore the newest second to lose the least, or an earlier one to undo a mistake.
+          </p>
+          <PointInTimePicker first={continuous.first_restorable_at} last={continuous.last_restorable_at} id="offsite-at">
+            {(at) => (
+              <Button type="button" disabled={!at || busy !== null} busy={busy === `at:${at}`} busyLabel="Rebuilding that moment…" onClick={() => at && stage({ at }, {})}>
+                Restore to this time
+              </Button>
+            )}
+          </PointInTimePicker>
+        </section>
+      )}
       <p className="text-sm text-zinc-600 dark:text-zinc-400">
-        {snapshots.length ? `Snapshots in ${location}, newest first. Pick one: Coffer fetches it and checks every file before anything changes.` : `There are no Coffer snapshots in ${location}. Check the folder (prefix).`}
+        {snapshots.length
+          ? `Snapshots in ${location}, newest first. Pick one: Coffer fetches it and checks every file before anything changes.`
+          : continuous
+            ? `There are no snapshots in ${location} yet, only the continuous copy above.`
+            : `There are no Coffer snapshots in ${location}. Check the folder (prefix).`}
       </p>
-      <ul className="divide-y divide-zinc-200 rounded-lg border border-zinc-200 dark:divide-zinc-800 dark:border-zinc-800">
+      <ul className={snapshots.length ? "divide-y divide-zinc-200 rounded-lg border border-zinc-200 dark:divide-zinc-800 dark:border-zinc-800" : "hidden"}>
         {snapshots.map((s) => (
           <li key={s.name} className="flex flex-wrap items-center justify-between gap-2 px-3 py-2" data-testid="offsite-snapshot">
             <span className="text-sm">
@@ -103,7 +149,7 @@ export function OffsiteRestore({ token }: { token: string }) {
                 {!s.verified && <span className="text-red-700 dark:text-red-400"> · incomplete or damaged</span>}
               </span>
             </span>
-            <Button type="button" variant="secondary" disabled={!s.verified || busy !== null} busy={busy === s.name} busyLabel="Fetching and checking…" onClick={() => stage(s, {})}>
+            <Button type="button" variant="secondary" disabled={!s.verified || busy !== null} busy={busy === s.name} busyLabel="Fetching and checking…" onClick={() => stage({ snapshot: s }, {})}>
               Restore this one
             </Button>
           </li>
@@ -111,9 +157,11 @@ export function OffsiteRestore({ token }: { token: string }) {
       </ul>
       {chosen && (
         <div className="space-y-3 rounded-md border border-zinc-200 p-3 dark:border-zinc-800">
-          <p className="text-sm">This snapshot is encrypted. Give its key: the recovery kit, the AGE-SECRET-KEY-1… line, or the passphrase.</p>
+          <p className="text-sm">
+            {"snapshot" in chosen ? "This snapshot is encrypted." : `The continuous copy is encrypted (restoring ${formatDateTime(chosen.at)}).`} Give its key: the recovery kit, the AGE-SECRET-KEY-1… line, or the passphrase.
+          </p>
           <KeyInput id="offsite-key" onChange={setKey} />
-          <Button type="button" disabled={!hasKey(key)} busy={busy === chosen.name} busyLabel="Fetching and checking…" onClick={() => stage(chosen, key)}>
+          <Button type="button" disabled={!hasKey(key)} busy={busy === choiceKey(chosen)} busyLabel="Fetching and checking…" onClick={() => stage(chosen, key)}>
             Restore with this key
           </Button>
         </div>
