@@ -74,7 +74,8 @@ export function healthReasons(inst: Instance, now = Date.now(), quick?: Finding[
       reasons.push({ level: "warn", code: "OFFSITE_FAILED", message: `The last offsite copy failed (${at.finished_at ?? at.started_at}).`, fix: offsiteFix });
     }
     for (const c of continuousStatus(inst, now).filter((c) => c.enabled)) {
-      if (c.problem) reasons.push({ level: "warn", code: "CONTINUOUS_UNAVAILABLE", message: `Continuous protection (${c.location}) is not running: ${c.problem}`, fix });
+      if (c.problem && c.location === "offsite") reasons.push({ level: "warn", code: "CONTINUOUS_OFFSITE_BEHIND", message: c.problem, fix: offsiteFix });
+      else if (c.problem) reasons.push({ level: "warn", code: "CONTINUOUS_UNAVAILABLE", message: `Continuous protection (${c.location}) is not running: ${c.problem}`, fix });
       else if (c.disk_full) reasons.push({ level: "warn", code: "CONTINUOUS_DISK_FULL", message: c.disk_full, fix });
       else if (c.lag_seconds !== null && c.lag_seconds > LAG_THRESHOLD_S) {
         reasons.push({ level: "warn", code: "CONTINUOUS_LAG", message: `Continuous protection (${c.location}) is ${Math.round(c.lag_seconds / 60)} minutes behind: changes since ${c.last_restorable_at} are not protected yet.`, fix });

@@ -2,21 +2,19 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Instance } from "../instance";
 import { instanceId } from "../instance";
-import { currentSettings } from "../settings/store";
 import { blobPath } from "../vault/blobs";
-import { writeFileAtomic } from "../util/fsatomic";
-import { PRIVATE_DIR_MODE } from "../util/modes";
 import { DAY_MS } from "../util/time";
 import { eachLimit } from "../util/concurrency";
 import { archiveEncryption } from "../backup/format/encryption";
-import { describeLocation, offsiteLocation, type S3Location } from "../backup/offsite/location";
+import { describeLocation } from "../backup/offsite/location";
 import { S3Target } from "../backup/offsite/s3";
 import { blobNamer, claimRepository, closeRepository, openRepository, type OffsiteRepo, type RepoMarker } from "../backup/offsite/repository";
 import { blobEncryption } from "../backup/offsite/push";
 import { BLOB_CONCURRENCY, uploadBlob, uploadFile } from "../backup/offsite/transfer";
-import { CONTINUOUS_STATE_DIR, continuousPlan, GENERATION_RE, SNAPSHOT_RE, WAL_RE } from "./litestream";
+import { continuousPlan, GENERATION_RE, SNAPSHOT_RE, WAL_RE } from "./litestream";
 import { keptBlobs } from "./kept";
 import { SETTINGS_VERSIONS_DIR, VERSION_NAME_RE } from "./versions";
+import { hasOffsiteState, offsiteContinuousWanted, readOffsiteState, writeOffsiteState, type OffsiteContinuousState } from "./offsite-state";
 
 /**
  * Continuous protection offsite (docs/architecture.md#continuous-protection):
@@ -99,39 +97,19 @@ export function objectNameOf(f: Pick<ReplicaFile, "rel" | "mtimeMs" | "kind">, e
   return `${f.rel}${f.kind === "settings" ? "" : `.${String(f.mtimeMs).padStart(13, "0")}`}${encrypted ? ".age" : ""}`;
 }
 
-/** What the health page and /api/health say of the bucket's copy, kept in <data>/.continuous/offsite.json. */
-export interface OffsiteContinuousState {
-  location: string;
-  /** The newest second of the database that is in the bucket (its newest snapshot or WAL segment), or null. */
-  last_restorable_at: string | null;
-  /** The oldest snapshot in the bucket. */
-  first_restorable_at: string | null;
-  /** Files and document files waiting to be sent at the last round. */
-  pending: number;
-  /** Why the last round failed, and since when rounds fail; null when the last round succeeded. */
-  error: string | null;
-  failing_since: string | null;
-  /** Since this server started: objects and bytes sent (the rate health shows). */
-  objects_sent: number;
-  bytes_sent: number;
-  counting_since: string;
-}
-
-const statePath = (inst: Instance) => path.join(inst.paths.root, CONTINUOUS_STATE_DIR, "offsite.json");
-
-export function readOffsiteState(inst: Instance): OffsiteContinuousState | null {
-  try {
-    return JSON.parse(fs.readFileSync(statePath(inst), "utf8")) as OffsiteContinuousState;
-  } catch {
-    return null;
-  }
-}
-
-/** Whether continuous protection should follow the offsite location now: both on, and backup.continuous.offsite not turned off. */
-export function offsiteContinuousWanted(inst: Instance): S3Location | null {
-  const s = currentSettings(inst.paths.settings).backup;
-  if (!s.continuous.enabled || !s.continuous.offsite) return null;
-  return offsiteLocation(inst);
+/**
+ * The blob objects the continuous window needs in the bucket while it follows
+ * the offsite location: every document's file, and those erased inside the
+ * window (kept for it). Offsite retention keeps them whatever snapshot names
+ * them (the window reaches points no snapshot was taken at). Empty when
+ * continuous protection does not follow the bucket.
+ */
+export function continuousBlobObjects(inst: Instance): Set<string> {
+  if (!offsiteContinuousWanted(inst)) return new Set();
+  const nameOf = blobNamer(inst.secretKey, !!archiveEncryption(inst));
+  const shas = new Set(inst.db.prepare("SELECT DISTINCT sha256 FROM documents").pluck().all() as string[]);
+  for (const sha of keptBlobs(inst)) shas.add(sha);
+  return new Set([...shas].map(nameOf));
 }
 
 /** The time in a replica object's name (settings versions: the time they took effect). */
@@ -374,8 +352,7 @@ export class OffsiteShipper {
   private save(inst: Instance, state: OffsiteContinuousState): void {
     const same = JSON.stringify(state) === JSON.stringify(this.state);
     this.state = state;
-    if (same && fs.existsSync(statePath(inst))) return;
-    fs.mkdirSync(path.dirname(statePath(inst)), { recursive: true, mode: PRIVATE_DIR_MODE });
-    writeFileAtomic(statePath(inst), JSON.stringify(state, null, 2) + "\n", 0o600);
+    if (same && hasOffsiteState(inst)) return;
+    writeOffsiteState(inst, state);
   }
 }

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { Instance } from "../instance";
 import { continuousPlan, litestreamBinary, replicaWindow } from "./litestream";
-import { offsiteContinuousWanted, readOffsiteState } from "./offsite";
+import { offsiteContinuousWanted, readOffsiteState } from "./offsite-state";
 
 /** Health degrades when the newest restorable second is this far behind a database that has changed since. */
 export const LAG_THRESHOLD_S = 5 * 60;

@@ -14,9 +14,14 @@ import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
 import { closeInstance, openInstance, type Instance } from "@/lib/instance";
 import { continuousPlan, litestreamBinary } from "@/lib/continuous/litestream";
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
-import { localReplicaFiles, readOffsiteState } from "@/lib/continuous/offsite";
+import { continuousBlobObjects, localReplicaFiles } from "@/lib/continuous/offsite";
+import { pruneOffsite } from "@/lib/backup/offsite/prune";
+import { deleteDocument } from "@/lib/vault/documents";
+import { deleteForever } from "@/lib/vault/trash";
+import { readOffsiteState } from "@/lib/continuous/offsite-state";
 import { listContinuousObjects, offsiteWindow, stageOffsitePointInTime } from "@/lib/continuous/offsite-restore";
 import { continuousStatus } from "@/lib/continuous/status";
+import { healthReport } from "@/lib/health";
 import { closeRepository, openRepository, type OffsiteRepo } from "@/lib/backup/offsite/repository";
 import type { S3Location } from "@/lib/backup/offsite/location";
 
@@ -214,7 +219,6 @@ describe.skipIf(!binary)("continuous protection offsite", () => {
     const a = Buffer.from("a private letter ".repeat(2000));
     await upload(t.inst, t.admin, "letter.txt", a);
     await until("the local replica", () => continuousStatus(t.inst)[0].last_restorable_at);
-    const wrote = wholeSecond();
     await caughtUp(t.inst);
     const keys = bucketKeys(loc).filter((k) => k.startsWith("enc/continuous/") || k.startsWith("enc/blobs/"));
     expect(keys.length).toBeGreaterThan(3);
@@ -254,7 +258,8 @@ describe.skipIf(!binary)("continuous protection offsite", () => {
       const o = continuousStatus(t.inst).find((c) => c.location === "offsite");
       return o && o.lag_seconds !== null && o.lag_seconds >= 2 && o;
     });
-    expect(behind.problem).toMatch(/could not be sent/);
+    expect(behind.problem).toMatch(/^Changes could not be sent to s3:\/\/\S+ since \d\d:\d\d:\d\d UTC \(.*500.*\); \d+ seconds of changes wait in the local replica and are sent when it answers\.$/);
+    expect(healthReport(t.inst).reasons.find((r) => r.code === "CONTINUOUS_OFFSITE_BEHIND")?.message).toBe(behind.problem);
     expect(behind.last_restorable_at).toBe(up.last_restorable_at);
     // The local replica went on keeping every change.
     expect(continuousStatus(t.inst)[0].lag_seconds).toBe(0);
@@ -264,8 +269,37 @@ describe.skipIf(!binary)("continuous protection offsite", () => {
     expect(back.error).toBeNull();
     await until("the log to say it caught up", () => t.lines.some((l) => /is reachable again/.test(l)));
     expect(continuousStatus(t.inst).find((c) => c.location === "offsite")).toMatchObject({ lag_seconds: 0, problem: null });
+    expect(healthReport(t.inst).reasons.map((r) => r.code)).not.toContain("CONTINUOUS_OFFSITE_BEHIND");
     const r = await restoreFresh(repoFor(loc), new Date(Date.parse(back.last_restorable_at!)));
     expect(documentContents(r.inst).get("during.bin")).toBe(sha(lost));
+  });
+
+  it("offsite retention keeps every document file the window needs, though no snapshot names it", async () => {
+    const loc = await s3.location("keep");
+    const t = await protectedInstance(loc);
+    const kept = crypto.randomBytes(8000);
+    const erased = crypto.randomBytes(9000);
+    await upload(t.inst, t.admin, "kept.bin", kept);
+    await upload(t.inst, t.admin, "erased.bin", erased);
+    await until("the local replica", () => continuousStatus(t.inst)[0].last_restorable_at);
+    await caughtUp(t.inst);
+    // Erased for good inside the window: its file stays for the window, here and in the bucket.
+    const id = t.inst.db.prepare("SELECT id FROM documents WHERE name = 'erased.bin'").pluck().get() as number;
+    deleteDocument(t.inst, t.admin, null, id);
+    deleteForever(t.inst, t.admin, null, id);
+    const blobKey = (b: Buffer) => `keep/blobs/${sha(b).slice(0, 2)}/${sha(b)}`;
+    // Two days on, past the one-day grace for blobs no snapshot names (there is no snapshot at all).
+    const later = new Date(Date.now() + 2 * 24 * 3600_000);
+    const policy = { mode: "count", count: 7, days: 30, gfs: { latest: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0 } } as const;
+    const repo = repoFor(loc);
+    const r = await pruneOffsite(repo, policy, later, undefined, continuousBlobObjects(t.inst));
+    expect(r.blobs).toBe(0);
+    expect(bucketKeys(loc)).toEqual(expect.arrayContaining([blobKey(kept), blobKey(erased)]));
+    // With continuous protection no longer following the bucket, they are any unused blob again.
+    const s = currentSettings(t.inst.paths.settings);
+    saveSettings(t.inst.paths.settings, { ...s, backup: { ...s.backup, continuous: { ...s.backup.continuous, offsite: false } } });
+    expect(continuousBlobObjects(t.inst).size).toBe(0);
+    expect((await pruneOffsite(repo, policy, later, undefined, continuousBlobObjects(t.inst))).blobs).toBe(2);
   });
 
   it("a bucket that was altered: an object whose content disagrees with its name is refused, and nothing is staged", async () => {

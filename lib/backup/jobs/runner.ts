@@ -50,6 +50,7 @@ export async function runBackupJob(
         const { closeRepository, openRepository } = await import("../offsite/repository");
         const { pruneOffsite } = await import("../offsite/prune");
         const { pushOffsite } = await import("../offsite/push");
+        const { continuousBlobObjects } = await import("../../continuous/offsite");
         const repo = openRepository(loc);
         try {
           const result = await pushOffsite(inst, repo, {
@@ -77,7 +78,7 @@ export async function runBackupJob(
           let pruned: OffsitePruneResult | null = null;
           if (opts.pruneOffsiteWith) {
             try {
-              pruned = await pruneOffsite(repo, opts.pruneOffsiteWith, job.now);
+              pruned = await pruneOffsite(repo, opts.pruneOffsiteWith, job.now, undefined, continuousBlobObjects(inst));
               if (pruned.snapshots.length || pruned.blobs) opts.log?.(`offsite retention removed ${pruned.snapshots.length} snapshot(s) and ${pruned.blobs} unused document file(s)`);
             } catch (err) {
               opts.log?.(`offsite retention failed: ${(err as Error).message}`);

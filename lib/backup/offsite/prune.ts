@@ -36,9 +36,10 @@ const snapshotOfIndex = (indexName: string) => indexName.replace(/\.json$/, "");
  * kept snapshot names once they are older than the grace period (a run in
  * progress may be about to name them), and indexes whose snapshot never
  * arrived. A kept snapshot whose index cannot be read protects every blob:
- * better a full bucket than a broken backup.
+ * better a full bucket than a broken backup. `alsoNeeded` are blob objects
+ * something else still needs (the continuous window: lib/continuous/offsite.ts).
  */
-export function planOffsitePrune(l: OffsiteListing, policy: RetentionPolicy, now: Date, graceMs = DEFAULT_GRACE_MS): OffsitePrunePlan {
+export function planOffsitePrune(l: OffsiteListing, policy: RetentionPolicy, now: Date, graceMs = DEFAULT_GRACE_MS, alsoNeeded: ReadonlySet<string> = new Set()): OffsitePrunePlan {
   const retention = planRetention(
     l.snapshots.map((o) => ({ name: o.name, verified: l.indexes.get(o.name)?.snapshot_bytes === o.size })),
     policy,
@@ -46,7 +47,7 @@ export function planOffsitePrune(l: OffsiteListing, policy: RetentionPolicy, now
   );
   const pruned = new Set(retention.prune);
   const snapshotIndexes = retention.prune.filter((n) => l.indexes.get(n)).map((n) => `${n}.json`);
-  const needed = new Set<string>();
+  const needed = new Set<string>(alsoNeeded);
   for (const name of retention.keep) {
     const idx = l.indexes.get(name);
     if (!idx) return { snapshots: retention.prune, snapshotIndexes, orphanIndexes: [], blobs: [] };
@@ -91,8 +92,8 @@ export async function listForPrune(repo: OffsiteRepo, now: Date, graceMs = DEFAU
 }
 
 /** Remote retention: plan from the listings, then delete; unfinished multipart uploads past the grace period are aborted. */
-export async function pruneOffsite(repo: OffsiteRepo, policy: RetentionPolicy, now: Date, graceMs = DEFAULT_GRACE_MS): Promise<OffsitePruneResult> {
-  const plan = planOffsitePrune(await listForPrune(repo, now, graceMs), policy, now, graceMs);
+export async function pruneOffsite(repo: OffsiteRepo, policy: RetentionPolicy, now: Date, graceMs = DEFAULT_GRACE_MS, alsoNeeded?: ReadonlySet<string>): Promise<OffsitePruneResult> {
+  const plan = planOffsitePrune(await listForPrune(repo, now, graceMs), policy, now, graceMs, alsoNeeded);
   for (const name of plan.snapshots) await repo.snapshots.remove(name);
   for (const name of [...plan.snapshotIndexes, ...plan.orphanIndexes]) await repo.indexes.remove(name).catch(() => {});
   for (const name of plan.blobs) await repo.blobs.remove(name);
