@@ -121,6 +121,8 @@ export interface ReplicaWindow {
   first: Date | null;
   /** The newest second the replica holds (its newest snapshot or WAL segment). */
   last: Date | null;
+  /** Its newest file's mtime to the millisecond (what the bucket's copy is compared with), or null. */
+  lastMs: number | null;
 }
 
 function mtimes(dir: string, re: RegExp): number[] {
@@ -160,5 +162,10 @@ export function replicaWindow(replica: string): ReplicaWindow {
     last = Math.max(last, ...snaps, ...wals);
   }
   // Whole seconds inside the window: restore -timestamp needs a snapshot at or before the second asked for.
-  return { generations, first: generations ? new Date(Math.ceil(first / 1000) * 1000) : null, last: generations ? new Date(Math.floor(last / 1000) * 1000) : null };
+  return {
+    generations,
+    first: generations ? new Date(Math.ceil(first / 1000) * 1000) : null,
+    last: generations ? new Date(Math.floor(last / 1000) * 1000) : null,
+    lastMs: generations ? Math.floor(last) : null,
+  };
 }

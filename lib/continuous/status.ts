@@ -81,7 +81,7 @@ export function continuousStatus(inst: Instance, now = Date.now()): ContinuousLo
       problem,
       disk_full: plan.enabled ? replicaDiskFull(plan.replica) : null,
   };
-  return plan.enabled ? [local, ...offsiteStatus(inst, local, now)] : [local];
+  return plan.enabled ? [local, ...offsiteStatus(inst, local, w.lastMs, now)] : [local];
 }
 
 const clock = (iso: string) => `${iso.slice(11, 19)} UTC`;
@@ -91,7 +91,7 @@ const clock = (iso: string) => `${iso.slice(11, 19)} UTC`;
  * behind when the local replica holds a second the bucket does not; lag is
  * then what losing the disk now would take.
  */
-function offsiteStatus(inst: Instance, local: ContinuousLocation, now: number): ContinuousLocation[] {
+function offsiteStatus(inst: Instance, local: ContinuousLocation, localLast: number | null, now: number): ContinuousLocation[] {
   let wanted;
   try {
     wanted = offsiteContinuousWanted(inst);
@@ -101,7 +101,6 @@ function offsiteStatus(inst: Instance, local: ContinuousLocation, now: number): 
   if (!wanted) return [];
   const st = readOffsiteState(inst);
   const last = st?.last_restorable_at ? Date.parse(st.last_restorable_at) : null;
-  const localLast = local.last_restorable_at ? Date.parse(local.last_restorable_at) : null;
   const behind = last !== null && localLast !== null && localLast > last;
   const lag = last === null ? null : behind ? Math.max(0, Math.round((now - last) / 1000)) : local.lag_seconds;
   const problem = st?.error

@@ -14,6 +14,8 @@ import { lastSuccess } from "@/lib/backup/runs";
 import { proofSummary } from "@/lib/backup/proof/proof";
 import { verificationRows, type VerificationRow } from "@/lib/backup/proof/verifications-table";
 import { recentDrills, type Drill } from "@/lib/backup/proof/drills-table";
+import { continuousStatus, LAG_THRESHOLD_S, type ContinuousLocation } from "@/lib/continuous/status";
+import { readOffsiteState } from "@/lib/continuous/offsite-state";
 
 export const metadata: Metadata = { title: "Health" };
 
@@ -98,6 +100,22 @@ function ProtectionItem({ label, ok, value, fix }: { label: string; ok: boolean;
   );
 }
 
+/** A continuous location's line: its window and how far behind it is; the bucket's also how much it sent (what it costs). */
+function continuousValue(inst: Instance, c: ContinuousLocation, now: number): string {
+  if (!c.enabled) return "Off: the newest backup is the only way back";
+  if (c.problem) return c.problem;
+  if (c.disk_full) return c.disk_full;
+  if (!c.first_restorable_at || !c.last_restorable_at) return "On; the first point to restore to appears within a minute";
+  const behind = c.lag_seconds ? `, ${c.lag_seconds} s behind` : ", up to date";
+  let sent = "";
+  if (c.location === "offsite") {
+    const st = readOffsiteState(inst);
+    const hours = st ? Math.max(1 / 60, (now - Date.parse(st.counting_since)) / 3600_000) : 0;
+    if (st && st.objects_sent) sent = `; ${Math.round(st.objects_sent / hours)} uploads and ${formatBytes(st.bytes_sent / hours)} an hour since this server started`;
+  }
+  return `Every second from ${formatDateTime(c.first_restorable_at)} to ${formatDateTime(c.last_restorable_at)}${behind}${sent}`;
+}
+
 function Protection({ inst }: { inst: Instance }) {
   const job = currentSettings(inst.paths.settings).backup;
   const now = Date.now();
@@ -130,6 +148,15 @@ function Protection({ inst }: { inst: Instance }) {
           value={job.offsite.enabled ? (offsiteLast?.finished_at ? `Yes, last copy ${formatDateTime(offsiteLast.finished_at)}` : "On, no copy yet") : "No: a failed disk takes the data and its backups together"}
           fix={{ href: "/settings/backup/offsite", text: job.offsite.enabled ? "Check offsite" : "Add a bucket" }}
         />
+        {continuousStatus(inst, now).map((c) => (
+          <ProtectionItem
+            key={c.location}
+            label={c.location === "local" ? "Continuous, on this server" : "Continuous, in the bucket"}
+            ok={c.enabled && !c.problem && !c.disk_full && !!c.last_restorable_at && (c.lag_seconds ?? 0) <= LAG_THRESHOLD_S}
+            value={continuousValue(inst, c, now)}
+            fix={c.location === "offsite" ? { href: "/settings/backup/offsite", text: "Check offsite" } : { href: "/settings/backup", text: "See Backup" }}
+          />
+        ))}
         <ProtectionItem
           label="Last proven restore"
           ok={!!proven && !proof.drill_overdue && proof.last_drill?.status !== "failed"}
