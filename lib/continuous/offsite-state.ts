@@ -13,6 +13,9 @@ import { CONTINUOUS_STATE_DIR } from "./litestream";
  * pages that only show the state do not load it.
  */
 
+/** How often a round runs: Litestream syncs locally each second; the bucket gets a batch every few (RPO ≤ 10 s, a fifth of the PUTs). */
+export const offsiteSyncMs = () => Number(process.env.COFFER_CONTINUOUS_OFFSITE_MS) || 5000;
+
 /** What the health page and /api/health say of the bucket's copy, kept in <data>/.continuous/offsite.json. */
 export interface OffsiteContinuousState {
   location: string;

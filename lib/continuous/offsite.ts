@@ -14,7 +14,7 @@ import { BLOB_CONCURRENCY, uploadBlob, uploadFile } from "../backup/offsite/tran
 import { continuousPlan, GENERATION_RE, SNAPSHOT_RE, WAL_RE } from "./litestream";
 import { keptBlobs } from "./kept";
 import { SETTINGS_VERSIONS_DIR, VERSION_NAME_RE } from "./versions";
-import { hasOffsiteState, offsiteContinuousWanted, readOffsiteState, writeOffsiteState, type OffsiteContinuousState } from "./offsite-state";
+import { hasOffsiteState, offsiteContinuousWanted, offsiteSyncMs, readOffsiteState, writeOffsiteState, type OffsiteContinuousState } from "./offsite-state";
 
 /**
  * Continuous protection offsite (docs/architecture.md#continuous-protection):
@@ -50,8 +50,6 @@ export const CONTINUOUS_SUB = "continuous";
 export const CONTINUOUS_OBJECT_RE =
   /^(?:generations\/[0-9a-f]{16}\/(?:snapshots\/[0-9a-f]{8}\.snapshot\.lz4|wal\/[0-9a-f]{8}_[0-9a-f]{8}\.wal\.lz4)\.\d{13}|settings\/\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{64}\.json)(?:\.age)?$/;
 
-/** How often a round runs: Litestream syncs locally each second; the bucket gets a batch every few (RPO ≤ 10 s, a fifth of the PUTs). */
-export const offsiteSyncMs = () => Number(process.env.COFFER_CONTINUOUS_OFFSITE_MS) || 5000;
 const MAX_BACKOFF_MS = 60_000;
 /** Objects the window no longer needs are deleted this often. */
 const PRUNE_MS = 3600_000;

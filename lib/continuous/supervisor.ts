@@ -10,7 +10,8 @@ import { CONTINUOUS_STATE_DIR, continuousPlan, litestreamBinary, litestreamConfi
 import { pruneSettingsVersionsFor, recordSettingsVersion } from "./versions";
 import { replicaDiskFull } from "./status";
 import { alert, type SendOptions } from "../backup/alerts";
-import { OffsiteShipper, offsiteSyncMs } from "./offsite";
+import type { OffsiteShipper } from "./offsite";
+import { offsiteContinuousWanted, offsiteSyncMs } from "./offsite-state";
 
 /** SQLite's default, put back whenever Litestream is not there to checkpoint. */
 const SQLITE_AUTOCHECKPOINT = 1000;
@@ -51,8 +52,8 @@ export interface SupervisorStatus {
  */
 export class ContinuousSupervisor {
   private readonly ticker = new Ticker(() => this.reconcile());
-  /** The bucket's copy follows the local replica every few seconds (./offsite.ts). */
-  private readonly shipper = new OffsiteShipper((l) => this.log(l));
+  /** The bucket's copy follows the local replica every few seconds (./offsite.ts); loaded with the AWS SDK only once a bucket is used. */
+  private shipper: OffsiteShipper | null = null;
   private readonly shipTicker = new Ticker(() => this.ship());
   private child: ChildProcess | null = null;
   private childInst: Instance | null = null;
@@ -89,14 +90,19 @@ export class ContinuousSupervisor {
   }
 
   /** One round of sending to the bucket, while protection runs (never during a restore's swap). */
-  private ship(): Promise<unknown> {
+  private async ship(): Promise<unknown> {
     const inst = this.instance();
-    if (this.paused || this.stopping || !inst || !isSetupComplete(inst)) return Promise.resolve(null);
+    if (this.paused || this.stopping || !inst || !isSetupComplete(inst)) return null;
     try {
-      if (!continuousPlan(inst).enabled) return Promise.resolve(null);
+      if (!continuousPlan(inst).enabled || (!this.shipper && !offsiteContinuousWanted(inst))) return null;
     } catch {
-      return Promise.resolve(null);
+      return null;
     }
+    if (!this.shipper) {
+      const { OffsiteShipper } = await import("./offsite");
+      this.shipper ??= new OffsiteShipper((l) => this.log(l));
+    }
+    if (this.paused || this.stopping) return null;
     return this.shipper.tick(inst);
   }
 
@@ -112,21 +118,21 @@ export class ContinuousSupervisor {
     this.unlisten?.();
     this.unlisten = null;
     this.paused = true;
-    return Promise.all([this.shipper.stop(), this.stopChild()]).then(() => {});
+    return Promise.all([this.shipper?.stop(), this.stopChild()]).then(() => {});
   }
 
   /** Before a restore swaps the database: Litestream must not read the files being replaced. */
   async pause(): Promise<void> {
     this.paused = true;
     this.versionsCheckedAt = null;
-    await Promise.all([this.shipper.stop(), this.stopChild()]);
+    await Promise.all([this.shipper?.stop(), this.stopChild()]);
   }
 
   /** After a restore: Litestream starts again, on a new generation (see forgetReplacedDatabase); the old generations stay restorable. */
   resume(): void {
     this.paused = false;
     this.notBefore = 0;
-    this.shipper.reset();
+    this.shipper?.reset();
     // The restored settings take effect now, whatever their files' mtimes say.
     this.versionsCheckedAt = null;
     this.reconcile();
