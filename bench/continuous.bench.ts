@@ -14,7 +14,7 @@ import { pushOffsite } from "../lib/backup/offsite/push";
 import { closeRepository, openRepository } from "../lib/backup/offsite/repository";
 import { snapshotDatabase } from "../lib/backup/format/db-snapshot";
 import { discardStaged } from "../lib/backup/restore/staging";
-import { rssSampler, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
+import { idleRss, rssSampler, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets, percentile } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -46,7 +46,7 @@ async function steadyUploads(server: Server, cookie: string, ms: number): Promis
 /** What the server's shipper last recorded (<data>/.continuous/offsite.json). */
 const shippedIn = (dataDir: string) => () => readOffsiteState({ paths: { root: dataDir } } as Parameters<typeof readOffsiteState>[0]);
 
-const replicaBytes = (replica: string) => localReplicaFiles(replica).reduce((a, f) => a + f.size, 0);
+const replicaBytes = async (replica: string) => (await localReplicaFiles(replica)).reduce((a, f) => a + f.size, 0);
 
 // Runs after backup.bench.ts, on its dataset (its 1 GiB vault, the instance's own small database).
 test("continuous protection: uploads on and off, lag to the replica and the bucket, bytes sent, restore to a point in time", async () => {
@@ -105,10 +105,11 @@ test("continuous protection: uploads on and off, lag to the replica and the buck
       await sleep(250);
     }
     const firstShip = (Date.now() - boot) / 1000;
+    const afterFirstCopy = await idleRss(on.proc.pid!);
     await steadyUploads(on, cookie, 2000);
     await sleep(7000);
     const state0 = shipped()!;
-    const replica0 = replicaBytes(replica);
+    const replica0 = await replicaBytes(replica);
     // When the bucket's newest second passed each value: sampled from the state the shipper writes.
     const seen: { at: number; last: number }[] = [];
     let sampling = true;
@@ -120,16 +121,19 @@ test("continuous protection: uploads on and off, lag to the replica and the buck
       }
     })();
     const rss = rssSampler(on.proc.pid!);
+    const litestreamPid = Number(fs.readFileSync(path.join(dataDir, ".continuous", "litestream.pid"), "utf8"));
+    const litestreamRss = rssSampler(litestreamPid);
     const loadStart = Date.now();
     const busy = await steadyUploads(on, cookie, LOAD_MS);
     const loadEnd = Date.now();
     await sleep(15_000); // the last uploads' way to the bucket
     const peak = rss.stop();
+    const litestreamPeak = litestreamRss.stop();
     sampling = false;
     await sampler;
     const state1 = shipped()!;
-    const replica1 = replicaBytes(replica);
-    const mtimes = localReplicaFiles(replica).filter((f) => f.kind !== "settings").map((f) => f.mtimeMs).sort((a, b) => a - b);
+    const replica1 = await replicaBytes(replica);
+    const mtimes = (await localReplicaFiles(replica)).filter((f) => f.kind !== "settings").map((f) => f.mtimeMs).sort((a, b) => a - b);
     // An upload is in the local replica when the first replica file written after its answer is; in the bucket when its newest second reaches that file.
     const localLag: number[] = [];
     const bucketLag: number[] = [];
@@ -179,6 +183,8 @@ test("continuous protection: uploads on and off, lag to the replica and the buck
       { "": "upload p99", off: `${percentile(idle.latency, 99).toFixed(1)} ms`, on: `${percentile(busy.latency, 99).toFixed(1)} ms` },
       { "": "uploads", off: idle.latency.length, on: busy.latency.length },
       { "": "server peak RSS (with Litestream)", off: fmtMiB(offPeak), on: fmtMiB(peak) },
+      { "": "of which Litestream", off: "-", on: fmtMiB(litestreamPeak) },
+      { "": "server RSS at rest after the first copy", off: "-", on: fmtMiB(afterFirstCopy) },
       { "": "lag to the local replica p50 / p99", off: "-", on: `${percentile(localLag, 50).toFixed(2)} / ${percentile(localLag, 99).toFixed(2)} s` },
       { "": "lag to the bucket p50 / p99", off: "-", on: `${percentile(bucketLag, 50).toFixed(2)} / ${percentile(bucketLag, 99).toFixed(2)} s` },
       { "": "sent to the bucket an hour", off: "-", on: `${fmtMiB(sent / hours)} (${Math.round((state1.objects_sent - state0.objects_sent) / hours)} uploads)` },

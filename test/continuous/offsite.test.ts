@@ -107,7 +107,7 @@ async function upload(inst: Instance, admin: { id: number; username: string }, n
 /** The bucket holds every file the local replica has, once Litestream has synced what was written until now (its sync is 1 s). */
 async function caughtUp(inst: Instance) {
   await sleep(2200);
-  const files = localReplicaFiles(continuousPlan(inst).replica).filter((f) => f.kind !== "settings");
+  const files = (await localReplicaFiles(continuousPlan(inst).replica)).filter((f) => f.kind !== "settings");
   const t = Math.max(...files.map((f) => f.mtimeMs));
   return until(`the bucket to reach ${new Date(t).toISOString()}`, () => {
     const s = readOffsiteState(inst);
