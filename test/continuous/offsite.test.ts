@@ -4,8 +4,7 @@ import crypto from "node:crypto";
 import { Readable } from "node:stream";
 import { spawn } from "node:child_process";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { makeInstance, makeSetUpInstance } from "../support/instance";
-import { applyRestore } from "@/lib/backup/restore/apply";
+import { documentContents, makeInstance, makeSetUpInstance, restoreIntoFresh } from "../support/instance";
 import { configureOffsite, startS3, type TestS3 } from "../support/s3";
 import { startFaultProxy } from "../support/fault-proxy";
 import { currentSettings, saveSettings } from "@/lib/settings/store";
@@ -115,23 +114,7 @@ async function caughtUp(inst: Instance) {
   });
 }
 
-async function restoreFresh(repo: OffsiteRepo, at: Date, keys?: AgeKeys) {
-  const fresh = makeInstance();
-  let live: Instance = fresh.inst;
-  cleanups.push(() => {
-    closeInstance(live);
-    fs.rmSync(fresh.dir, { recursive: true, force: true });
-  });
-  const preview = await stageOffsitePointInTime(fresh.inst, repo, at, { keys });
-  const r = await applyRestore(fresh.inst, preview.id, { id: null, name: "test" });
-  live = r.instance;
-  return { preview, inst: r.instance };
-}
-
-function documentContents(inst: Instance): Map<string, string> {
-  const rows = inst.db.prepare("SELECT name, sha256 FROM documents").all() as { name: string; sha256: string }[];
-  return new Map(rows.map((r) => [r.name, sha(fs.readFileSync(path.join(inst.paths.vault, r.sha256.slice(0, 2), r.sha256)))]));
-}
+const restoreFresh = (repo: OffsiteRepo, at: Date, keys?: AgeKeys) => restoreIntoFresh((fresh) => stageOffsitePointInTime(fresh, repo, at, { keys }), cleanups);
 
 function bucketKeys(loc: S3Location): string[] {
   const out: string[] = [];

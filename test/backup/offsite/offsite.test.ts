@@ -10,10 +10,9 @@ import { currentSettings, saveSettings } from "@/lib/settings/store";
 import { encryptSecret } from "@/lib/settings/secrets";
 import { snapshotDatabase } from "@/lib/backup/format/db-snapshot";
 import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
-import { applyRestore } from "@/lib/backup/restore/apply";
 import { runBackupJob } from "@/lib/backup/jobs/runner";
 import { recentRuns } from "@/lib/backup/runs";
-import { closeInstance, type Instance } from "@/lib/instance";
+import type { Instance } from "@/lib/instance";
 import { adoptRepository, closeRepository, listOffsiteSnapshots, openRepository, readIndex, type OffsiteRepo } from "@/lib/backup/offsite/repository";
 import { exportSnapshot } from "@/lib/backup/offsite/pull";
 import { pruneOffsite } from "@/lib/backup/offsite/prune";
@@ -21,7 +20,7 @@ import { pushOffsite } from "@/lib/backup/offsite/push";
 import { testOffsite } from "@/lib/backup/offsite/checks";
 import { stageOffsiteSnapshot } from "@/lib/backup/offsite/pull";
 import type { S3Location } from "@/lib/backup/offsite/location";
-import { makeInstance, makeSetUpInstance, tempDir } from "../../support/instance";
+import { documentContents, makeInstance, makeSetUpInstance, restoreIntoFresh, tempDir } from "../../support/instance";
 import { startS3, configureOffsite, type TestS3 } from "../../support/s3";
 import { startWebhook } from "../../support/webhook";
 import { startFaultProxy } from "../../support/fault-proxy";
@@ -85,23 +84,7 @@ function bucketKeys(loc: S3Location): string[] {
   return out.sort();
 }
 
-async function restoreInto(repo: OffsiteRepo, name: string | null, keys?: AgeKeys) {
-  const fresh = makeInstance();
-  let live: Instance = fresh.inst;
-  cleanups.push(() => {
-    closeInstance(live);
-    fs.rmSync(fresh.dir, { recursive: true, force: true });
-  });
-  const preview = await stageOffsiteSnapshot(fresh.inst, repo, name, { keys });
-  const r = await applyRestore(fresh.inst, preview.id, { id: null, name: "test" });
-  live = r.instance;
-  return { preview, inst: r.instance };
-}
-
-function documentContents(inst: Instance): Map<string, string> {
-  const rows = inst.db.prepare("SELECT name, sha256 FROM documents").all() as { name: string; sha256: string }[];
-  return new Map(rows.map((r) => [r.name, sha(fs.readFileSync(path.join(inst.paths.vault, r.sha256.slice(0, 2), r.sha256)))]));
-}
+const restoreInto = (repo: OffsiteRepo, name: string | null, keys?: AgeKeys) => restoreIntoFresh((fresh) => stageOffsiteSnapshot(fresh, repo, name, { keys }), cleanups);
 
 describe("offsite repository", () => {
   it("the first push sends everything, the next only what changed; a fresh instance restores from the bucket", async () => {
