@@ -8,7 +8,6 @@ import { LAYOUT } from "../layout";
 import { PRIVATE_DIR_MODE } from "../util/modes";
 import { eachLimit } from "../util/concurrency";
 import { AGE_MAGIC, AgeError, createDecryptStream, type AgeKeys } from "../crypto/age";
-import { parseSettings } from "../settings/store";
 import { INSTANCE_MEMBERS, type BackupMeta } from "../backup/format/tables";
 import { sha256File } from "../backup/format/db-snapshot";
 import { ArchiveError } from "../backup/format/reader";
@@ -56,6 +55,8 @@ const REPLICA_RE = /^generations\/([0-9a-f]{16})\/(snapshots\/([0-9a-f]{8})\.sna
 const SETTINGS_RE = /^settings\/([^/]+\.json)(\.age)?$/;
 
 export function parseContinuousObject(name: string, size: number): ContinuousObject | null {
+  // A size the bucket made up (negative, fractional, NaN) would become every cap below.
+  if (!Number.isSafeInteger(size) || size < 0) return null;
   const r = REPLICA_RE.exec(name);
   if (r) {
     const [, generation, file, snapIndex, walIndex, walOffset, at, age] = r;
@@ -101,6 +102,23 @@ export function offsiteWindow(objects: ContinuousObject[]): OffsiteWindow {
   return { first: new Date(Math.min(Math.ceil(first / 1000) * 1000, last)), last: new Date(last) };
 }
 
+/**
+ * One object per place in the replica. A second copy under another name is a
+ * repository sent under two encryption modes (the encrypted copy is taken:
+ * the shipper sends everything again when encryption is turned on) or an
+ * altered one.
+ */
+function onePerPlace(objects: ContinuousObject[], where: string): ContinuousObject[] {
+  const byRel = new Map<string, ContinuousObject>();
+  for (const o of objects) {
+    const other = byRel.get(o.rel);
+    if (!other) byRel.set(o.rel, o);
+    else if (other.encrypted !== o.encrypted) byRel.set(o.rel, other.encrypted ? other : o);
+    else throw new AppError(422, "OFFSITE_CORRUPT", `${where} holds two copies of continuous/${o.rel} (${other.name} and ${o.name}): the repository has been altered. Nothing was restored.`);
+  }
+  return [...byRel.values()];
+}
+
 export interface OffsiteRestorePlan {
   generation: string;
   /** The snapshot and WAL segments Litestream reads for `at`, in order. */
@@ -117,37 +135,55 @@ export interface OffsiteRestorePlan {
  * `at`, and the first one after it (so the rebuilt replica's span still
  * holds `at`; Litestream replays nothing later than `at`).
  */
-export function planOffsiteRestore(objects: ContinuousObject[], at: Date, where: string): OffsiteRestorePlan {
+export function planOffsiteRestore(listed: ContinuousObject[], at: Date, where: string): OffsiteRestorePlan {
+  const objects = onePerPlace(listed, where);
   const w = offsiteWindow(objects);
   if (!w.first || !w.last) throw new AppError(404, "CONTINUOUS_EMPTY", `${where} holds no continuous copy to restore from.`);
   if (at < w.first || at > w.last) {
     throw new AppError(422, "OUTSIDE_WINDOW", `${iso(at)} is outside the window the continuous copy in ${where} covers: from ${iso(w.first)} to ${iso(w.last)} (UTC). Choose a time in it.`);
   }
   const t = at.getTime();
+  // Grouped in one pass, without spreading a generation into Math.min/max: a week of WAL is tens of thousands of objects.
   const byGeneration = new Map<string, ContinuousObject[]>();
-  for (const o of objects) if (o.generation) byGeneration.set(o.generation, [...(byGeneration.get(o.generation) ?? []), o]);
+  for (const o of objects) {
+    if (!o.generation) continue;
+    const list = byGeneration.get(o.generation);
+    if (list) list.push(o);
+    else byGeneration.set(o.generation, [o]);
+  }
   let best: { generation: string; updated: number; files: ContinuousObject[] } | null = null;
   for (const [generation, list] of byGeneration) {
-    const snaps = list.filter((o) => o.kind === "snapshot");
-    if (!snaps.length) continue;
-    const created = Math.min(...snaps.map((o) => o.at));
-    const updated = Math.max(...list.map((o) => o.at));
-    if (t < created || t > updated) continue;
+    let created = Infinity;
+    let updated = -Infinity;
+    for (const o of list) {
+      if (o.kind === "snapshot" && o.at < created) created = o.at;
+      if (o.at > updated) updated = o.at;
+    }
+    if (!Number.isFinite(created) || t < created || t > updated) continue;
     if (best && updated <= best.updated) continue;
-    const snapshot = snaps.filter((o) => o.at <= t).sort((a, b) => b.index - a.index || b.at - a.at)[0];
+    const snapshot = list.filter((o) => o.kind === "snapshot" && o.at <= t).sort((a, b) => b.index - a.index || b.at - a.at)[0];
     if (!snapshot) continue;
-    const wal = list.filter((o) => o.kind === "wal" && o.index >= snapshot.index).sort((a, b) => a.index - b.index || a.offset - b.offset);
-    const upTo = wal.filter((o) => o.at <= t);
-    const after = wal.find((o) => o.at > t);
-    best = { generation, updated, files: [snapshot, ...upTo, ...(after ? [after] : [])] };
+    // Litestream replays the segments from the snapshot's index whose time is at or before the one asked for; the -timestamp
+    // passed is the newest of them (litestreamTimestamp), so the rebuilt replica's span ends there and holds it.
+    const wal = list.filter((o) => o.kind === "wal" && o.index >= snapshot.index && o.at <= t).sort((a, b) => a.index - b.index || a.offset - b.offset);
+    best = { generation, updated, files: [snapshot, ...wal] };
   }
   if (!best) throw new AppError(422, "OUTSIDE_WINDOW", `No continuous copy in ${where} covers ${iso(at)}; the window runs from ${iso(w.first)} to ${iso(w.last)} (UTC), with gaps where the instance was restored or stopped.`);
   const settings = objects.filter((o) => o.kind === "settings" && o.at <= t).sort((a, b) => b.at - a.at)[0];
   if (!settings) throw new AppError(422, "CONTINUOUS_SETTINGS_MISSING", `${where} keeps no settings from ${iso(at)} or before, so that point in time cannot be restored whole.`);
+  if (best.files.length > MAX_PLAN_FILES) {
+    throw new AppError(413, "TOO_LARGE", `Restoring ${iso(at)} from ${where} would read ${best.files.length} replica files, more than Coffer reads for one point in time (${MAX_PLAN_FILES}). Choose a time closer after a snapshot, or restore from a snapshot.`);
+  }
+  // Encrypted is what the bytes are (checked as each is fetched), and a copy that was encrypted stays so: an encrypted
+  // repository that offers a plain object for this time has had it planted.
+  if (objects.some((o) => o.encrypted) && [settings, ...best.files].some((o) => !o.encrypted)) {
+    throw new AppError(422, "OFFSITE_NAME_MISMATCH", `${where} keeps its continuous copy encrypted, but offers plain objects for ${iso(at)}: the repository has been altered. Nothing was restored.`);
+  }
   return { generation: best.generation, files: best.files, settings };
 }
 
 /** The most bytes an age file of `plain` bytes can take (as for blobs). */
+const MAX_PLAN_FILES = 200_000;
 const ageBound = (plain: number) => plain + 64 * 1024 + 16 + 16 * (Math.ceil(plain / (64 * 1024)) + 1);
 const SETTINGS_MAX_BYTES = 1024 * 1024 + 64 * 1024;
 
@@ -171,8 +207,14 @@ async function fetchObject(repo: OffsiteRepo, o: ContinuousObject, root: string,
     throw err;
   }
   const it = body[Symbol.asyncIterator]();
-  const head = await it.next();
-  const first = head.done ? Buffer.alloc(0) : (head.value as Buffer);
+  // Enough bytes to tell an age file by its header, however the store chunks them.
+  let first = Buffer.alloc(0);
+  for (;;) {
+    if (first.length >= AGE_MAGIC.length) break;
+    const head = await it.next();
+    if (head.done) break;
+    first = Buffer.concat([first, head.value as Buffer]);
+  }
   const isAge = first.subarray(0, AGE_MAGIC.length).equals(AGE_MAGIC);
   if (isAge !== o.encrypted) {
     body.destroy();
@@ -257,7 +299,7 @@ export async function stageOffsitePointInTime(inst: Instance, repo: OffsiteRepo,
   const plan = planOffsiteRestore(await listContinuousObjects(repo, opts.signal), at, where);
   return stageInto(inst, opts.owner ?? "local", () => {}, async ({ payload, id, admit }) => {
     const cap = restoreCapBytes(inst, process.env, id);
-    const listed = plan.files.reduce((a, o) => a + o.size, 0);
+    const listed = plan.files.reduce((a, o) => a + (o.encrypted ? ageBound(o.size) : o.size), 0);
     if (listed > cap) throw new ArchiveError("TOO_LARGE", `The continuous copy of ${iso(at)} is ${listed} bytes, more than this server takes in staging.`, 413);
     const work = path.join(path.dirname(payload), "continuous");
     fs.mkdirSync(work, { recursive: true, mode: PRIVATE_DIR_MODE });
@@ -273,8 +315,8 @@ export async function stageOffsitePointInTime(inst: Instance, repo: OffsiteRepo,
     } catch (err) {
       throw err instanceof AppError ? new AppError(422, err.code, err.message.replace(/restore from a backup archive of that time instead/, "choose another time, or restore from a snapshot")) : err;
     }
-    const settingsThen = parseSettings(LAYOUT.settings, content.settings);
-    const encrypted = settingsThen.backup.encryption.mode !== "off";
+    // The blob names follow the copy's own encryption (judged by content as it was fetched), not what its settings say.
+    const encrypted = plan.settings.encrypted;
     // Replica files and blobs are encrypted to the recipients and the repository identity, never to the passphrase.
     const fileKeys: AgeKeys = { identities: [...(userKeys?.identities ?? []), repositoryIdentity(content.secretKey)] };
 
@@ -283,7 +325,14 @@ export async function stageOffsitePointInTime(inst: Instance, repo: OffsiteRepo,
       if (opts.signal?.aborted) throw transferStopped(opts.signal.reason);
       await fetchObject(repo, o, replica, fileKeys, o.encrypted ? ageBound(o.size) : o.size, opts.signal);
     });
-    const rebuilt = await rebuildDatabase(binary, replica, at, path.join(payload, LAYOUT.database), opts.signal, litestreamTimestamp(replica, plan.files, at));
+    let rebuilt;
+    try {
+      rebuilt = await rebuildDatabase(binary, replica, at, path.join(payload, LAYOUT.database), opts.signal, litestreamTimestamp(replica, plan.files, at));
+    } catch (err) {
+      // Every file was the bucket's: one Litestream cannot read is a damaged copy, not the server failing.
+      if (err instanceof AppError && err.code === "CONTINUOUS_RESTORE_FAILED") throw new AppError(422, "OFFSITE_CORRUPT", `The continuous copy in ${where} does not rebuild a database at ${iso(at)}: its files are damaged or incomplete. Choose another time, or restore from a snapshot.`);
+      throw err;
+    }
     fs.rmSync(work, { recursive: true, force: true });
 
     for (const [member, bytes] of [
@@ -302,7 +351,11 @@ export async function stageOffsitePointInTime(inst: Instance, repo: OffsiteRepo,
       db.close();
     }
     const nameOf = blobNamer(content.secretKey, encrypted);
-    const wanted = rebuilt.hashes.map((sha) => ({ sha, obj: nameOf(sha), size: Math.max(0, Number(sizes.get(sha) ?? 0)) }));
+    const wanted = rebuilt.hashes.map((sha) => {
+      const size = sizes.get(sha);
+      if (!Number.isSafeInteger(size) || (size as number) < 0) throw new ArchiveError("DB_CORRUPT", `The database of ${iso(at)} gives a document a size that is not a byte count; it has been altered. Nothing was restored.`, 422);
+      return { sha, obj: nameOf(sha), size: size as number };
+    });
     const vaultBytes = wanted.reduce((a, w) => a + w.size, 0);
     const members: BackupMeta["members"] = {};
     for (const mName of INSTANCE_MEMBERS) members[mName] = await sha256File(path.join(payload, mName));

@@ -292,6 +292,11 @@ export class OffsiteShipper {
       }
       if (Date.now() - l.prunedAt >= PRUNE_MS) {
         await this.prune(inst, l, files, encrypted, signal);
+        // Offsite retention (a backup job) may have deleted a blob that a later document brought back: listed again, and every document checked.
+        if (l.prunedAt) {
+          l.blobs = new Set((await l.repo.blobs.list({ signal })).map((o) => o.name));
+          l.docsAfter = 0;
+        }
         l.prunedAt = Date.now();
       }
       this.collectBetweenRounds(bytes);

@@ -13,12 +13,12 @@ import { generateKey, parseIdentities, type AgeKeys } from "@/lib/crypto/age";
 import { closeInstance, openInstance, type Instance } from "@/lib/instance";
 import { continuousPlan, litestreamBinary } from "@/lib/continuous/litestream";
 import { ContinuousSupervisor } from "@/lib/continuous/supervisor";
-import { continuousBlobObjects, localReplicaFiles } from "@/lib/continuous/offsite";
+import { continuousBlobObjects, continuousTarget, localReplicaFiles } from "@/lib/continuous/offsite";
 import { pruneOffsite } from "@/lib/backup/offsite/prune";
 import { deleteDocument } from "@/lib/vault/documents";
 import { deleteForever } from "@/lib/vault/trash";
 import { readOffsiteState } from "@/lib/continuous/offsite-state";
-import { listContinuousObjects, offsiteWindow, stageOffsitePointInTime } from "@/lib/continuous/offsite-restore";
+import { listContinuousObjects, offsiteWindow, parseContinuousObject, planOffsiteRestore, stageOffsitePointInTime } from "@/lib/continuous/offsite-restore";
 import { continuousStatus } from "@/lib/continuous/status";
 import { healthReport } from "@/lib/health";
 import { closeRepository, openRepository, type OffsiteRepo } from "@/lib/backup/offsite/repository";
@@ -129,6 +129,31 @@ function bucketKeys(loc: S3Location): string[] {
   return out.sort();
 }
 
+describe("the plan for a point in time, from a bucket's listing alone", () => {
+  const gen = "0123456789abcdef";
+  const snap = (i: number, at: number, age = false) => parseContinuousObject(`generations/${gen}/snapshots/${i.toString(16).padStart(8, "0")}.snapshot.lz4.${at}${age ? ".age" : ""}`, 100)!;
+  const wal = (i: number, off: number, at: number, age = false) => parseContinuousObject(`generations/${gen}/wal/${i.toString(16).padStart(8, "0")}_${off.toString(16).padStart(8, "0")}.wal.lz4.${at}${age ? ".age" : ""}`, 10)!;
+  const settings = (at: number, age = false) => parseContinuousObject(`settings/${new Date(at).toISOString().replace(/[-:]/g, "")}-${"cd".repeat(32)}.json${age ? ".age" : ""}`, 10)!;
+  const T = 1_796_000_000_000;
+
+  it("takes the newest snapshot at or before the time and the segments up to it, nothing after; sizes a bucket made up are not objects", () => {
+    const objects = [settings(T), snap(0, T), wal(0, 0, T + 10), wal(0, 4096, T + 2000), snap(1, T + 3000), wal(1, 0, T + 3100), wal(1, 4096, T + 5000)];
+    const plan = planOffsiteRestore(objects, new Date(T + 4000), "s3://b/p");
+    expect(plan.files.map((o) => o.name.replace(/^generations\/\w+\//, ""))).toEqual([`snapshots/00000001.snapshot.lz4.${T + 3000}`, `wal/00000001_00000000.wal.lz4.${T + 3100}`]);
+    expect(() => planOffsiteRestore(objects, new Date(T + 6000), "s3://b/p")).toThrow(/outside the window/);
+    expect(parseContinuousObject(`generations/${gen}/wal/00000000_00000000.wal.lz4.${T}`, NaN)).toBeNull();
+    expect(parseContinuousObject(`generations/${gen}/wal/00000000_00000000.wal.lz4.${T}`, -1)).toBeNull();
+    expect(parseContinuousObject(`generations/../wal/00000000_00000000.wal.lz4.${T}`, 1)).toBeNull();
+  });
+
+  it("two copies of one file: the encrypted one after encryption was turned on, an altered repository otherwise", () => {
+    const both = [settings(T), settings(T, true), snap(0, T), snap(0, T, true), wal(0, 0, T + 10, true)];
+    const plan = planOffsiteRestore(both, new Date(T + 10), "s3://b/p");
+    expect([plan.settings, ...plan.files].every((o) => o.encrypted)).toBe(true);
+    expect(() => planOffsiteRestore([settings(T), snap(0, T), snap(0, T + 1)], new Date(T + 5), "s3://b/p")).toThrow(/two copies/);
+  });
+});
+
 describe.skipIf(!binary)("continuous protection offsite", () => {
   it("every change reaches the bucket within seconds, and a fresh server restores from it to a second before a document came", async () => {
     const loc = await s3.location("home");
@@ -216,6 +241,11 @@ describe.skipIf(!binary)("continuous protection offsite", () => {
     await expect(stageOffsitePointInTime(makeInstance().inst, repo, at, { keys: { identities: parseIdentities(other.identity) } })).rejects.toMatchObject({ code: "KEY_MISMATCH" });
     const r = await restoreFresh(repo, at, { identities: parseIdentities(key.identity) });
     expect(documentContents(r.inst)).toEqual(new Map([["letter.txt", sha(a)]]));
+
+    // Someone with write access to the bucket plants plain settings (their own keys) just before that time: refused, not a way round the key.
+    const planted = `settings/${new Date(at.getTime() - 1).toISOString().replace(/[-:]/g, "")}-${"ab".repeat(32)}.json`;
+    await continuousTarget(repo).putSmall(planted, Buffer.from("{}"));
+    await expect(stageOffsitePointInTime(makeInstance().inst, repo, at, { keys: { identities: parseIdentities(key.identity) } })).rejects.toMatchObject({ status: 422, code: "OFFSITE_NAME_MISMATCH" });
   });
 
   it("the bucket unreachable: changes wait locally, health says how far behind, and all of it is there once it answers", async () => {

@@ -250,7 +250,10 @@ export class S3Target implements BackupTarget {
           const name = (o.Key ?? "").slice(this.keyPrefix.length);
           if (!this.nameRe.test(name)) continue;
           if (out.length >= maxNames) throw tooLong(`more than ${maxNames} names`);
-          out.push({ name, size: Math.max(0, Number(o.Size ?? 0)), modifiedAt: (o.LastModified ?? new Date(0)).toISOString() });
+          const size = Number(o.Size ?? 0);
+          // A size no store gives (negative, fractional, NaN) would become a cap that caps nothing: not an object Coffer wrote.
+          if (!Number.isSafeInteger(size) || size < 0) continue;
+          out.push({ name, size, modifiedAt: (o.LastModified ?? new Date(0)).toISOString() });
         }
         token = page.IsTruncated ? page.NextContinuationToken : undefined;
         if (page.IsTruncated && !token) throw tooLong("a page said there is more but gave no continuation token");
@@ -291,7 +294,8 @@ export class S3Target implements BackupTarget {
     if (span === "empty") return Readable.from([]);
     const ranged = span.start !== 0 || span.end !== undefined;
     const range = ranged ? `bytes=${span.start}-${span.end ?? ""}` : undefined;
-    const maxBytes = opts.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    // A cap that is not a byte count (NaN from a bucket's listing) caps at nothing rather than at everything.
+    const maxBytes = opts.maxBytes === undefined ? Number.MAX_SAFE_INTEGER : Number.isSafeInteger(opts.maxBytes) && opts.maxBytes >= 0 ? opts.maxBytes : 0;
     const where = `${this.location}${name}`;
     const tooLarge = () =>
       new AppError(422, "OFFSITE_OVERSIZE", `The object ${where} is larger than the ${maxBytes} bytes its index declares; Coffer stopped reading it. The repository is damaged or was altered.`);
