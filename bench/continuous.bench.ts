@@ -3,8 +3,6 @@ import path from "node:path";
 import { test } from "@playwright/test";
 import { startServer, signInCookie, type Server } from "../e2e/support/server";
 import { startS3 } from "../e2e/support/s3";
-import { currentSettings, saveSettings } from "../lib/settings/store";
-import { encryptSecret } from "../lib/settings/secrets";
 import { openInstance, closeInstance } from "../lib/instance";
 import { localReplicaFiles } from "../lib/continuous/offsite";
 import { readOffsiteState } from "../lib/continuous/offsite-state";
@@ -14,7 +12,7 @@ import { pushOffsite } from "../lib/backup/offsite/push";
 import { closeRepository, openRepository } from "../lib/backup/offsite/repository";
 import { snapshotDatabase } from "../lib/backup/format/db-snapshot";
 import { discardStaged } from "../lib/backup/restore/staging";
-import { idleRss, rssSampler, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
+import { benchSettings, idleRss, rssSampler, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets, percentile } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -61,21 +59,7 @@ test("continuous protection: uploads on and off, lag to the replica and the buck
   try {
     vaultInstance(path.join(WORK, "data"), dataDir);
     quietProofJob(dataDir);
-    const settingsFile = path.join(dataDir, "settings.yaml");
-    const configKey = fs.readFileSync(path.join(dataDir, "keys", "config.key"));
-    const configure = (continuous: boolean) => {
-      const s = currentSettings(settingsFile);
-      saveSettings(settingsFile, {
-        ...s,
-        backup: {
-          ...s.backup,
-          enabled: false,
-          encryption: { mode: "off", recipients: [], passphrase: null },
-          offsite: { enabled: true, endpoint: s3.endpoint, region: "us-east-1", bucket: s3.bucket, prefix: "coffer", path_style: true, access_key_id: "S3RVER", secret_access_key: encryptSecret(configKey, "S3RVER"), checksum_compat: true },
-          continuous: { ...s.backup.continuous, enabled: continuous, offsite: true },
-        },
-      });
-    };
+    const configure = (continuous: boolean) => benchSettings(dataDir, s3, { offsite: true, continuous });
     const LOAD_MS = 30_000;
 
     // Off: the same server and load, continuous protection off.

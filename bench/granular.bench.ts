@@ -5,9 +5,7 @@ import { S3Client, GetObjectCommand } from "@aws-sdk/client-s3";
 import { test, expect } from "@playwright/test";
 import { startServer, setupInstance, signInCookie, type Server } from "../e2e/support/server";
 import { startS3 } from "../e2e/support/s3";
-import { currentSettings, saveSettings } from "../lib/settings/store";
-import { encryptSecret } from "../lib/settings/secrets";
-import { rssSampler, idleRss, measureShell, ensureTools, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
+import { benchSettings, rssSampler, idleRss, measureShell, ensureTools, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -59,19 +57,7 @@ test("granular: one document, a list, and 100 documents from a stored archive an
     const sidecar = path.join(backups, `.${name}.idx`);
     expect(fs.existsSync(sidecar), "the stored archive has its seek index beside it").toBe(true);
     fs.linkSync(sidecar, path.join(dataDir, "backups", `.${name}.idx`));
-    const settingsFile = path.join(dataDir, "settings.yaml");
-    const configKey = fs.readFileSync(path.join(dataDir, "keys", "config.key"));
-    const s = currentSettings(settingsFile);
-    saveSettings(settingsFile, {
-      ...s,
-      backup: {
-        ...s.backup,
-        enabled: false,
-        encryption: { mode: "off", recipients: [], passphrase: null },
-        continuous: { ...s.backup.continuous, enabled: false },
-        offsite: { enabled: false, endpoint: s3.endpoint, region: "us-east-1", bucket: s3.bucket, prefix: "coffer", path_style: true, access_key_id: "S3RVER", secret_access_key: encryptSecret(configKey, "S3RVER"), checksum_compat: true },
-      },
-    });
+    benchSettings(dataDir, s3, { offsite: false, continuous: false });
     quietProofJob(dataDir);
     const server = await startServer({ dataDir });
     servers.push(server);
@@ -123,8 +109,7 @@ test("granular: one document, a list, and 100 documents from a stored archive an
     await fresh.stop();
 
     // Offsite: one snapshot in the bucket, then one document erased for good and brought back from it.
-    const s2 = currentSettings(settingsFile);
-    saveSettings(settingsFile, { ...s2, backup: { ...s2.backup, offsite: { ...s2.backup.offsite, enabled: true } } });
+    benchSettings(dataDir, s3, { offsite: true, continuous: false });
     const run = await json(await fetch(`${server.url}/api/settings/backup/run`, { method: "POST", headers }));
     expect(run.offsite, JSON.stringify(run)).toMatchObject({ ok: true });
     const snapshots = (await json(await fetch(`${server.url}/api/settings/backup/offsite/snapshots`, { headers }))).snapshots as { name: string }[];

@@ -6,8 +6,7 @@ import { test, expect } from "@playwright/test";
 import { startServer, signInCookie, SETUP_CODE, type Server } from "../e2e/support/server";
 import { startS3 } from "../e2e/support/s3";
 import { currentSettings, saveSettings } from "../lib/settings/store";
-import { encryptSecret } from "../lib/settings/secrets";
-import { rssSampler, idleRss, measureShell, ensureTools, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
+import { benchSettings, rssSampler, idleRss, measureShell, ensureTools, vaultInstance, fmtMiB, MiB, table, quietProofJob } from "./support";
 import { Targets } from "./targets";
 
 const WORK = path.resolve(process.env.BENCH_DIR ?? ".bench");
@@ -21,17 +20,8 @@ test("offsite: Coffer to and from an S3 server against aws s3 sync", async () =>
   try {
     const dataDir = path.join(WORK, "offsite-data");
     vaultInstance(path.join(WORK, "data"), dataDir);
-    const s = currentSettings(path.join(dataDir, "settings.yaml"));
-    const configKey = fs.readFileSync(path.join(dataDir, "keys", "config.key"));
-    saveSettings(path.join(dataDir, "settings.yaml"), {
-      ...s,
-      backup: {
-        ...s.backup,
-        enabled: false,
-        encryption: { mode: "off", recipients: [], passphrase: null },
-        offsite: { enabled: true, endpoint: s3.endpoint, region: "us-east-1", bucket: s3.bucket, prefix: "coffer", path_style: true, access_key_id: "S3RVER", secret_access_key: encryptSecret(configKey, "S3RVER"), checksum_compat: true },
-      },
-    });
+    // Continuous protection off: it would follow the bucket too, beside the backup measured here (continuous.bench.ts measures it).
+    benchSettings(dataDir, s3, { offsite: true, continuous: false });
     const inputBytes = Number(execSync(`du -sb --apparent-size ${dataDir}/vault ${dataDir}/coffer.db | awk '{s+=$1} END {print s}'`).toString());
 
     // The peer: what a user would script, aws s3 sync of the data directory (its state files, not a consistent snapshot).

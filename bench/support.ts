@@ -4,6 +4,7 @@ import { spawn, execSync } from "node:child_process";
 import Database from "better-sqlite3";
 import { rssSampler } from "../e2e/support/rss";
 import { currentSettings, saveSettings } from "../lib/settings/store";
+import { encryptSecret } from "../lib/settings/secrets";
 import { setMeta } from "../lib/db/connection";
 import { benchContext, printedTables } from "./targets";
 
@@ -89,4 +90,26 @@ export function quietProofJob(dataDir: string): void {
   } finally {
     db.close();
   }
+}
+
+/**
+ * A bench data dir's settings: no schedule and no encryption, the bucket on
+ * the bench's s3rver (sending to it on or off), and continuous protection on
+ * or off. Datasets come from New setup, which turns continuous protection
+ * on; it also follows the bucket, so a bench that measures one path sets it.
+ */
+export function benchSettings(dataDir: string, s3: { endpoint: string; bucket: string }, opts: { offsite: boolean; continuous: boolean }): void {
+  const file = path.join(dataDir, "settings.yaml");
+  const configKey = fs.readFileSync(path.join(dataDir, "keys", "config.key"));
+  const s = currentSettings(file);
+  saveSettings(file, {
+    ...s,
+    backup: {
+      ...s.backup,
+      enabled: false,
+      encryption: { mode: "off", recipients: [], passphrase: null },
+      offsite: { enabled: opts.offsite, endpoint: s3.endpoint, region: "us-east-1", bucket: s3.bucket, prefix: "coffer", path_style: true, access_key_id: "S3RVER", secret_access_key: encryptSecret(configKey, "S3RVER"), checksum_compat: true },
+      continuous: { ...s.backup.continuous, enabled: opts.continuous, offsite: true },
+    },
+  });
 }

@@ -16,7 +16,7 @@ import { restoreCapBytes, stageInto, type RestorePreview } from "../backup/resto
 import { describeLocation } from "../backup/offsite/location";
 import { transferStopped } from "../backup/offsite/s3";
 import { blobNamer, repositoryIdentity, type OffsiteRepo } from "../backup/offsite/repository";
-import { BLOB_CONCURRENCY, fetchBlob } from "../backup/offsite/transfer";
+import { ageBound, BLOB_CONCURRENCY, fetchBlob } from "../backup/offsite/transfer";
 import { litestreamBinary } from "./litestream";
 import { iso, pointInTimeMeta, rebuildDatabase } from "./pitr";
 import { continuousTarget, objectTimeMs } from "./offsite";
@@ -132,8 +132,8 @@ export interface OffsiteRestorePlan {
  * Litestream's CalcRestoreTarget would over the whole replica): the
  * generation whose span holds `at` and that was updated last; its newest
  * snapshot at or before `at`; the segments from that snapshot's index up to
- * `at`, and the first one after it (so the rebuilt replica's span still
- * holds `at`; Litestream replays nothing later than `at`).
+ * `at`. The -timestamp Litestream gets is the newest of those
+ * (litestreamTimestamp), so the rebuilt replica's span ends at it.
  */
 export function planOffsiteRestore(listed: ContinuousObject[], at: Date, where: string): OffsiteRestorePlan {
   const objects = onePerPlace(listed, where);
@@ -182,9 +182,8 @@ export function planOffsiteRestore(listed: ContinuousObject[], at: Date, where: 
   return { generation: best.generation, files: best.files, settings };
 }
 
-/** The most bytes an age file of `plain` bytes can take (as for blobs). */
+/** The most replica files one point in time is rebuilt from (an hour of WAL between snapshots is at most 3,600 segments a generation). */
 const MAX_PLAN_FILES = 200_000;
-const ageBound = (plain: number) => plain + 64 * 1024 + 16 + 16 * (Math.ceil(plain / (64 * 1024)) + 1);
 const SETTINGS_MAX_BYTES = 1024 * 1024 + 64 * 1024;
 
 function damaged(where: string, name: string, why: string): AppError {

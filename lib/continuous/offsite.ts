@@ -255,12 +255,11 @@ export class OffsiteShipper {
       await eachLimit(blobs, blobs.length > 100 ? BLOB_CONCURRENCY : 2, async (sha) => {
         signal.throwIfAborted();
         const file = blobPath(inst.paths, sha);
-        const size = fs.statSync(file, { throwIfNoEntry: false })?.size;
+        const size = (await fs.promises.stat(file).catch(() => null))?.size;
         // Erased and purged meanwhile (protection was off then): nothing of the window names it.
         if (size === undefined) return;
         const n = await uploadBlob(l.repo, nameOf(sha), file, sha, size, blobTo, signal);
         l.blobs.add(nameOf(sha));
-        this.afterRequest();
         bytes += n;
         sentBlobs++;
         this.count(n);
@@ -284,7 +283,6 @@ export class OffsiteShipper {
           throw err;
         }
         l.objects.add(name);
-        this.afterRequest();
         if (l.span) l.span = widen(l.span, name);
         bytes += n;
         sentFiles++;
@@ -347,9 +345,6 @@ export class OffsiteShipper {
    * a round showed (every 100 requests mid-round: 1.51× off).
    */
   private requests = 0;
-  private afterRequest(): void {
-    this.requests++;
-  }
 
   private collectBetweenRounds(bytes: number): void {
     // A catch-up streamed megabytes through the SDK's buffers: give them back now.
@@ -358,7 +353,9 @@ export class OffsiteShipper {
     collectNow();
   }
 
+  /** One object sent: counted for health's rate, and towards the next full collection. */
   private count(bytes: number): void {
+    this.requests++;
     this.objectsSent++;
     this.bytesSent += bytes;
   }

@@ -113,7 +113,7 @@ function corrupt(repo: OffsiteRepo, objectName: string, why: string, code: Error
 }
 
 /** The most bytes an age file of `plain` bytes can take: header (parseHeader's cap), nonce, a tag per 64 KiB chunk. */
-const ageBound = (plain: number) => plain + 64 * 1024 + 16 + 16 * (Math.ceil(plain / (64 * 1024)) + 1);
+export const ageBound = (plain: number) => plain + 64 * 1024 + 16 + 16 * (Math.ceil(plain / (64 * 1024)) + 1);
 
 /**
  * Download one blob as a new file `relative` under `root` (through the trust boundary's
